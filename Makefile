@@ -1,0 +1,69 @@
+# Two commands set everything up on a fresh machine: `make local` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PY312 := $(firstword $(wildcard /root/.pyenv/versions/3.12*/bin/python3.12) $(shell command -v python3.12 2>/dev/null))
+PYTHON ?= $(if $(PY312),$(PY312),python3)
+VENV := .venv
+SAM_VENV := .venv-sam
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SAM_STAMP := $(SAM_VENV)/.installed
+export SAM_CLI_TELEMETRY := 0
+export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
+
+.PHONY: help venv sam-venv lint typecheck template test unit packaging local bench clean
+
+help:
+	@echo "make local   run the system on http://127.0.0.1:3000 (embedded moto, real handlers)"
+	@echo "make test    lint, type-check, template checks, SAM build, tests"
+	@echo "make bench   benchmarks with a baseline measured in the same run"
+
+$(STAMP): requirements-dev.txt layers/prepaid/requirements.txt
+	@$(PYTHON) -c 'import sys; v=sys.version_info; sys.exit(0 if v >= (3, 11) else "Python >= 3.11 is needed (3.12 preferred: the Lambda runtime)")'
+	@$(PYTHON) -c 'import sys; sys.version_info[:2] == (3, 12) or print("note: building .venv with Python %d.%d; the Lambda runtime is 3.12" % sys.version_info[:2])'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+venv: $(STAMP)
+
+# aws-sam-cli pins its own boto3 and cfn-lint, so it lives in a venv of its own.
+$(SAM_STAMP):
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install -q --upgrade pip
+	$(SAM_VENV)/bin/pip install -q aws-sam-cli==1.170.0
+	touch $@
+
+sam-venv: $(SAM_STAMP)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy layers/prepaid/prepaid functions local tests bench
+
+template: venv sam-venv
+	$(BIN)/cfn-lint template.yaml
+	$(SAM_VENV)/bin/sam validate --lint --template-file template.yaml --region us-east-1
+
+# sam build needs the runtime's Python first on PATH to build python3.12 for arm64.
+packaging: template
+	PATH="$(dir $(PYTHON)):$$PATH" $(SAM_VENV)/bin/sam build --template-file template.yaml --build-dir .aws-sam/build >/dev/null
+
+test: lint typecheck packaging
+	$(BIN)/pytest -q
+
+unit: venv
+	$(BIN)/pytest -q tests/unit
+
+local: venv
+	$(BIN)/python -m prepaid_local $(ARGS)
+
+bench: venv
+	$(BIN)/python bench/run.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .mypy_cache .ruff_cache .hypothesis

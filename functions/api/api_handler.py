@@ -1,0 +1,173 @@
+"""HTTP API: wallets, purchases, cards, settings, quotes and the price book (API Gateway REST, AWS_IAM)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from functools import cache
+from http import HTTPStatus
+from typing import Annotated, Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+import api_errors
+from api_schemas import (
+    CUSTOMER_ID_PATTERN,
+    DecimalText,
+    PriceBookBody,
+    PriceBookOut,
+    PurchaseBody,
+    PurchaseOut,
+    QuoteOut,
+    SettingsBody,
+    WalletOut,
+)
+from api_translation import price_book_from_body, price_book_to_wire, purchase_request, wallet_settings
+from prepaid.adapters.dynamodb import DynamoCatalogStore, DynamoWalletStore
+from prepaid.application.wallets import WalletService
+from prepaid.config import table_settings
+from prepaid.domain.errors import DomainError
+
+MAX_BODY_BYTES = 64 * 1024
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = APIGatewayRestResolver(enable_validation=True)
+
+CustomerId = Annotated[str, Path(pattern=CUSTOMER_ID_PATTERN, description="The SaaS's customer id")]
+CardId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+IdempotencyKey = Annotated[
+    str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")
+]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+@cache
+def wallet_service() -> WalletService:
+    """Built on first use, so importing the handler needs no environment."""
+    client = boto3.client("dynamodb")
+    table = table_settings().table_name
+    return WalletService(DynamoWalletStore(client, table), DynamoCatalogStore(client, table), _now, _new_id)
+
+
+def _json(body: Any, status: HTTPStatus = HTTPStatus.OK, headers: dict[str, str] | None = None) -> Response[Any]:
+    return Response(status_code=status.value, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
+
+
+# -- guards and error mapping ----------------------------------------------------------------------------------------
+
+
+def _guard_body(app: APIGatewayRestResolver, next_middleware: Any) -> Any:
+    """Refuse oversize bodies and bodies that are not JSON before anything parses them."""
+    body = app.current_event.body
+    if body:
+        if len(body.encode()) > MAX_BODY_BYTES:
+            return api_errors.error_response(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "payload_too_large", f"the body exceeds {MAX_BODY_BYTES} bytes"
+            )
+        content_type = (app.current_event.headers or {}).get("content-type") or app.current_event.get_header_value(
+            "Content-Type", default_value="", case_sensitive=False
+        )
+        if not (content_type or "").lower().startswith("application/json"):
+            return api_errors.error_response(
+                HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send the body as application/json"
+            )
+    return next_middleware(app)
+
+
+app.use(middlewares=[_guard_body])
+
+
+@app.exception_handler(RequestValidationError)
+def _invalid_request(error: RequestValidationError) -> Response[Any]:
+    return api_errors.validation_error_response(list(error.errors()))
+
+
+@app.exception_handler(DomainError)
+def _domain_error(error: DomainError) -> Response[Any]:
+    logger.info("request refused", extra={"code": error.code, "details": error.details()})
+    return api_errors.domain_error_response(error)
+
+
+@app.exception_handler(Exception)
+def _unexpected(error: Exception) -> Response[Any]:
+    logger.exception("unexpected error")
+    return api_errors.internal_error_response()
+
+
+@app.not_found
+def _not_found(error: Exception) -> Response[Any]:
+    return api_errors.error_response(HTTPStatus.NOT_FOUND, "route_not_found", "no such route")
+
+
+# -- routes ----------------------------------------------------------------------------------------------------------
+
+
+@app.post("/wallets/<customerId>/purchases", summary="Buy or grant credits", responses={201: {"description": "card"}})
+def purchase(customerId: CustomerId, body: PurchaseBody, idempotency_key: IdempotencyKey = None) -> Response[PurchaseOut]:
+    receipt = wallet_service().purchase(customerId, purchase_request(body), idempotency_key)
+    if not receipt.replayed:
+        metrics.add_metric(name="CreditsPurchased", unit=MetricUnit.Count, value=1)
+    headers = {"Idempotent-Replayed": "true"} if receipt.replayed else None
+    return _json(receipt.body, HTTPStatus.CREATED, headers)
+
+
+@app.get("/wallets/<customerId>", summary="Read a wallet")
+def read_wallet(customerId: CustomerId) -> Response[WalletOut]:
+    return _json(wallet_service().wallet(customerId))
+
+
+@app.post("/wallets/<customerId>/cards/<cardId>/void", summary="Void what remains of a card")
+def void_card(customerId: CustomerId, cardId: CardId) -> Response[PurchaseOut]:
+    return _json(wallet_service().void(customerId, cardId))
+
+
+@app.put("/wallets/<customerId>/settings", summary="Replace a wallet's settings")
+def put_settings(customerId: CustomerId, body: SettingsBody) -> Response[WalletOut]:
+    return _json(wallet_service().configure(customerId, wallet_settings(body)))
+
+
+@app.get("/quotes", summary="Price credits from the price book")
+def quote(credits: Annotated[DecimalText, Query(description="credits to price")]) -> Response[QuoteOut]:
+    return _json(wallet_service().quote_to_wire(credits))
+
+
+@app.get("/price-book", summary="Read the price book")
+def get_price_book() -> Response[PriceBookOut]:
+    return _json(price_book_to_wire(wallet_service().price_book()))
+
+
+@app.put("/price-book", summary="Replace the price book")
+def put_price_book(body: PriceBookBody) -> Response[PriceBookOut]:
+    return _json(price_book_to_wire(wallet_service().replace_price_book(price_book_from_body(body))))
+
+
+@app.get("/openapi.json", include_in_schema=False)
+def openapi() -> Response[Any]:
+    return Response(
+        status_code=200,
+        content_type=content_types.APPLICATION_JSON,
+        body=app.get_openapi_json_schema(title="prepaid-credits", version="0.1.0"),
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,183 @@
+"""Request and response bodies of the HTTP API, as pydantic models (they also make the OpenAPI document)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    WithJsonSchema,
+    field_validator,
+)
+
+DECIMAL_PATTERN = r"^-?\d+(\.\d+)?$"
+
+
+def _decimal_text(value: Any) -> Any:
+    """Amounts travel as strings; an integer is exact too, a JSON float or bool is refused."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError("must be a decimal string such as \"12.5\"")
+    text = str(value).strip()
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise ValueError("must be a decimal string such as \"12.5\"") from None
+    if not number.is_finite():
+        raise ValueError("must be a finite number")
+    return number
+
+
+def _text_only(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("must be a string in ISO 8601 form")
+    return value
+
+
+DecimalText = Annotated[
+    Decimal,
+    BeforeValidator(_decimal_text),
+    WithJsonSchema({"type": "string", "pattern": DECIMAL_PATTERN, "examples": ["1000", "12.5"]}),
+]
+Instant = Annotated[
+    AwareDatetime,
+    BeforeValidator(_text_only),
+    WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2026-12-31T23:59:59Z"]}),
+]
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_text_only),
+    WithJsonSchema({"type": "string", "format": "duration", "examples": ["P30D", "PT12H"]}),
+]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["USD"])]
+CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class MoneyBody(Body):
+    amount: DecimalText
+    currency: Currency
+
+
+class PurchaseBody(Body):
+    credits: DecimalText
+    price: MoneyBody | None = None
+    expires_at: Instant | None = Field(default=None, alias="expiresAt")
+    expires_in: Duration | None = Field(default=None, alias="expiresIn")
+    priority: Annotated[StrictInt, Field(ge=0, le=100)] = 50
+    source: Literal["purchase", "promotion", "auto_recharge", "recurring"] = "purchase"
+    effective_at: Instant | None = Field(default=None, alias="effectiveAt")
+
+    @field_validator("expires_in")
+    @classmethod
+    def _positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("must be a positive duration")
+        return value
+
+
+class AutoRechargeBody(Body):
+    threshold: DecimalText
+    credits: DecimalText
+    price: MoneyBody | None = None
+    max_per_day: Annotated[StrictInt, Field(ge=1, le=100)] = Field(alias="maxPerDay")
+
+
+class RecurringBody(Body):
+    credits: DecimalText
+    price: MoneyBody | None = None
+    day_of_month: Annotated[StrictInt, Field(ge=1, le=31)] = Field(alias="dayOfMonth")
+    expires_in: Duration | None = Field(default=None, alias="expiresIn")
+
+
+class SettingsBody(Body):
+    thresholds: Annotated[list[DecimalText], Field(max_length=20)] = Field(default_factory=list)
+    auto_recharge: AutoRechargeBody | None = Field(default=None, alias="autoRecharge")
+    recurring: RecurringBody | None = None
+    webhook_url: Annotated[str, Field(max_length=2048)] | None = Field(default=None, alias="webhookUrl")
+
+
+class TierBody(Body):
+    up_to: DecimalText | None = Field(alias="upTo")
+    unit_price: DecimalText = Field(alias="unitPrice")
+
+
+class PriceBookBody(Body):
+    currency: Currency
+    mode: Literal["volume", "graduated"] = "volume"
+    tiers: Annotated[list[TierBody], Field(min_length=1, max_length=50)]
+
+
+# -- answers (documentation of the shapes the routes return) ---------------------------------------------------------
+
+
+class MoneyOut(BaseModel):
+    amount: str
+    currency: str
+
+
+class CardOut(BaseModel):
+    cardId: str
+    credits: str
+    remaining: str
+    price: MoneyOut
+    costBasis: str
+    source: str
+    priority: int
+    effectiveAt: datetime
+    expiresAt: datetime | None
+    status: Literal["active", "depleted", "expired", "voided"]
+
+
+class PurchaseOut(BaseModel):
+    card: CardOut
+    balance: str
+
+
+class WalletOut(BaseModel):
+    customerId: str
+    balance: str
+    available: str
+    overage: str
+    cards: list[CardOut]
+    nextExpiry: datetime | None
+    settings: dict[str, Any]
+    totals: dict[str, str]
+    version: int
+    asOf: datetime
+
+
+class QuoteOut(BaseModel):
+    credits: str
+    price: MoneyOut
+    unitPrice: str
+    mode: str
+    tier: dict[str, Any]
+    priceBookVersion: int
+    quotedAt: datetime
+
+
+class PriceBookOut(BaseModel):
+    currency: str
+    mode: str
+    tiers: list[dict[str, str | None]]
+    version: int
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: Any | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail

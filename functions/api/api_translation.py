@@ -1,0 +1,97 @@
+"""From request bodies to domain values and back."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from api_schemas import MoneyBody, PriceBookBody, PurchaseBody, SettingsBody
+from prepaid.domain.card import CardSource
+from prepaid.domain.errors import InvalidRequest
+from prepaid.domain.money import Money
+from prepaid.domain.numbers import exact_credits, to_wire
+from prepaid.domain.price_book import PriceBook, PricingMode, Tier
+from prepaid.application.wallets import PurchaseRequest
+from prepaid.domain.settings import AutoRecharge, RecurringGrant, WalletSettings
+
+
+def money(body: MoneyBody | None) -> Money | None:
+    return Money.of(body.amount, body.currency) if body is not None else None
+
+
+def purchase_request(body: PurchaseBody) -> PurchaseRequest:
+    return PurchaseRequest(
+        credits=exact_credits(body.credits),
+        price=money(body.price),
+        expires_at=body.expires_at,
+        expires_in=body.expires_in,
+        priority=body.priority,
+        source=CardSource(body.source),
+        effective_at=body.effective_at,
+    )
+
+
+def wallet_settings(body: SettingsBody) -> WalletSettings:
+    thresholds = tuple(exact_credits(t, "thresholds", allow_zero=True) for t in body.thresholds)
+    if len(set(thresholds)) != len(thresholds):
+        raise InvalidRequest(field="thresholds", reason="duplicate")
+    auto, recurring = body.auto_recharge, body.recurring
+    url = body.webhook_url
+    if url is not None and not _acceptable_webhook(url):
+        raise InvalidRequest(field="webhookUrl", reason="must_be_https")
+    return WalletSettings(
+        thresholds=tuple(sorted(thresholds)),
+        auto_recharge=None
+        if auto is None
+        else AutoRecharge(
+            threshold=exact_credits(auto.threshold, "autoRecharge.threshold", allow_zero=True),
+            credits=exact_credits(auto.credits, "autoRecharge.credits"),
+            max_per_day=auto.max_per_day,
+            price=money(auto.price),
+        ),
+        recurring=None
+        if recurring is None
+        else RecurringGrant(
+            credits=exact_credits(recurring.credits, "recurring.credits"),
+            day_of_month=recurring.day_of_month,
+            price=money(recurring.price),
+            expires_in=recurring.expires_in,
+        ),
+        webhook_url=url,
+    )
+
+
+def _acceptable_webhook(url: str) -> bool:
+    """HTTPS, or plain HTTP to this machine for local receivers."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return True
+    return parts.scheme == "http" and parts.hostname in {"127.0.0.1", "localhost", "::1"}
+
+
+def price_book_from_body(body: PriceBookBody) -> PriceBook:
+    tiers = tuple(
+        Tier(exact_credits(t.up_to, f"tiers[{i}].upTo") if t.up_to is not None else None, _price(t.unit_price, i))
+        for i, t in enumerate(body.tiers)
+    )
+    return PriceBook(currency=body.currency, mode=PricingMode(body.mode), tiers=tiers)
+
+
+def _price(value: Decimal, index: int) -> Decimal:
+    if value < 0:
+        raise InvalidRequest(field=f"tiers[{index}].unitPrice", reason="negative")
+    return value
+
+
+def price_book_to_wire(book: PriceBook) -> dict[str, Any]:
+    return {
+        "currency": book.currency,
+        "mode": book.mode.value,
+        "tiers": [
+            {"upTo": to_wire(t.up_to) if t.up_to is not None else None, "unitPrice": to_wire(t.unit_price)}
+            for t in book.tiers
+        ],
+        "version": book.version,
+    }

@@ -1,0 +1,160 @@
+"""DynamoDB storage: every wallet change is one `TransactWriteItems`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from prepaid.adapters import items
+from prepaid.application.ports import IdempotencyRace, IdempotencyRecord, VersionConflict, WalletChange
+from prepaid.domain.price_book import PriceBook
+from prepaid.domain.rate_card import RateCard
+from prepaid.domain.wallet import Wallet
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb import DynamoDBClient
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def to_attributes(item: items.Item) -> dict[str, Any]:
+    """A plain item as DynamoDB attribute values, leaving out `None` so optional fields take no space."""
+    return {k: _serializer.serialize(_drop_none(v)) for k, v in item.items() if v is not None}
+
+
+def from_attributes(attributes: dict[str, Any]) -> items.Item:
+    return {k: _deserializer.deserialize(v) for k, v in attributes.items()}
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_none(v) for v in value]
+    return value
+
+
+class StorageError(Exception):
+    """DynamoDB refused a write for a reason that is not a lost race."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__(f"transaction cancelled: {reasons}")
+        self.reasons = reasons
+
+
+class DynamoWalletStore:
+    """Wallets, ledger, outbox and idempotency records in one table.
+
+    `version_condition=False` exists only so a test can show that the concurrency test catches lost updates.
+    """
+
+    def __init__(self, client: DynamoDBClient, table_name: str, *, version_condition: bool = True) -> None:
+        self._client = client
+        self._table = table_name
+        self._version_condition = version_condition
+
+    def _get(self, pk: str, sk: str) -> items.Item | None:
+        response = self._client.get_item(
+            TableName=self._table, Key={"PK": {"S": pk}, "SK": {"S": sk}}, ConsistentRead=True
+        )
+        found = response.get("Item")
+        return from_attributes(found) if found else None  # type: ignore[arg-type]
+
+    def load(self, customer_id: str) -> Wallet | None:
+        item = self._get(items.wallet_pk(customer_id), items.WALLET_SK)
+        return items.wallet_from_item(item) if item else None
+
+    def idempotency_record(self, customer_id: str, scope: str, key: str) -> IdempotencyRecord | None:
+        item = self._get(items.idempotency_pk(customer_id, scope, key), items.IDEMPOTENCY_SK)
+        return items.idempotency_from_item(scope, key, item) if item else None
+
+    def commit(self, change: WalletChange) -> None:
+        wallet = change.wallet
+        customer_id = wallet.customer_id
+        put_wallet: dict[str, Any] = {"TableName": self._table, "Item": to_attributes(items.wallet_item(wallet))}
+        if change.expected_version == 0:
+            put_wallet["ConditionExpression"] = "attribute_not_exists(PK)"
+        elif self._version_condition:
+            put_wallet["ConditionExpression"] = "version = :expected"
+            put_wallet["ExpressionAttributeValues"] = {":expected": {"N": str(change.expected_version)}}
+        transaction: list[dict[str, Any]] = [{"Put": put_wallet}]
+        for index, entry in enumerate(change.ledger):
+            item = items.ledger_item(customer_id, wallet.version, change.commit_id, index, entry)
+            transaction.append({"Put": self._new_item(item)})
+        for event in change.events:
+            transaction.append({"Put": self._new_item(items.outbox_item(customer_id, event))})
+        idempotency_index = None
+        if change.idempotency is not None:
+            idempotency_index = len(transaction)
+            now = change.events[0].occurred_at if change.events else wallet.created_at
+            item = items.idempotency_item(customer_id, change.idempotency, now)
+            transaction.append({"Put": self._new_item(item)})
+        self._transact(transaction, idempotency_index)
+
+    def _new_item(self, item: items.Item) -> dict[str, Any]:
+        # Immutable records: a write never replaces one.
+        return {"TableName": self._table, "Item": to_attributes(item), "ConditionExpression": "attribute_not_exists(PK)"}
+
+    def _transact(self, transaction: list[dict[str, Any]], idempotency_index: int | None = None) -> None:
+        try:
+            self._client.transact_write_items(TransactItems=transaction)  # type: ignore[arg-type]
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            reasons = [r.get("Code", "None") for r in error.response.get("CancellationReasons", [])]  # type: ignore[typeddict-item]
+            if idempotency_index is not None and reasons[idempotency_index:idempotency_index + 1] == [
+                "ConditionalCheckFailed"
+            ]:
+                raise IdempotencyRace() from error
+            if reasons[:1] == ["ConditionalCheckFailed"] or "TransactionConflict" in reasons:
+                raise VersionConflict() from error
+            raise StorageError(reasons) from error
+
+
+class DynamoCatalogStore:
+    """Price book and rate card, each one versioned item."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def _get(self, sk: str) -> items.Item | None:
+        response = self._client.get_item(
+            TableName=self._table, Key={"PK": {"S": items.CATALOG_PK}, "SK": {"S": sk}}, ConsistentRead=True
+        )
+        found = response.get("Item")
+        return from_attributes(found) if found else None  # type: ignore[arg-type]
+
+    def _put_versioned(self, item: items.Item) -> None:
+        version = int(item["version"])
+        condition: dict[str, Any] = (
+            {"ConditionExpression": "attribute_not_exists(PK)"}
+            if version == 1
+            else {
+                "ConditionExpression": "version = :previous",
+                "ExpressionAttributeValues": {":previous": {"N": str(version - 1)}},
+            }
+        )
+        try:
+            self._client.put_item(TableName=self._table, Item=to_attributes(item), **condition)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise VersionConflict() from error
+            raise
+
+    def price_book(self) -> PriceBook | None:
+        item = self._get(items.PRICE_BOOK_SK)
+        return items.price_book_from_item(item) if item else None
+
+    def save_price_book(self, book: PriceBook) -> None:
+        self._put_versioned(items.price_book_item(book))
+
+    def rate_card(self) -> RateCard | None:
+        item = self._get(items.RATE_CARD_SK)
+        return items.rate_card_from_item(item) if item else None
+
+    def save_rate_card(self, card: RateCard) -> None:
+        self._put_versioned(items.rate_card_item(card))

@@ -1,0 +1,313 @@
+"""The single-table item shapes, and their conversion to and from domain values.
+
+Keys (see README, "Data model"):
+  wallet       PK=W#<customerId>                       SK=WALLET
+  ledger       PK=W#<customerId>                       SK=L#<version:012>#<commitId>#<n:03>
+  idempotency  PK=I#<customerId>#<scope>#<key>         SK=IDEMPOTENCY
+  outbox       PK=O#<eventId>                          SK=OUTBOX
+  catalog      PK=CATALOG                              SK=PRICE_BOOK | RATE_CARD
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from prepaid.application.ports import IdempotencyRecord, OutboxEvent
+from prepaid.domain.card import Card, CardSource, CardStatus
+from prepaid.domain.ledger import Draw, EntryType, LedgerEntry
+from prepaid.domain.money import Money
+from prepaid.domain.price_book import PriceBook, PricingMode, Tier
+from prepaid.domain.rate_card import RateCard
+from prepaid.domain.settings import AutoRecharge, RecurringGrant, WalletSettings
+from prepaid.domain.wallet import Wallet
+from prepaid.domain.wire import instant
+
+WALLET_SK = "WALLET"
+OUTBOX_SK = "OUTBOX"
+IDEMPOTENCY_SK = "IDEMPOTENCY"
+CATALOG_PK = "CATALOG"
+PRICE_BOOK_SK = "PRICE_BOOK"
+RATE_CARD_SK = "RATE_CARD"
+OUTBOX_RETENTION = timedelta(days=7)
+IDEMPOTENCY_RETENTION = timedelta(days=30)
+
+Item = dict[str, Any]
+
+
+def wallet_pk(customer_id: str) -> str:
+    return f"W#{customer_id}"
+
+
+def ledger_sk(version: int, commit_id: str, index: int) -> str:
+    return f"L#{version:012d}#{commit_id}#{index:03d}"
+
+
+def idempotency_pk(customer_id: str, scope: str, key: str) -> str:
+    return f"I#{customer_id}#{scope}#{key}"
+
+
+def outbox_pk(event_id: str) -> str:
+    return f"O#{event_id}"
+
+
+def _at(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def _optional_at(value: str | None) -> datetime | None:
+    return _at(value) if value is not None else None
+
+
+def _money(value: Item) -> Money:
+    return Money(Decimal(value["amount"]), value["currency"])
+
+
+def _money_item(value: Money) -> Item:
+    return {"amount": value.amount, "currency": value.currency}
+
+
+def _epoch(at: datetime) -> int:
+    return int(at.timestamp())
+
+
+# -- wallet --------------------------------------------------------------------------------------------------------
+
+
+def card_item(card: Card) -> Item:
+    return {
+        "cardId": card.card_id,
+        "credits": card.credits,
+        "remaining": card.remaining,
+        "price": _money_item(card.price),
+        "costBasis": card.cost_basis,
+        "source": card.source.value,
+        "priority": card.priority,
+        "effectiveAt": instant(card.effective_at),
+        "expiresAt": instant(card.expires_at) if card.expires_at else None,
+        "status": card.status.value,
+        "createdAt": instant(card.created_at),
+        "drawn": card.drawn,
+        "expired": card.expired,
+        "voided": card.voided,
+    }
+
+
+def card_from_item(item: Item) -> Card:
+    return Card(
+        card_id=item["cardId"],
+        credits=item["credits"],
+        remaining=item["remaining"],
+        price=_money(item["price"]),
+        cost_basis=item["costBasis"],
+        source=CardSource(item["source"]),
+        priority=int(item["priority"]),
+        effective_at=_at(item["effectiveAt"]),
+        expires_at=_optional_at(item.get("expiresAt")),
+        status=CardStatus(item["status"]),
+        created_at=_at(item["createdAt"]),
+        drawn=item["drawn"],
+        expired=item["expired"],
+        voided=item["voided"],
+    )
+
+
+def settings_item(settings: WalletSettings) -> Item:
+    auto, recurring = settings.auto_recharge, settings.recurring
+    return {
+        "thresholds": list(settings.thresholds),
+        "autoRecharge": None
+        if auto is None
+        else {
+            "threshold": auto.threshold,
+            "credits": auto.credits,
+            "maxPerDay": auto.max_per_day,
+            "price": _money_item(auto.price) if auto.price else None,
+        },
+        "recurring": None
+        if recurring is None
+        else {
+            "credits": recurring.credits,
+            "dayOfMonth": recurring.day_of_month,
+            "price": _money_item(recurring.price) if recurring.price else None,
+            "expiresInSeconds": int(recurring.expires_in.total_seconds()) if recurring.expires_in else None,
+        },
+        "webhookUrl": settings.webhook_url,
+    }
+
+
+def settings_from_item(item: Item) -> WalletSettings:
+    auto, recurring = item.get("autoRecharge"), item.get("recurring")
+    return WalletSettings(
+        thresholds=tuple(item.get("thresholds", ())),
+        auto_recharge=None
+        if auto is None
+        else AutoRecharge(
+            threshold=auto["threshold"],
+            credits=auto["credits"],
+            max_per_day=int(auto["maxPerDay"]),
+            price=_money(auto["price"]) if auto.get("price") else None,
+        ),
+        recurring=None
+        if recurring is None
+        else RecurringGrant(
+            credits=recurring["credits"],
+            day_of_month=int(recurring["dayOfMonth"]),
+            price=_money(recurring["price"]) if recurring.get("price") else None,
+            expires_in=timedelta(seconds=int(recurring["expiresInSeconds"]))
+            if recurring.get("expiresInSeconds") is not None
+            else None,
+        ),
+        webhook_url=item.get("webhookUrl"),
+    )
+
+
+def wallet_item(wallet: Wallet) -> Item:
+    return {
+        "PK": wallet_pk(wallet.customer_id),
+        "SK": WALLET_SK,
+        "itemType": "wallet",
+        "customerId": wallet.customer_id,
+        "version": wallet.version,
+        "createdAt": instant(wallet.created_at),
+        "overage": wallet.overage,
+        "rated": wallet.rated,
+        "settings": settings_item(wallet.settings),
+        "cards": {card_id: card_item(card) for card_id, card in wallet.cards.items()},
+    }
+
+
+def wallet_from_item(item: Item) -> Wallet:
+    return Wallet(
+        customer_id=item["customerId"],
+        created_at=_at(item["createdAt"]),
+        version=int(item["version"]),
+        cards={card_id: card_from_item(card) for card_id, card in item["cards"].items()},
+        overage=item["overage"],
+        rated=item["rated"],
+        settings=settings_from_item(item["settings"]),
+    )
+
+
+# -- ledger, outbox, idempotency -----------------------------------------------------------------------------------
+
+
+def ledger_item(customer_id: str, version: int, commit_id: str, index: int, entry: LedgerEntry) -> Item:
+    sk = ledger_sk(version, commit_id, index)
+    return {
+        "PK": wallet_pk(customer_id),
+        "SK": sk,
+        "itemType": "ledger",
+        "entryId": sk.removeprefix("L#"),
+        "type": entry.type.value,
+        "credits": entry.credits,
+        "at": instant(entry.at),
+        "balanceAfter": entry.balance_after,
+        "cardId": entry.card_id,
+        "draws": [{"cardId": d.card_id, "credits": d.credits} for d in entry.draws],
+        "overage": entry.overage,
+        "value": _money_item(entry.value) if entry.value else None,
+        "eventId": entry.event_id,
+        "meter": entry.meter,
+        "quantity": entry.quantity,
+    }
+
+
+def ledger_from_item(item: Item) -> LedgerEntry:
+    return LedgerEntry(
+        type=EntryType(item["type"]),
+        credits=item["credits"],
+        at=_at(item["at"]),
+        balance_after=item["balanceAfter"],
+        card_id=item.get("cardId"),
+        draws=tuple(Draw(d["cardId"], d["credits"]) for d in item.get("draws", ())),
+        overage=item["overage"],
+        value=_money(item["value"]) if item.get("value") else None,
+        event_id=item.get("eventId"),
+        meter=item.get("meter"),
+        quantity=item.get("quantity"),
+    )
+
+
+def outbox_item(customer_id: str, event: OutboxEvent) -> Item:
+    return {
+        "PK": outbox_pk(event.event_id),
+        "SK": OUTBOX_SK,
+        "itemType": "outbox",
+        "eventId": event.event_id,
+        "customerId": customer_id,
+        "detailType": event.detail_type,
+        "detail": json.dumps(event.detail, separators=(",", ":")),
+        "occurredAt": instant(event.occurred_at),
+        "ttl": _epoch(event.occurred_at + OUTBOX_RETENTION),
+    }
+
+
+def outbox_from_item(item: Item) -> OutboxEvent:
+    return OutboxEvent(
+        event_id=item["eventId"],
+        detail_type=item["detailType"],
+        detail=json.loads(item["detail"]),
+        occurred_at=_at(item["occurredAt"]),
+    )
+
+
+def idempotency_item(customer_id: str, record: IdempotencyRecord, now: datetime) -> Item:
+    return {
+        "PK": idempotency_pk(customer_id, record.scope, record.key),
+        "SK": IDEMPOTENCY_SK,
+        "itemType": "idempotency",
+        "requestHash": record.request_hash,
+        "response": json.dumps(record.response, separators=(",", ":")),
+        "createdAt": instant(now),
+        "ttl": _epoch(now + IDEMPOTENCY_RETENTION),
+    }
+
+
+def idempotency_from_item(scope: str, key: str, item: Item) -> IdempotencyRecord:
+    return IdempotencyRecord(scope, key, item["requestHash"], json.loads(item["response"]))
+
+
+# -- catalog -------------------------------------------------------------------------------------------------------
+
+
+def price_book_item(book: PriceBook) -> Item:
+    return {
+        "PK": CATALOG_PK,
+        "SK": PRICE_BOOK_SK,
+        "itemType": "price_book",
+        "version": book.version,
+        "currency": book.currency,
+        "mode": book.mode.value,
+        "tiers": [{"upTo": t.up_to, "unitPrice": t.unit_price} for t in book.tiers],
+    }
+
+
+def price_book_from_item(item: Item) -> PriceBook:
+    return PriceBook(
+        currency=item["currency"],
+        mode=PricingMode(item["mode"]),
+        tiers=tuple(Tier(t.get("upTo"), t["unitPrice"]) for t in item["tiers"]),
+        version=int(item["version"]),
+    )
+
+
+def rate_card_item(card: RateCard) -> Item:
+    return {
+        "PK": CATALOG_PK,
+        "SK": RATE_CARD_SK,
+        "itemType": "rate_card",
+        "version": card.version,
+        "meters": dict(card.meters),
+        "overrides": {customer: dict(meters) for customer, meters in card.overrides.items()},
+    }
+
+
+def rate_card_from_item(item: Item) -> RateCard:
+    return RateCard(
+        meters=dict(item["meters"]),
+        overrides={customer: dict(meters) for customer, meters in item["overrides"].items()},
+        version=int(item["version"]),
+    )

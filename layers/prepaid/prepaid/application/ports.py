@@ -1,0 +1,78 @@
+"""What the use cases need from storage; adapters implement these with boto3, tests with fakes or moto."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from prepaid.domain.ledger import LedgerEntry
+from prepaid.domain.price_book import PriceBook
+from prepaid.domain.rate_card import RateCard
+from prepaid.domain.wallet import Wallet
+
+Clock = Callable[[], datetime]
+IdFactory = Callable[[], str]
+
+
+class VersionConflict(Exception):
+    """The wallet changed since it was read; the use case reloads and decides again."""
+
+
+class IdempotencyRace(Exception):
+    """Another request with the same idempotency key committed first."""
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    """A domain event with the stable id consumers dedupe on."""
+
+    event_id: str
+    detail_type: str
+    detail: dict[str, Any]
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    """The first answer to a request made with an idempotency key."""
+
+    scope: str
+    key: str
+    request_hash: str
+    response: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WalletChange:
+    """Everything one change writes, in one transaction: wallet, ledger, outbox and idempotency record."""
+
+    wallet: Wallet  # the new state; its version is `expected_version + 1`
+    expected_version: int  # 0 when the wallet is new
+    commit_id: str
+    ledger: tuple[LedgerEntry, ...]
+    events: tuple[OutboxEvent, ...]
+    idempotency: IdempotencyRecord | None = None
+
+
+class WalletStore(Protocol):
+    def load(self, customer_id: str) -> Wallet | None: ...
+
+    def commit(self, change: WalletChange) -> None:
+        """Write the change atomically; raise `VersionConflict` or `IdempotencyRace` when it lost a race."""
+        ...
+
+    def idempotency_record(self, customer_id: str, scope: str, key: str) -> IdempotencyRecord | None: ...
+
+
+class CatalogStore(Protocol):
+    def price_book(self) -> PriceBook | None: ...
+
+    def save_price_book(self, book: PriceBook) -> None:
+        """Store `book` if the stored one still has `book.version - 1`, else raise `VersionConflict`."""
+        ...
+
+    def rate_card(self) -> RateCard | None: ...
+
+    def save_rate_card(self, card: RateCard) -> None: ...

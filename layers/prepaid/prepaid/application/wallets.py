@@ -1,0 +1,255 @@
+"""Wallet use cases: purchase, void, configure, read, quote, price book."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from prepaid.application.ports import (
+    CatalogStore,
+    Clock,
+    IdempotencyRace,
+    IdempotencyRecord,
+    IdFactory,
+    OutboxEvent,
+    WalletChange,
+    WalletStore,
+)
+from prepaid.application.retry import RetryPolicy
+from prepaid.domain.card import DEFAULT_PRIORITY, Card, CardSource
+from prepaid.domain.errors import (
+    IdempotencyKeyReused,
+    InvalidRequest,
+    PriceBookMissing,
+    WalletNotFound,
+)
+from prepaid.domain.money import Money
+from prepaid.domain.numbers import exact_credits, to_wire
+from prepaid.domain.price_book import PriceBook, Quote
+from prepaid.domain.settings import WalletSettings
+from prepaid.domain.wallet import Outcome, Wallet
+from prepaid.domain.wire import card_to_wire, duration, instant, optional_instant, wallet_to_wire
+
+CUSTOMER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+PURCHASE_SCOPE = "purchase"
+
+
+def check_customer_id(customer_id: str) -> str:
+    if not CUSTOMER_ID.fullmatch(customer_id):
+        raise InvalidRequest(field="customerId", reason="malformed")
+    return customer_id
+
+
+@dataclass(frozen=True)
+class PurchaseRequest:
+    credits: Decimal
+    price: Money | None = None
+    expires_at: datetime | None = None
+    expires_in: timedelta | None = None
+    priority: int = DEFAULT_PRIORITY
+    source: CardSource = CardSource.PURCHASE
+    effective_at: datetime | None = None
+
+    def fingerprint(self) -> str:
+        """Hash of the request's meaning, so that key order or number spelling in the body do not matter."""
+        canonical = {
+            "credits": to_wire(self.credits),
+            "price": self.price.to_wire() if self.price else None,
+            "expiresAt": optional_instant(self.expires_at),
+            "expiresIn": duration(self.expires_in) if self.expires_in else None,
+            "priority": self.priority,
+            "source": self.source.value,
+            "effectiveAt": optional_instant(self.effective_at),
+        }
+        return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """An answer that may be the replay of the first answer to the same idempotency key."""
+
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+class WalletService:
+    """The wallet use cases. Every change is decided on a fresh read and committed in one transaction."""
+
+    def __init__(
+        self,
+        store: WalletStore,
+        catalog: CatalogStore,
+        clock: Clock,
+        new_id: IdFactory,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._store = store
+        self._catalog = catalog
+        self._clock = clock
+        self._new_id = new_id
+        self._retry = retry or RetryPolicy()
+
+    # -- purchases ---------------------------------------------------------------------------------------------
+
+    def purchase(self, customer_id: str, request: PurchaseRequest, idempotency_key: str | None = None) -> Receipt:
+        """Add a card to the wallet (creating it on first use), priced from the price book unless priced."""
+        check_customer_id(customer_id)
+        exact_credits(request.credits)
+        if not 0 <= request.priority <= 100:
+            raise InvalidRequest(field="priority", reason="out_of_range")
+        if request.expires_at is not None and request.expires_in is not None:
+            raise InvalidRequest(field="expiresIn", reason="exclusive_with_expiresAt")
+        fingerprint = request.fingerprint()
+        if idempotency_key is not None:
+            replay = self._replay(customer_id, idempotency_key, fingerprint)
+            if replay is not None:
+                return replay
+        price = request.price if request.price is not None else self.quote(request.credits).price
+        card_id = self._new_id()
+
+        def attempt() -> dict[str, Any]:
+            now = self._clock()
+            effective_at = request.effective_at or now
+            expires_at = request.expires_at
+            if request.expires_in is not None:
+                expires_at = effective_at + request.expires_in
+            if expires_at is not None and expires_at <= now:
+                raise InvalidRequest(field="expiresAt", reason="in_the_past")
+            if expires_at is not None and expires_at <= effective_at:
+                raise InvalidRequest(field="expiresAt", reason="not_after_effectiveAt")
+            wallet = self._store.load(customer_id) or Wallet(customer_id=customer_id, created_at=now)
+            card = Card.issue(
+                card_id=card_id,
+                credits=request.credits,
+                price=price,
+                source=request.source,
+                priority=request.priority,
+                effective_at=effective_at,
+                expires_at=expires_at,
+                created_at=now,
+            )
+            outcome = wallet.add_card(card, now)
+            body = {
+                "card": card_to_wire(outcome.wallet.cards[card_id], now),
+                "balance": to_wire(outcome.wallet.balance(now)),
+            }
+            record = None
+            if idempotency_key is not None:
+                record = IdempotencyRecord(PURCHASE_SCOPE, idempotency_key, fingerprint, body)
+            self._commit(wallet, outcome, now, record)
+            return body
+
+        try:
+            return Receipt(self._retry.run(customer_id, attempt))
+        except IdempotencyRace:
+            assert idempotency_key is not None
+            replay = self._replay(customer_id, idempotency_key, fingerprint)
+            assert replay is not None, "an idempotency race leaves the winner's record behind"
+            return replay
+
+    def _replay(self, customer_id: str, key: str, fingerprint: str) -> Receipt | None:
+        record = self._store.idempotency_record(customer_id, PURCHASE_SCOPE, key)
+        if record is None:
+            return None
+        if record.request_hash != fingerprint:
+            raise IdempotencyKeyReused(key=key)
+        return Receipt(record.response, replayed=True)
+
+    # -- other changes -----------------------------------------------------------------------------------------
+
+    def void(self, customer_id: str, card_id: str) -> dict[str, Any]:
+        """Void what remains of a card; voiding it again answers the same and changes nothing."""
+
+        def attempt() -> dict[str, Any]:
+            now = self._clock()
+            wallet = self._existing(customer_id)
+            outcome = wallet.void_card(card_id, now)
+            if outcome.changed:
+                self._commit(wallet, outcome, now)
+            return {
+                "card": card_to_wire(outcome.wallet.cards[card_id], now),
+                "balance": to_wire(outcome.wallet.balance(now)),
+            }
+
+        return self._retry.run(customer_id, attempt)
+
+    def configure(self, customer_id: str, settings: WalletSettings) -> dict[str, Any]:
+        """Replace the wallet's settings, creating the wallet if needed."""
+        check_customer_id(customer_id)
+
+        def attempt() -> dict[str, Any]:
+            now = self._clock()
+            wallet = self._store.load(customer_id) or Wallet(customer_id=customer_id, created_at=now)
+            return wallet_to_wire(self._commit(wallet, wallet.configure(settings), now), now)
+
+        return self._retry.run(customer_id, attempt)
+
+    def _commit(
+        self, before: Wallet, outcome: Outcome, now: datetime, record: IdempotencyRecord | None = None
+    ) -> Wallet:
+        """Commit `outcome` over `before`; events get ids stable for consumers to dedupe on."""
+        commit_id = self._new_id()
+        version = before.version + 1
+        events = tuple(
+            OutboxEvent(f"{commit_id}-{i}", e.detail_type, {**e.detail, "eventId": f"{commit_id}-{i}"}, now)
+            for i, e in enumerate(outcome.events)
+        )
+        wallet = dataclasses.replace(outcome.wallet, version=version)
+        self._store.commit(WalletChange(wallet, before.version, commit_id, outcome.ledger, events, record))
+        return wallet
+
+    # -- reads -------------------------------------------------------------------------------------------------
+
+    def _existing(self, customer_id: str) -> Wallet:
+        wallet = self._store.load(check_customer_id(customer_id))
+        if wallet is None:
+            raise WalletNotFound(customer_id=customer_id)
+        return wallet
+
+    def wallet(self, customer_id: str) -> dict[str, Any]:
+        """The wallet as it is now: balance, overage, live cards, next expiry, settings."""
+        return wallet_to_wire(self._existing(customer_id), self._clock())
+
+    def quote(self, credits: Decimal) -> Quote:
+        """Price `credits` from the price book."""
+        return self.price_book().quote(exact_credits(credits))
+
+    def quote_to_wire(self, credits: Decimal) -> dict[str, Any]:
+        book = self.price_book()
+        quote = book.quote(exact_credits(credits))
+        return {
+            "credits": to_wire(quote.credits),
+            "price": quote.price.to_wire(),
+            "unitPrice": to_wire(quote.unit_price),
+            "mode": book.mode.value,
+            "tier": {"index": quote.tier_index, "upTo": _optional(book.tiers[quote.tier_index].up_to)},
+            "priceBookVersion": book.version,
+            "quotedAt": instant(self._clock()),
+        }
+
+    def price_book(self) -> PriceBook:
+        book = self._catalog.price_book()
+        if book is None:
+            raise PriceBookMissing()
+        return book
+
+    def replace_price_book(self, book: PriceBook) -> PriceBook:
+        """Store a new price book; concurrent replacements each land, in some order, none lost half-way."""
+
+        def attempt() -> PriceBook:
+            current = self._catalog.price_book()
+            stored = PriceBook(book.currency, book.mode, book.tiers, version=(current.version if current else 0) + 1)
+            self._catalog.save_price_book(stored)
+            return stored
+
+        return self._retry.run("price-book", attempt)
+
+
+def _optional(value: Decimal | None) -> str | None:
+    return to_wire(value) if value is not None else None

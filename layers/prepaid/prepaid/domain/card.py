@@ -1,0 +1,134 @@
+"""Cards (credit blocks): credits bought or granted at once."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from enum import StrEnum
+
+from prepaid.domain.money import Money
+from prepaid.domain.numbers import COST_BASIS_QUANTUM, DECIMAL_CONTEXT, ZERO
+
+
+class CardSource(StrEnum):
+    PURCHASE = "purchase"
+    PROMOTION = "promotion"
+    AUTO_RECHARGE = "auto_recharge"
+    RECURRING = "recurring"
+
+
+class CardStatus(StrEnum):
+    ACTIVE = "active"
+    DEPLETED = "depleted"
+    EXPIRED = "expired"
+    VOIDED = "voided"
+
+
+DEFAULT_PRIORITY = 50
+
+
+def cost_basis(price: Money, credits: Decimal) -> Decimal:
+    """Price per credit, kept to 12 fractional digits."""
+    return DECIMAL_CONTEXT.divide(price.amount, credits).quantize(
+        COST_BASIS_QUANTUM, rounding=ROUND_HALF_EVEN, context=DECIMAL_CONTEXT
+    )
+
+
+@dataclass(frozen=True)
+class Card:
+    """A credit block. `credits = remaining + drawn + expired + voided` always holds."""
+
+    card_id: str
+    credits: Decimal
+    remaining: Decimal
+    price: Money
+    cost_basis: Decimal
+    source: CardSource
+    priority: int
+    effective_at: datetime
+    expires_at: datetime | None
+    status: CardStatus
+    created_at: datetime
+    drawn: Decimal = ZERO
+    expired: Decimal = ZERO
+    voided: Decimal = ZERO
+
+    @classmethod
+    def issue(
+        cls,
+        *,
+        card_id: str,
+        credits: Decimal,
+        price: Money,
+        source: CardSource,
+        priority: int,
+        effective_at: datetime,
+        expires_at: datetime | None,
+        created_at: datetime,
+    ) -> Card:
+        return cls(
+            card_id=card_id,
+            credits=credits,
+            remaining=credits,
+            price=price,
+            cost_basis=cost_basis(price, credits),
+            source=source,
+            priority=priority,
+            effective_at=effective_at,
+            expires_at=expires_at,
+            status=CardStatus.ACTIVE,
+            created_at=created_at,
+        )
+
+    def is_expired_at(self, at: datetime) -> bool:
+        """A card expires exactly at `expires_at`: usable strictly before it."""
+        return self.status is CardStatus.EXPIRED or (self.expires_at is not None and at >= self.expires_at)
+
+    def counts_at(self, at: datetime) -> bool:
+        """Whether the card's remaining credits are in the balance at `at` (active and not expired)."""
+        return self.status is CardStatus.ACTIVE and not self.is_expired_at(at)
+
+    def usable_at(self, at: datetime) -> bool:
+        """Whether usage at `at` may draw from the card."""
+        return self.counts_at(at) and self.effective_at <= at and self.remaining > 0
+
+    def exact_value(self, credits: Decimal) -> Decimal:
+        """Money value of `credits` of this card at its price, unrounded."""
+        return DECIMAL_CONTEXT.divide(DECIMAL_CONTEXT.multiply(self.price.amount, credits), self.credits)
+
+    def value_of(self, credits: Decimal) -> Money:
+        """Money value of `credits` of this card, rounded to the currency's minor unit."""
+        return Money.rounded(self.exact_value(credits), self.price.currency)
+
+    def draw(self, amount: Decimal) -> Card:
+        remaining = self.remaining - amount
+        return dataclasses.replace(
+            self,
+            remaining=remaining,
+            drawn=self.drawn + amount,
+            status=CardStatus.DEPLETED if remaining == 0 else self.status,
+        )
+
+    def void(self) -> Card:
+        return dataclasses.replace(self, remaining=ZERO, voided=self.voided + self.remaining, status=CardStatus.VOIDED)
+
+    def expire(self) -> Card:
+        return dataclasses.replace(self, remaining=ZERO, expired=self.expired + self.remaining, status=CardStatus.EXPIRED)
+
+
+def drawdown_order(card: Card) -> tuple[int, bool, datetime, Decimal, datetime, str]:
+    """Sort key of the contract's card order.
+
+    priority ascending, soonest expiry first (no expiry last), cheaper credits first, oldest first, then cardId.
+    """
+    no_expiry = card.expires_at is None
+    return (
+        card.priority,
+        no_expiry,
+        card.expires_at if card.expires_at is not None else card.effective_at,
+        card.cost_basis,
+        card.effective_at,
+        card.card_id,
+    )

@@ -1,0 +1,98 @@
+"""Domain errors. Each carries fields, never a formatted message; the HTTP layer maps classes to responses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class DomainError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+    code: ClassVar[str] = "domain_error"
+
+    def details(self) -> dict[str, Any]:
+        """The error's fields, for logs and error bodies."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.details()}"
+
+
+@dataclass(frozen=True)
+class InvalidAmount(DomainError):
+    code: ClassVar[str] = "invalid_amount"
+    field: str
+    value: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class InvalidRequest(DomainError):
+    """A value that is well-formed but not acceptable, such as an expiry in the past."""
+
+    code: ClassVar[str] = "invalid_request"
+    field: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class UnsupportedCurrency(DomainError):
+    code: ClassVar[str] = "unsupported_currency"
+    currency: str
+
+
+@dataclass(frozen=True)
+class WalletNotFound(DomainError):
+    code: ClassVar[str] = "wallet_not_found"
+    customer_id: str
+
+
+@dataclass(frozen=True)
+class CardNotFound(DomainError):
+    code: ClassVar[str] = "card_not_found"
+    customer_id: str
+    card_id: str
+
+
+@dataclass(frozen=True)
+class CardNotVoidable(DomainError):
+    code: ClassVar[str] = "card_not_voidable"
+    card_id: str
+    status: str
+
+
+@dataclass(frozen=True)
+class PriceBookMissing(DomainError):
+    code: ClassVar[str] = "price_book_missing"
+
+
+@dataclass(frozen=True)
+class CurrencyMismatch(DomainError):
+    code: ClassVar[str] = "currency_mismatch"
+    expected: str
+    given: str
+
+
+@dataclass(frozen=True)
+class UnknownMeter(DomainError):
+    code: ClassVar[str] = "unknown_meter"
+    meter: str
+
+
+@dataclass(frozen=True)
+class IdempotencyKeyReused(DomainError):
+    """The same idempotency key came back with a different request."""
+
+    code: ClassVar[str] = "idempotency_key_reused"
+    key: str
+
+
+@dataclass(frozen=True)
+class ConcurrentUpdate(DomainError):
+    """The wallet kept changing under us beyond the retry budget."""
+
+    code: ClassVar[str] = "concurrent_update"
+    customer_id: str
+    attempts: int

@@ -1,0 +1,52 @@
+"""Events the wallet reports, published on the bus under source `prepaid.credits`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from prepaid.domain.numbers import ZERO, to_wire
+
+SOURCE = "prepaid.credits"
+CREDITS_PURCHASED = "Credits Purchased"
+CREDITS_VOIDED = "Credits Voided"
+BALANCE_LOW = "Balance Low"
+BALANCE_DEPLETED = "Balance Depleted"
+BALANCE_RECOVERED = "Balance Recovered"
+OVERAGE_RECORDED = "Overage Recorded"
+CREDITS_EXPIRING_SOON = "Credits Expiring Soon"
+CREDITS_EXPIRED = "Credits Expired"
+AUTO_RECHARGE_PURCHASED = "Auto Recharge Purchased"
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    """An event about one wallet; its id is given when the change is committed."""
+
+    detail_type: str
+    detail: dict[str, Any]
+
+
+def balance_events(
+    customer_id: str, before: Decimal, after: Decimal, thresholds: tuple[Decimal, ...], *, was_funded: bool = True
+) -> list[DomainEvent]:
+    """Threshold crossings between two balances.
+
+    A wallet is "low" for a threshold when its balance is at or below it, so crossing downward is
+    `before > t >= after` and upward `before <= t < after`. Zero acts as the threshold of depletion; a wallet
+    that never had credits (`was_funded=False`) does not "recover" with its first card.
+    """
+    events: list[DomainEvent] = []
+    base = {"customerId": customer_id, "balance": to_wire(after), "previousBalance": to_wire(before)}
+    for threshold in sorted(set(thresholds), reverse=after < before):
+        detail = {**base, "threshold": to_wire(threshold)}
+        if before > threshold >= after:
+            events.append(DomainEvent(BALANCE_LOW, detail))
+        elif before <= threshold < after:
+            events.append(DomainEvent(BALANCE_RECOVERED, detail))
+    if before > ZERO >= after:
+        events.append(DomainEvent(BALANCE_DEPLETED, base))
+    elif before <= ZERO < after and ZERO not in thresholds and was_funded:
+        events.append(DomainEvent(BALANCE_RECOVERED, {**base, "threshold": "0"}))
+    return events

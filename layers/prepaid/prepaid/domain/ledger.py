@@ -1,0 +1,44 @@
+"""Ledger entries: the immutable record of every movement of credits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from prepaid.domain.money import Money
+from prepaid.domain.numbers import ZERO
+
+
+class EntryType(StrEnum):
+    PURCHASE = "purchase"
+    USAGE = "usage"
+    OVERAGE_PAYOFF = "overage_payoff"
+    VOID = "void"
+    EXPIRY = "expiry"
+
+
+@dataclass(frozen=True)
+class Draw:
+    """Credits taken from one card."""
+
+    card_id: str
+    credits: Decimal
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One movement. `credits` is the magnitude moved; `type` says which way."""
+
+    type: EntryType
+    credits: Decimal
+    at: datetime
+    balance_after: Decimal
+    card_id: str | None = None
+    draws: tuple[Draw, ...] = ()
+    overage: Decimal = ZERO
+    value: Money | None = None
+    event_id: str | None = None
+    meter: str | None = None
+    quantity: Decimal | None = None

@@ -1,0 +1,33 @@
+"""Per-wallet settings: thresholds, auto-recharge, recurring grant, webhook."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+
+from prepaid.domain.money import Money
+
+
+@dataclass(frozen=True)
+class AutoRecharge:
+    threshold: Decimal
+    credits: Decimal
+    max_per_day: int
+    price: Money | None = None
+
+
+@dataclass(frozen=True)
+class RecurringGrant:
+    credits: Decimal
+    day_of_month: int
+    price: Money | None = None
+    expires_in: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class WalletSettings:
+    thresholds: tuple[Decimal, ...] = field(default_factory=tuple)
+    auto_recharge: AutoRecharge | None = None
+    recurring: RecurringGrant | None = None
+    webhook_url: str | None = None

@@ -1,0 +1,264 @@
+"""The wallet: a customer's cards and overage, and every change that can happen to them."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from prepaid.domain.card import Card, CardStatus, drawdown_order
+from prepaid.domain.errors import CardNotFound, CardNotVoidable
+from prepaid.domain.events import (
+    CREDITS_EXPIRED,
+    CREDITS_PURCHASED,
+    CREDITS_VOIDED,
+    OVERAGE_RECORDED,
+    DomainEvent,
+    balance_events,
+)
+from prepaid.domain.ledger import Draw, EntryType, LedgerEntry
+from prepaid.domain.money import Money
+from prepaid.domain.numbers import ZERO, to_wire
+from prepaid.domain.settings import WalletSettings
+from prepaid.domain.wire import card_to_wire
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Where every credit of a wallet is at one instant."""
+
+    credits: Decimal
+    drawn: Decimal
+    expired: Decimal
+    voided: Decimal
+    balance: Decimal
+    overage: Decimal
+    rated: Decimal
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A wallet change: the new wallet with what it records and reports."""
+
+    wallet: Wallet
+    ledger: tuple[LedgerEntry, ...] = ()
+    events: tuple[DomainEvent, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.ledger) or bool(self.events)
+
+
+@dataclass(frozen=True)
+class RatedUsage:
+    """A usage event with its cost in credits."""
+
+    event_id: str
+    meter: str
+    quantity: Decimal
+    credits: Decimal
+    at: datetime
+
+
+def allocate(cards: Iterable[Card], amount: Decimal, at: datetime) -> tuple[list[Draw], Decimal]:
+    """Split `amount` over the cards usable at `at`, in the contract's order; return the draws and what is left."""
+    draws: list[Draw] = []
+    left = amount
+    for card in sorted((c for c in cards if c.usable_at(at)), key=drawdown_order):
+        if left <= 0:
+            break
+        take = min(left, card.remaining)
+        draws.append(Draw(card.card_id, take))
+        left -= take
+    return draws, left
+
+
+@dataclass(frozen=True)
+class Wallet:
+    """A customer's wallet. `version` counts committed changes; 0 means not stored yet."""
+
+    customer_id: str
+    created_at: datetime
+    version: int = 0
+    cards: Mapping[str, Card] = field(default_factory=dict)
+    overage: Decimal = ZERO
+    rated: Decimal = ZERO
+    settings: WalletSettings = field(default_factory=WalletSettings)
+
+    # -- reading -----------------------------------------------------------------------------------------------
+
+    def balance(self, at: datetime) -> Decimal:
+        """Sum of `remaining` over cards active and not expired at `at`."""
+        return sum((c.remaining for c in self.cards.values() if c.counts_at(at)), ZERO)
+
+    def live_cards(self, at: datetime) -> list[Card]:
+        """Cards that count in the balance at `at`, in drawdown order."""
+        return sorted((c for c in self.cards.values() if c.counts_at(at)), key=drawdown_order)
+
+    def next_expiry(self, at: datetime) -> datetime | None:
+        expiries = [c.expires_at for c in self.live_cards(at) if c.expires_at is not None and c.remaining > 0]
+        return min(expiries, default=None)
+
+    def card(self, card_id: str) -> Card:
+        try:
+            return self.cards[card_id]
+        except KeyError:
+            raise CardNotFound(customer_id=self.customer_id, card_id=card_id) from None
+
+    def totals(self, at: datetime) -> Totals:
+        """Conservation: `credits = drawn + expired + voided + balance`, and `drawn + overage = rated`.
+
+        A card past its expiry counts as expired at once, whether or not the expiry job has run.
+        """
+        cards = list(self.cards.values())
+        lapsed = sum((c.remaining for c in cards if c.status is CardStatus.ACTIVE and c.is_expired_at(at)), ZERO)
+        return Totals(
+            credits=sum((c.credits for c in cards), ZERO),
+            drawn=sum((c.drawn for c in cards), ZERO),
+            expired=sum((c.expired for c in cards), ZERO) + lapsed,
+            voided=sum((c.voided for c in cards), ZERO),
+            balance=self.balance(at),
+            overage=self.overage,
+            rated=self.rated,
+        )
+
+    # -- changing ----------------------------------------------------------------------------------------------
+
+    def _with(self, cards: Mapping[str, Card] | None = None, **changes: object) -> Wallet:
+        return dataclasses.replace(self, cards=dict(cards if cards is not None else self.cards), **changes)  # type: ignore[arg-type]
+
+    def configure(self, settings: WalletSettings) -> Outcome:
+        return Outcome(self._with(settings=settings))
+
+    def add_card(self, card: Card, at: datetime) -> Outcome:
+        """Add a card; it first pays off outstanding overage."""
+        before = self.balance(at)
+        cards = {**self.cards, card.card_id: card}
+        ledger: list[LedgerEntry] = []
+        wallet = self._with(cards)
+        purchase_balance = wallet.balance(at)
+        ledger.append(
+            LedgerEntry(EntryType.PURCHASE, card.credits, at, purchase_balance, card_id=card.card_id, value=card.price)
+        )
+        overage = self.overage
+        if overage > 0 and card.usable_at(at):
+            paid = min(overage, card.remaining)
+            cards[card.card_id] = card.draw(paid)
+            overage -= paid
+            wallet = self._with(cards, overage=overage)
+            ledger.append(
+                LedgerEntry(
+                    EntryType.OVERAGE_PAYOFF,
+                    paid,
+                    at,
+                    wallet.balance(at),
+                    card_id=card.card_id,
+                    draws=(Draw(card.card_id, paid),),
+                    overage=paid,
+                    value=card.value_of(paid),
+                )
+            )
+        after = wallet.balance(at)
+        purchased = DomainEvent(
+            CREDITS_PURCHASED,
+            {"customerId": self.customer_id, "balance": to_wire(after), "card": card_to_wire(cards[card.card_id])},
+        )
+        events = [
+            purchased,
+            *balance_events(self.customer_id, before, after, self.settings.thresholds, was_funded=bool(self.cards)),
+        ]
+        return Outcome(wallet, tuple(ledger), tuple(events))
+
+    def void_card(self, card_id: str, at: datetime) -> Outcome:
+        """Void what remains of a card. Voiding a voided card changes nothing."""
+        card = self.card(card_id)
+        if card.status is CardStatus.VOIDED:
+            return Outcome(self)
+        if card.status is not CardStatus.ACTIVE or card.is_expired_at(at):
+            status = CardStatus.EXPIRED if card.is_expired_at(at) else card.status
+            raise CardNotVoidable(card_id=card_id, status=status.value)
+        before = self.balance(at)
+        voided = card.void()
+        wallet = self._with({**self.cards, card_id: voided})
+        after = wallet.balance(at)
+        value = card.value_of(card.remaining)
+        entry = LedgerEntry(EntryType.VOID, card.remaining, at, after, card_id=card_id, value=value)
+        event = DomainEvent(
+            CREDITS_VOIDED,
+            {
+                "customerId": self.customer_id,
+                "balance": to_wire(after),
+                "cardId": card_id,
+                "credits": to_wire(card.remaining),
+                "card": card_to_wire(voided),
+            },
+        )
+        return Outcome(wallet, (entry,), (event, *balance_events(self.customer_id, before, after, ())))
+
+    def draw(self, usage: RatedUsage, at: datetime) -> Outcome:
+        """Draw rated usage from the cards usable at the usage's time; what they cannot cover becomes overage."""
+        before = self.balance(at)
+        draws, short = allocate(self.cards.values(), usage.credits, usage.at)
+        cards = dict(self.cards)
+        for d in draws:
+            cards[d.card_id] = cards[d.card_id].draw(d.credits)
+        wallet = self._with(cards, overage=self.overage + short, rated=self.rated + usage.credits)
+        after = wallet.balance(at)
+        value = sum((self.cards[d.card_id].exact_value(d.credits) for d in draws), ZERO)
+        currencies = {self.cards[d.card_id].price.currency for d in draws}
+        entry = LedgerEntry(
+            EntryType.USAGE,
+            usage.credits,
+            usage.at,
+            after,
+            draws=tuple(draws),
+            overage=short,
+            value=Money.rounded(value, currencies.pop()) if len(currencies) == 1 else None,
+            event_id=usage.event_id,
+            meter=usage.meter,
+            quantity=usage.quantity,
+        )
+        events = list(balance_events(self.customer_id, before, after, self.settings.thresholds))
+        if short > 0:
+            events.append(
+                DomainEvent(
+                    OVERAGE_RECORDED,
+                    {
+                        "customerId": self.customer_id,
+                        "balance": to_wire(after),
+                        "overage": to_wire(wallet.overage),
+                        "added": to_wire(short),
+                        "eventId": usage.event_id,
+                    },
+                )
+            )
+        return Outcome(wallet, (entry,), tuple(events))
+
+    def expire_due(self, at: datetime) -> Outcome:
+        """Mark every active card whose expiry has passed as expired, recording the breakage."""
+        due = [c for c in self.cards.values() if c.status is CardStatus.ACTIVE and c.is_expired_at(at)]
+        if not due:
+            return Outcome(self)
+        cards = dict(self.cards)
+        ledger: list[LedgerEntry] = []
+        events: list[DomainEvent] = []
+        balance = self.balance(at)
+        for card in sorted(due, key=drawdown_order):
+            cards[card.card_id] = card.expire()
+            value = card.value_of(card.remaining)
+            ledger.append(LedgerEntry(EntryType.EXPIRY, card.remaining, at, balance, card_id=card.card_id, value=value))
+            events.append(
+                DomainEvent(
+                    CREDITS_EXPIRED,
+                    {
+                        "customerId": self.customer_id,
+                        "balance": to_wire(balance),
+                        "cardId": card.card_id,
+                        "credits": to_wire(card.remaining),
+                        "breakage": value.to_wire(),
+                    },
+                )
+            )
+        return Outcome(self._with(cards), tuple(ledger), tuple(events))

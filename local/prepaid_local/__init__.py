@@ -1,0 +1,1 @@
+"""Run prepaid-credits on one machine: embedded moto, resources and wiring read from template.yaml."""

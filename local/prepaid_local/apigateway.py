@@ -1,0 +1,104 @@
+"""API Gateway REST proxy events, shaped as API Gateway sends them, and routing by the template's `Api` events."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+LOCAL_PRINCIPAL = {
+    "accountId": "123456789012",
+    "caller": "AIDALOCALPRINCIPAL",
+    "user": "AIDALOCALPRINCIPAL",
+    "userArn": "arn:aws:iam::123456789012:user/local",
+    "accessKey": "AKIALOCAL",
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # API Gateway resource path, such as /wallets/{customerId}
+    function: str  # logical id
+
+    def match(self, method: str, path: str) -> dict[str, str] | None:
+        if method.upper() != self.method.upper() and self.method.upper() != "ANY":
+            return None
+        pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.path))
+        found = re.fullmatch(pattern, path)
+        return found.groupdict() if found else None
+
+
+def routes(functions: dict[str, Any]) -> list[Route]:
+    """Every `Api` event of every function, static paths before templated ones, as API Gateway prefers."""
+    found = [
+        Route(event["Properties"]["Method"], event["Properties"]["Path"], logical)
+        for logical, spec in functions.items()
+        for event in spec.events.values()
+        if event.get("Type") == "Api"
+    ]
+    return sorted(found, key=lambda r: (r.path.count("{"), -len(r.path)))
+
+
+def proxy_event(
+    method: str,
+    route: Route,
+    path: str,
+    path_parameters: dict[str, str],
+    query_string: str = "",
+    headers: dict[str, str] | None = None,
+    body: str | None = None,
+    stage: str = "v1",
+    principal: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A REST API (v1) Lambda proxy event."""
+    headers = dict(headers or {})
+    multi_headers = {k: [v] for k, v in headers.items()}
+    pairs = parse_qsl(query_string, keep_blank_values=True)
+    multi_query: dict[str, list[str]] = {}
+    for key, value in pairs:
+        multi_query.setdefault(key, []).append(value)
+    identity = {
+        "cognitoIdentityPoolId": None,
+        "cognitoIdentityId": None,
+        "cognitoAuthenticationType": None,
+        "cognitoAuthenticationProvider": None,
+        "sourceIp": "127.0.0.1",
+        "principalOrgId": None,
+        "userAgent": headers.get("User-Agent", headers.get("user-agent", "")),
+        **(principal or LOCAL_PRINCIPAL),
+    }
+    now = time.time()
+    return {
+        "resource": route.path,
+        "path": path,
+        "httpMethod": method.upper(),
+        "headers": headers or None,
+        "multiValueHeaders": multi_headers or None,
+        "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
+        "multiValueQueryStringParameters": multi_query or None,
+        "pathParameters": path_parameters or None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourceId": "local",
+            "resourcePath": route.path,
+            "httpMethod": method.upper(),
+            "extendedRequestId": uuid.uuid4().hex,
+            "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "path": f"/{stage}{path}",
+            "accountId": "123456789012",
+            "protocol": "HTTP/1.1",
+            "stage": stage,
+            "domainPrefix": "localhost",
+            "requestTimeEpoch": int(now * 1000),
+            "requestId": str(uuid.uuid4()),
+            "identity": identity,
+            "domainName": "localhost",
+            "apiId": "local",
+        },
+        "body": body,
+        "isBase64Encoded": False,
+    }

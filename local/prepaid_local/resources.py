@@ -1,0 +1,110 @@
+"""Create the template's resources in moto (tables, buses, queues), and resolve each function's settings."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from prepaid_local.template import Resolver, resources
+
+_TABLE_KEYS = (
+    "AttributeDefinitions",
+    "KeySchema",
+    "BillingMode",
+    "StreamSpecification",
+    "GlobalSecondaryIndexes",
+    "LocalSecondaryIndexes",
+)
+
+
+@dataclass
+class FunctionSpec:
+    """What the local stack needs to run one `AWS::Serverless::Function`."""
+
+    logical_id: str
+    code_uri: str
+    handler: str
+    environment: dict[str, str]
+    events: dict[str, dict[str, Any]] = field(default_factory=dict)
+    timeout: int = 3
+
+
+def create_resources(clients: Any, template: dict[str, Any], stack_name: str = "local") -> Resolver:
+    """Create every table, event bus and queue of the template; return a resolver that knows their names.
+
+    `clients(service)` returns a boto3 client for a service (pointed at moto).
+    """
+    resolver = Resolver(template, stack_name=stack_name)
+    region, account = resolver.region, resolver.account
+
+    for logical, resource in resources(template, "AWS::SQS::Queue").items():
+        props = resolver.resolve(resource.get("Properties", {}))
+        name = props.get("QueueName", f"{stack_name}-{logical}")
+        url = clients("sqs").create_queue(QueueName=name)["QueueUrl"]
+        resolver.physical[logical] = url
+        resolver.attributes[(logical, "Arn")] = f"arn:aws:sqs:{region}:{account}:{name}"
+        resolver.attributes[(logical, "QueueName")] = name
+        resolver.attributes[(logical, "QueueUrl")] = url
+    for logical, resource in resources(template, "AWS::SQS::Queue").items():
+        props = resolver.resolve(resource.get("Properties", {}))
+        attributes = {k: str(props[k]) for k in ("VisibilityTimeout", "MessageRetentionPeriod") if k in props}
+        if "RedrivePolicy" in props:
+            attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
+        if attributes:
+            clients("sqs").set_queue_attributes(QueueUrl=resolver.physical[logical], Attributes=attributes)
+
+    for logical, resource in resources(template, "AWS::DynamoDB::Table").items():
+        props = resolver.resolve(resource.get("Properties", {}))
+        name = props.get("TableName", f"{stack_name}-{logical}")
+        params = {k: props[k] for k in _TABLE_KEYS if k in props}
+        if "StreamSpecification" in params:
+            params["StreamSpecification"] = {"StreamEnabled": True, **params["StreamSpecification"]}
+        table = clients("dynamodb").create_table(TableName=name, **params)["TableDescription"]
+        resolver.physical[logical] = name
+        resolver.attributes[(logical, "Arn")] = table["TableArn"]
+        if "LatestStreamArn" in table:
+            resolver.attributes[(logical, "StreamArn")] = table["LatestStreamArn"]
+        ttl = props.get("TimeToLiveSpecification")
+        if ttl:
+            clients("dynamodb").update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+
+    for logical, resource in resources(template, "AWS::Events::EventBus").items():
+        props = resolver.resolve(resource.get("Properties", {}))
+        arn = clients("events").create_event_bus(Name=props["Name"])["EventBusArn"]
+        resolver.physical[logical] = props["Name"]
+        resolver.attributes[(logical, "Arn")] = arn
+        resolver.attributes[(logical, "Name")] = props["Name"]
+
+    for logical in resources(template, "AWS::Serverless::LayerVersion"):
+        resolver.physical[logical] = f"arn:aws:lambda:{region}:{account}:layer:{stack_name}-{logical}:1"
+    for logical in resources(template, "AWS::Serverless::Function"):
+        resolver.physical[logical] = f"{stack_name}-{logical}"
+        resolver.attributes[(logical, "Arn")] = f"arn:aws:lambda:{region}:{account}:function:{stack_name}-{logical}"
+    for logical in resources(template, "AWS::Serverless::Api"):
+        resolver.physical[logical] = f"{stack_name}{logical.lower()}"
+    return resolver
+
+
+def functions(template: dict[str, Any], resolver: Resolver) -> dict[str, FunctionSpec]:
+    """Every function with its code folder, handler, environment (Globals merged, Refs resolved) and events."""
+    defaults = template.get("Globals", {}).get("Function", {})
+    base_env = defaults.get("Environment", {}).get("Variables", {})
+    specs = {}
+    for logical, resource in resources(template, "AWS::Serverless::Function").items():
+        props = resource["Properties"]
+        env = {**base_env, **props.get("Environment", {}).get("Variables", {})}
+        specs[logical] = FunctionSpec(
+            logical_id=logical,
+            code_uri=props["CodeUri"],
+            handler=props["Handler"],
+            environment={k: str(resolver.resolve(v)) for k, v in env.items()},
+            events=props.get("Events", {}),
+            timeout=int(props.get("Timeout", defaults.get("Timeout", 3))),
+        )
+    return specs
+
+
+def layer_paths(template: dict[str, Any]) -> list[str]:
+    """Folders of the layers built from source, as Lambda would put them on `sys.path`."""
+    return [r["Properties"]["ContentUri"] for r in resources(template, "AWS::Serverless::LayerVersion").values()]

@@ -1,0 +1,185 @@
+"""The whole stack in one process: template resources in moto, handlers invoked as Lambda would invoke them."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from moto.events.models import EventPattern
+
+from prepaid_local.apigateway import Route, proxy_event, routes
+from prepaid_local.lambda_context import LocalContext
+from prepaid_local.resources import FunctionSpec, create_resources, functions, layer_paths
+from prepaid_local.template import ROOT, Resolver, load
+
+Clients = Callable[[str], Any]
+
+
+@dataclass
+class ApiAnswer:
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+
+class Stack:
+    """Resources created from template.yaml; functions resolved from it and run in-process."""
+
+    def __init__(self, clients: Clients, stack_name: str = "local", template: dict[str, Any] | None = None) -> None:
+        self.clients = clients
+        self.template = template if template is not None else load()
+        self.resolver: Resolver = create_resources(clients, self.template, stack_name)
+        self.functions: dict[str, FunctionSpec] = functions(self.template, self.resolver)
+        self.routes: list[Route] = routes(self.functions)
+        self._stream_iterators: dict[tuple[str, str], str] = {}
+        self._pending: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._stream_lock = threading.Lock()
+        self._apply_environment()
+
+    # -- wiring --------------------------------------------------------------------------------------------------
+
+    def _apply_environment(self) -> None:
+        merged: dict[str, str] = {}
+        for spec in self.functions.values():
+            for key, value in spec.environment.items():
+                if merged.get(key, value) != value:
+                    raise ValueError(f"functions disagree on {key}; the in-process stack shares one environment")
+                merged[key] = value
+        os.environ.update(merged)
+        for path in [*layer_paths(self.template), *(s.code_uri for s in self.functions.values())]:
+            folder = str(ROOT / path)
+            if folder not in sys.path:
+                sys.path.append(folder)
+
+    def handler(self, logical_id: str) -> Callable[[dict[str, Any], Any], Any]:
+        module_name, function_name = self.functions[logical_id].handler.rsplit(".", 1)
+        handler: Callable[[dict[str, Any], Any], Any] = getattr(importlib.import_module(module_name), function_name)
+        return handler
+
+    def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
+        spec = self.functions[logical_id]
+        context = LocalContext(function_name=f"{self.resolver.stack_name}-{logical_id}", timeout_seconds=spec.timeout)
+        return self.handler(logical_id)(event, context)
+
+    def name(self, logical_id: str) -> str:
+        return str(self.resolver.physical[logical_id])
+
+    # -- API Gateway ---------------------------------------------------------------------------------------------
+
+    def route(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        for route in self.routes:
+            params = route.match(method, path)
+            if params is not None:
+                return route, params
+        return None
+
+    def api(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        query: str = "",
+    ) -> ApiAnswer:
+        """Send a request through the route the template declares, as API Gateway would."""
+        found = self.route(method, path)
+        if found is None:
+            message = {"message": "Missing Authentication Token"}  # what API Gateway answers for unknown routes
+            return ApiAnswer(403, {"Content-Type": "application/json"}, message)
+        route, params = found
+        text = body if isinstance(body, str) or body is None else json.dumps(body)
+        all_headers = {"Content-Type": "application/json", **(headers or {})} if text is not None else headers
+        event = proxy_event(method, route, path, params, query, all_headers, text)
+        answer = self.invoke(route.function, event)
+        raw = answer.get("body")
+        try:
+            parsed = json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            parsed = raw
+        out_headers = {k: v[-1] if isinstance(v, list) else v for k, v in (answer.get("multiValueHeaders") or {}).items()}
+        out_headers.update(answer.get("headers") or {})
+        return ApiAnswer(answer["statusCode"], out_headers, parsed)
+
+    # -- DynamoDB streams ----------------------------------------------------------------------------------------
+
+    def stream_sources(self) -> list[tuple[str, dict[str, Any]]]:
+        return [
+            (logical, event["Properties"])
+            for logical, spec in self.functions.items()
+            for event in spec.events.values()
+            if event.get("Type") == "DynamoDB"
+        ]
+
+    def pump_streams(self, crash: Callable[[str, dict[str, Any]], None] | None = None) -> int:
+        """Deliver new stream records to their functions, filtered and batched as the event source mapping says.
+
+        As Lambda does for a stream, a batch that fails (the function raises, or reports item failures) is
+        delivered again, from its first failed record, on the next call. `crash` lets a test fail a delivery
+        before the function runs. Returns the number of records the functions finished.
+        """
+        delivered = 0
+        with self._stream_lock:
+            for logical, props in self.stream_sources():
+                stream_arn = self.resolver.resolve(props["Stream"])
+                patterns = [EventPattern.load(f["Pattern"]) for f in props.get("FilterCriteria", {}).get("Filters", [])]
+                batch_size = int(props.get("BatchSize", 100))
+                for key, fresh in self._read_stream(logical, stream_arn):
+                    wanted = [r for r in fresh if not patterns or any(p.matches_event(r) for p in patterns)]
+                    pending = self._pending.setdefault(key, [])
+                    pending.extend(wanted)
+                    while pending:
+                        batch = pending[:batch_size]
+                        if crash is not None:
+                            crash(logical, {"Records": batch})
+                        answer = self.invoke(logical, {"Records": batch})
+                        failed = {f["itemIdentifier"] for f in (answer or {}).get("batchItemFailures", [])}
+                        done = next(
+                            (i for i, r in enumerate(batch) if r["dynamodb"]["SequenceNumber"] in failed), len(batch)
+                        )
+                        del pending[:done]
+                        delivered += done
+                        if failed:
+                            raise StreamBatchFailed(logical, key[1], sorted(failed))
+        return delivered
+
+    def _read_stream(self, logical: str, stream_arn: str) -> list[tuple[tuple[str, str], list[dict[str, Any]]]]:
+        """Read what is new on each shard since the last read (records are buffered until delivered)."""
+        streams = self.clients("dynamodbstreams")
+        shards = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
+        found = []
+        for shard in shards:
+            key = (logical, shard["ShardId"])
+            iterator = self._stream_iterators.get(key) or streams.get_shard_iterator(
+                StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+            response = streams.get_records(ShardIterator=iterator, Limit=1000)
+            found.append((key, [_stream_record(r, stream_arn) for r in response["Records"]]))
+            self._stream_iterators[key] = response.get("NextShardIterator") or iterator
+        return found
+
+
+class StreamBatchFailed(Exception):
+    """The function did not finish a stream batch; the next pump retries it (the iterator is not advanced)."""
+
+    def __init__(self, function: str, shard_id: str, failures: list[dict[str, str]]) -> None:
+        super().__init__(f"{function} failed {len(failures)} record(s) of shard {shard_id}")
+        self.failures = failures
+
+
+def _stream_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
+    """A stream record as Lambda passes it: with the source ARN, and the approximate time as epoch seconds."""
+    out = json.loads(json.dumps(record, default=_jsonable))
+    out["eventSourceARN"] = stream_arn
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "timestamp"):
+        return int(value.timestamp())
+    raise TypeError(type(value))
