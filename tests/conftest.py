@@ -28,6 +28,11 @@ TEST_ENV = {
     "POWERTOOLS_LOG_LEVEL": "WARNING",
 }
 
+# On Lambda the environment exists before the handler module is imported; a test module may import a handler
+# at collection time, so Powertools' settings are in place from the start.
+for _key in ("POWERTOOLS_TRACE_DISABLED", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_SERVICE_NAME"):
+    os.environ.setdefault(_key, TEST_ENV[_key])
+
 
 def _clear_cached_wiring() -> None:
     """Handlers build their clients once per process, as on Lambda; each test gets a fresh moto, so rebuild."""

@@ -72,3 +72,36 @@ def validation_error_response(errors: list[Any]) -> Response[Any]:
 
 def internal_error_response() -> Response[Any]:
     return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "internal error; it has been logged")
+
+
+def refuse_unreadable_body(body: str | None, headers: dict[str, str] | None, limit: int) -> dict[str, Any] | None:
+    """A proxy answer for a body too large, not declared as JSON, not JSON, or not an object; else None.
+
+    Checked before routing, so that request validation never sees such a body (it would read a form body
+    as fields, or take the first element of a JSON list).
+    """
+    if not body:
+        return None
+    refusal = None
+    content_type = next((v for k, v in (headers or {}).items() if k.lower() == "content-type"), "")
+    if len(body.encode()) > limit:
+        refusal = (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "payload_too_large", f"the body exceeds {limit} bytes")
+    elif not content_type.lower().startswith("application/json"):
+        refusal = (HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send the body as application/json")
+    else:
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            refusal = (HTTPStatus.BAD_REQUEST, "malformed_json", "the request body is not valid JSON")
+        else:
+            if not isinstance(parsed, dict):
+                refusal = (HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error", "the request body must be a JSON object")
+    if refusal is None:
+        return None
+    status, code, message = refusal
+    return {
+        "statusCode": status.value,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": json.dumps({"error": {"code": code, "message": message}}),
+        "isBase64Encoded": False,
+    }

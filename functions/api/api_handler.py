@@ -8,16 +8,8 @@ from functools import cache
 from http import HTTPStatus
 from typing import Annotated, Any
 
-import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
 import api_errors
+import boto3
 from api_schemas import (
     CUSTOMER_ID_PATTERN,
     DecimalText,
@@ -30,6 +22,14 @@ from api_schemas import (
     WalletOut,
 )
 from api_translation import price_book_from_body, price_book_to_wire, purchase_request, wallet_settings
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from prepaid.adapters.dynamodb import DynamoCatalogStore, DynamoWalletStore
 from prepaid.application.wallets import WalletService
 from prepaid.config import table_settings
@@ -72,27 +72,6 @@ def _json(body: Any, status: HTTPStatus = HTTPStatus.OK, headers: dict[str, str]
 # -- guards and error mapping ----------------------------------------------------------------------------------------
 
 
-def _guard_body(app: APIGatewayRestResolver, next_middleware: Any) -> Any:
-    """Refuse oversize bodies and bodies that are not JSON before anything parses them."""
-    body = app.current_event.body
-    if body:
-        if len(body.encode()) > MAX_BODY_BYTES:
-            return api_errors.error_response(
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "payload_too_large", f"the body exceeds {MAX_BODY_BYTES} bytes"
-            )
-        content_type = (app.current_event.headers or {}).get("content-type") or app.current_event.get_header_value(
-            "Content-Type", default_value="", case_sensitive=False
-        )
-        if not (content_type or "").lower().startswith("application/json"):
-            return api_errors.error_response(
-                HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send the body as application/json"
-            )
-    return next_middleware(app)
-
-
-app.use(middlewares=[_guard_body])
-
-
 @app.exception_handler(RequestValidationError)
 def _invalid_request(error: RequestValidationError) -> Response[Any]:
     return api_errors.validation_error_response(list(error.errors()))
@@ -119,7 +98,9 @@ def _not_found(error: Exception) -> Response[Any]:
 
 
 @app.post("/wallets/<customerId>/purchases", summary="Buy or grant credits", responses={201: {"description": "card"}})
-def purchase(customerId: CustomerId, body: PurchaseBody, idempotency_key: IdempotencyKey = None) -> Response[PurchaseOut]:
+def purchase(
+    customerId: CustomerId, body: PurchaseBody, idempotency_key: IdempotencyKey = None
+) -> Response[PurchaseOut]:
     receipt = wallet_service().purchase(customerId, purchase_request(body), idempotency_key)
     if not receipt.replayed:
         metrics.add_metric(name="CreditsPurchased", unit=MetricUnit.Count, value=1)
@@ -170,4 +151,5 @@ def openapi() -> Response[Any]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    refused = api_errors.refuse_unreadable_body(event.get("body"), event.get("headers"), MAX_BODY_BYTES)
+    return refused if refused is not None else app.resolve(event, context)

@@ -23,12 +23,12 @@ DECIMAL_PATTERN = r"^-?\d+(\.\d+)?$"
 def _decimal_text(value: Any) -> Any:
     """Amounts travel as strings; an integer is exact too, a JSON float or bool is refused."""
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ValueError("must be a decimal string such as \"12.5\"")
+        raise ValueError('must be a decimal string such as "12.5"')
     text = str(value).strip()
     try:
         number = Decimal(text)
     except InvalidOperation:
-        raise ValueError("must be a decimal string such as \"12.5\"") from None
+        raise ValueError('must be a decimal string such as "12.5"') from None
     if not number.is_finite():
         raise ValueError("must be a finite number")
     return number

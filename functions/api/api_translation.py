@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 from api_schemas import MoneyBody, PriceBookBody, PurchaseBody, SettingsBody
+
+from prepaid.application.wallets import PurchaseRequest
 from prepaid.domain.card import CardSource
 from prepaid.domain.errors import InvalidRequest
 from prepaid.domain.money import Money
 from prepaid.domain.numbers import exact_credits, to_wire
 from prepaid.domain.price_book import PriceBook, PricingMode, Tier
-from prepaid.application.wallets import PurchaseRequest
 from prepaid.domain.settings import AutoRecharge, RecurringGrant, WalletSettings
 
 
@@ -63,8 +65,6 @@ def wallet_settings(body: SettingsBody) -> WalletSettings:
 
 def _acceptable_webhook(url: str) -> bool:
     """HTTPS, or plain HTTP to this machine for local receivers."""
-    from urllib.parse import urlsplit
-
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return True

@@ -40,6 +40,7 @@ class Stack:
         self._stream_iterators: dict[tuple[str, str], str] = {}
         self._pending: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._stream_lock = threading.Lock()
+        self._invoke_locks = {logical: threading.Lock() for logical in self.functions}
         self._apply_environment()
 
     # -- wiring --------------------------------------------------------------------------------------------------
@@ -105,6 +106,33 @@ class Stack:
         out_headers = {k: v[-1] if isinstance(v, list) else v for k, v in (answer.get("multiValueHeaders") or {}).items()}
         out_headers.update(answer.get("headers") or {})
         return ApiAnswer(answer["statusCode"], out_headers, parsed)
+
+    def proxy(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: str = "",
+        headers: dict[str, str] | None = None,
+        body: str | None = None,
+        base64_body: bool = False,
+    ) -> dict[str, Any]:
+        """API Gateway's Lambda proxy integration for a request as received; the handler's answer as it returns it.
+
+        Unlike `api`, headers and body pass through untouched (no default Content-Type, no parsing), for the local
+        HTTP server. A function runs one event at a time, as one Lambda execution environment does: handlers keep
+        per-invocation state in module globals (the resolver's current event, the logger's keys).
+        """
+        found = self.route(method, path)
+        if found is None:
+            message = {"message": "Missing Authentication Token"}  # what API Gateway answers for unknown routes
+            return {"statusCode": 403, "headers": {"Content-Type": "application/json"}, "body": json.dumps(message)}
+        route, params = found
+        event = proxy_event(method, route, path, params, query, headers, body)
+        event["isBase64Encoded"] = base64_body
+        with self._invoke_locks[route.function]:
+            answer: dict[str, Any] = self.invoke(route.function, event)
+        return answer
 
     # -- DynamoDB streams ----------------------------------------------------------------------------------------
 

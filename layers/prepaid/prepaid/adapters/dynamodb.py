@@ -61,7 +61,7 @@ class DynamoWalletStore:
             TableName=self._table, Key={"PK": {"S": pk}, "SK": {"S": sk}}, ConsistentRead=True
         )
         found = response.get("Item")
-        return from_attributes(found) if found else None  # type: ignore[arg-type]
+        return from_attributes(found) if found else None
 
     def load(self, customer_id: str) -> Wallet | None:
         item = self._get(items.wallet_pk(customer_id), items.WALLET_SK)
@@ -96,7 +96,11 @@ class DynamoWalletStore:
 
     def _new_item(self, item: items.Item) -> dict[str, Any]:
         # Immutable records: a write never replaces one.
-        return {"TableName": self._table, "Item": to_attributes(item), "ConditionExpression": "attribute_not_exists(PK)"}
+        return {
+            "TableName": self._table,
+            "Item": to_attributes(item),
+            "ConditionExpression": "attribute_not_exists(PK)",
+        }
 
     def _transact(self, transaction: list[dict[str, Any]], idempotency_index: int | None = None) -> None:
         try:
@@ -104,8 +108,8 @@ class DynamoWalletStore:
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                 raise
-            reasons = [r.get("Code", "None") for r in error.response.get("CancellationReasons", [])]  # type: ignore[typeddict-item]
-            if idempotency_index is not None and reasons[idempotency_index:idempotency_index + 1] == [
+            reasons = [r.get("Code", "None") for r in error.response.get("CancellationReasons", [])]
+            if idempotency_index is not None and reasons[idempotency_index : idempotency_index + 1] == [
                 "ConditionalCheckFailed"
             ]:
                 raise IdempotencyRace() from error
@@ -126,7 +130,7 @@ class DynamoCatalogStore:
             TableName=self._table, Key={"PK": {"S": items.CATALOG_PK}, "SK": {"S": sk}}, ConsistentRead=True
         )
         found = response.get("Item")
-        return from_attributes(found) if found else None  # type: ignore[arg-type]
+        return from_attributes(found) if found else None
 
     def _put_versioned(self, item: items.Item) -> None:
         version = int(item["version"])

@@ -105,6 +105,7 @@ class WalletService:
             raise InvalidRequest(field="priority", reason="out_of_range")
         if request.expires_at is not None and request.expires_in is not None:
             raise InvalidRequest(field="expiresIn", reason="exclusive_with_expiresAt")
+        self._lifetime(request, self._clock())
         fingerprint = request.fingerprint()
         if idempotency_key is not None:
             replay = self._replay(customer_id, idempotency_key, fingerprint)
@@ -115,14 +116,7 @@ class WalletService:
 
         def attempt() -> dict[str, Any]:
             now = self._clock()
-            effective_at = request.effective_at or now
-            expires_at = request.expires_at
-            if request.expires_in is not None:
-                expires_at = effective_at + request.expires_in
-            if expires_at is not None and expires_at <= now:
-                raise InvalidRequest(field="expiresAt", reason="in_the_past")
-            if expires_at is not None and expires_at <= effective_at:
-                raise InvalidRequest(field="expiresAt", reason="not_after_effectiveAt")
+            effective_at, expires_at = self._lifetime(request, now)
             wallet = self._store.load(customer_id) or Wallet(customer_id=customer_id, created_at=now)
             card = Card.issue(
                 card_id=card_id,
@@ -152,6 +146,19 @@ class WalletService:
             replay = self._replay(customer_id, idempotency_key, fingerprint)
             assert replay is not None, "an idempotency race leaves the winner's record behind"
             return replay
+
+    @staticmethod
+    def _lifetime(request: PurchaseRequest, now: datetime) -> tuple[datetime, datetime | None]:
+        """When the card starts counting and when it expires; `expiresIn` runs from `effectiveAt`."""
+        effective_at = request.effective_at or now
+        expires_at = request.expires_at
+        if request.expires_in is not None:
+            expires_at = effective_at + request.expires_in
+        if expires_at is not None and expires_at <= now:
+            raise InvalidRequest(field="expiresAt", reason="in_the_past")
+        if expires_at is not None and expires_at <= effective_at:
+            raise InvalidRequest(field="expiresAt", reason="not_after_effectiveAt")
+        return effective_at, expires_at
 
     def _replay(self, customer_id: str, key: str, fingerprint: str) -> Receipt | None:
         record = self._store.idempotency_record(customer_id, PURCHASE_SCOPE, key)

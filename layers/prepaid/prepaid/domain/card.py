@@ -115,7 +115,9 @@ class Card:
         return dataclasses.replace(self, remaining=ZERO, voided=self.voided + self.remaining, status=CardStatus.VOIDED)
 
     def expire(self) -> Card:
-        return dataclasses.replace(self, remaining=ZERO, expired=self.expired + self.remaining, status=CardStatus.EXPIRED)
+        return dataclasses.replace(
+            self, remaining=ZERO, expired=self.expired + self.remaining, status=CardStatus.EXPIRED
+        )
 
 
 def drawdown_order(card: Card) -> tuple[int, bool, datetime, Decimal, datetime, str]:

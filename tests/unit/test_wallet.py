@@ -1,0 +1,118 @@
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from domain_builders import T0, card, usage, wallet
+
+from prepaid.domain.card import CardStatus
+from prepaid.domain.errors import CardNotFound, CardNotVoidable
+from prepaid.domain.ledger import EntryType
+
+H = timedelta(hours=1)
+
+
+def test_card_order_is_priority_then_expiry_then_cost_then_age_then_id() -> None:
+    # Given cards that differ in one ordering key at a time
+    w = wallet(
+        card("z-no-expiry", "10"),
+        card("y-expires-late", "10", expires=T0 + 30 * H),
+        card("x-expires-soon", "10", expires=T0 + 20 * H),
+        card("w-paid", "10", price="1.00", expires=T0 + 20 * H),
+        card("v-urgent", "10", priority=10),
+        card("u-newer", "10", effective=T0 + H, expires=T0 + 20 * H),
+        card("a-same-as-x", "10", expires=T0 + 20 * H),
+    )
+    # When usage draws everything at T0 + 2h
+    outcome = w.draw(usage("e1", "70"), T0 + 2 * H)
+    # Then the draws follow the contract's order
+    order = [d.card_id for d in outcome.ledger[0].draws]
+    assert order == ["v-urgent", "a-same-as-x", "x-expires-soon", "u-newer", "w-paid", "y-expires-late", "z-no-expiry"]
+
+
+def test_expired_voided_and_future_cards_are_skipped() -> None:
+    w = wallet(
+        card("expired", "10", expires=T0 + H),
+        card("future", "10", effective=T0 + 10 * H),
+        card("voided", "10"),
+        card("good", "10", priority=90),
+    )
+    w = w.void_card("voided", T0).wallet
+    outcome = w.draw(usage("e1", "5", at=T0 + 2 * H), T0 + 2 * H)
+    assert [d.card_id for d in outcome.ledger[0].draws] == ["good"]
+
+
+def test_expiry_is_exact_to_the_instant() -> None:
+    # Given a card that expires at noon
+    w = wallet(card("c", "10", expires=T0 + 12 * H))
+    # Then usage one second before noon draws it, and usage at noon or one second after does not
+    assert w.draw(usage("before", "1", at=T0 + 12 * H - timedelta(seconds=1)), T0).ledger[0].draws
+    assert not w.draw(usage("at", "1", at=T0 + 12 * H), T0).ledger[0].draws
+    assert not w.draw(usage("after", "1", at=T0 + 12 * H + timedelta(seconds=1)), T0).ledger[0].draws
+    # And the balance read after noon never counts it, although the expiry job has not run
+    assert w.balance(T0 + 12 * H) == 0
+    assert w.cards["c"].status is CardStatus.ACTIVE
+
+
+def test_shortfall_becomes_overage_and_the_next_card_pays_it_off() -> None:
+    # Given a wallet with 10 credits that uses 25
+    w = wallet(card("a", "10"))
+    drawn = w.draw(usage("e1", "25"), T0 + H)
+    assert drawn.wallet.overage == Decimal(15)
+    assert [e.detail_type for e in drawn.events] == ["Balance Depleted", "Overage Recorded"]
+    # When a new card of 100 arrives
+    bought = drawn.wallet.add_card(card("b", "100", price="10.00", effective=T0 + 2 * H), T0 + 2 * H)
+    # Then it first pays the 15 owed, recorded in the ledger
+    assert bought.wallet.overage == 0
+    assert bought.wallet.balance(T0 + 2 * H) == Decimal(85)
+    payoff = [e for e in bought.ledger if e.type is EntryType.OVERAGE_PAYOFF]
+    assert payoff[0].credits == Decimal(15)
+    assert payoff[0].value is not None
+    assert payoff[0].value.amount == Decimal("1.50")
+    totals = bought.wallet.totals(T0 + 2 * H)
+    assert totals.drawn + totals.overage == totals.rated == Decimal(25)
+
+
+def test_thresholds_crossed_down_and_up_raise_low_and_recovered() -> None:
+    w = wallet(card("a", "100"), thresholds=("50", "20"))
+    low = w.draw(usage("e1", "60"), T0 + H)
+    assert [(e.detail_type, e.detail["threshold"]) for e in low.events] == [("Balance Low", "50")]
+    lower = low.wallet.draw(usage("e2", "30"), T0 + H)
+    assert [(e.detail_type, e.detail["threshold"]) for e in lower.events] == [("Balance Low", "20")]
+    recovered = lower.wallet.add_card(card("b", "100"), T0 + 2 * H)
+    assert [(e.detail_type, e.detail.get("threshold")) for e in recovered.events] == [
+        ("Credits Purchased", None),
+        ("Balance Recovered", "20"),
+        ("Balance Recovered", "50"),
+    ]
+
+
+def test_void_keeps_what_was_drawn_and_voids_the_rest() -> None:
+    w = wallet(card("a", "100", price="9.00")).draw(usage("e1", "40"), T0 + H).wallet
+    outcome = w.void_card("a", T0 + 2 * H)
+    voided = outcome.wallet.cards["a"]
+    assert (voided.status, voided.remaining, voided.drawn, voided.voided) == (CardStatus.VOIDED, 0, 40, 60)
+    assert outcome.ledger[0].value is not None
+    assert outcome.ledger[0].value.amount == Decimal("5.40")
+    # Voiding again changes nothing
+    assert not outcome.wallet.void_card("a", T0 + 3 * H).changed
+
+
+def test_void_of_unknown_or_expired_card_is_refused() -> None:
+    w = wallet(card("a", "10", expires=T0 + H))
+    with pytest.raises(CardNotFound):
+        w.void_card("nope", T0)
+    with pytest.raises(CardNotVoidable) as refused:
+        w.void_card("a", T0 + 2 * H)
+    assert refused.value.status == "expired"
+
+
+def test_expiry_records_breakage_and_keeps_conservation() -> None:
+    w = wallet(card("a", "100", price="10.00", expires=T0 + 5 * H)).draw(usage("e1", "30"), T0 + H).wallet
+    outcome = w.expire_due(T0 + 5 * H)
+    assert outcome.ledger[0].type is EntryType.EXPIRY
+    assert outcome.ledger[0].credits == Decimal(70)
+    assert outcome.events[0].detail["breakage"] == {"amount": "7.00", "currency": "USD"}
+    for at_ in (T0 + 4 * H, T0 + 5 * H):
+        before, after = w.totals(at_), outcome.wallet.totals(at_)
+        assert before.credits == before.drawn + before.expired + before.voided + before.balance
+        assert after.credits == after.drawn + after.expired + after.voided + after.balance
