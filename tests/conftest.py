@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import pytest
@@ -13,8 +12,8 @@ from moto import mock_aws
 
 from prepaid_local.moto_serial import serialize_dynamodb
 from prepaid_local.stack import Stack
+from support.aws import REGION, BusTap
 
-REGION = "us-east-1"
 TEST_ENV = {
     "AWS_DEFAULT_REGION": REGION,
     "AWS_REGION": REGION,
@@ -38,7 +37,6 @@ def _clear_cached_wiring() -> None:
     """Handlers build their clients once per process, as on Lambda; each test gets a fresh moto, so rebuild."""
     import api_handler
     import publisher_handler
-
     from prepaid import config
 
     api_handler.wallet_service.cache_clear()
@@ -62,36 +60,10 @@ def aws() -> Iterator[None]:
 
 @pytest.fixture
 def stack(aws: None) -> Iterator[Stack]:
-    built = Stack(lambda service: boto3.client(service, region_name=REGION))
+    built = Stack(lambda service: boto3.client(cast(Any, service), region_name=REGION))
     _clear_cached_wiring()
     yield built
     _clear_cached_wiring()
-
-
-class BusTap:
-    """Every event put on the bus, caught by a rule that sends them to a queue (as a subscriber would)."""
-
-    def __init__(self, stack: Stack) -> None:
-        self._sqs = boto3.client("sqs", region_name=REGION)
-        events = boto3.client("events", region_name=REGION)
-        self.url = self._sqs.create_queue(QueueName="bus-tap")["QueueUrl"]
-        arn = self._sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        bus = stack.name("EventBus")
-        events.put_rule(Name="tap", EventBusName=bus, EventPattern=json.dumps({"source": ["prepaid.credits"]}))
-        events.put_targets(Rule="tap", EventBusName=bus, Targets=[{"Id": "tap", "Arn": arn}])
-        self.seen: list[dict[str, Any]] = []
-
-    def drain(self) -> list[dict[str, Any]]:
-        while True:
-            batch = self._sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get("Messages", [])
-            if not batch:
-                return self.seen
-            for message in batch:
-                self.seen.append(json.loads(message["Body"]))
-                self._sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
-
-    def of_type(self, detail_type: str) -> list[dict[str, Any]]:
-        return [e for e in self.drain() if e["detail-type"] == detail_type]
 
 
 @pytest.fixture

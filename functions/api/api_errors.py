@@ -95,7 +95,11 @@ def refuse_unreadable_body(body: str | None, headers: dict[str, str] | None, lim
             refusal = (HTTPStatus.BAD_REQUEST, "malformed_json", "the request body is not valid JSON")
         else:
             if not isinstance(parsed, dict):
-                refusal = (HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error", "the request body must be a JSON object")
+                refusal = (
+                    HTTPStatus.UNPROCESSABLE_ENTITY,
+                    "validation_error",
+                    "the request body must be a JSON object",
+                )
     if refusal is None:
         return None
     status, code, message = refusal

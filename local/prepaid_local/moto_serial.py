@@ -131,7 +131,7 @@ def unserialize_dynamodb() -> None:
     for backend in (DynamoDBBackend, DynamoDBStreamsBackend):
         for name, method in inspect.getmembers(backend, inspect.isfunction):
             if getattr(method, _PATCHED, False):
-                setattr(backend, name, method.__wrapped__)
+                setattr(backend, name, getattr(method, "__wrapped__"))  # noqa: B009 - typed as a plain function
     original = getattr(DynamoDBBackend, "_original_transact_write_items", None)
     if original is not None:
         DynamoDBBackend.transact_write_items = original  # type: ignore[method-assign]

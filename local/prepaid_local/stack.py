@@ -9,7 +9,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from moto.events.models import EventPattern
 
@@ -103,7 +103,9 @@ class Stack:
             parsed = json.loads(raw) if raw else None
         except json.JSONDecodeError:
             parsed = raw
-        out_headers = {k: v[-1] if isinstance(v, list) else v for k, v in (answer.get("multiValueHeaders") or {}).items()}
+        out_headers = {
+            k: v[-1] if isinstance(v, list) else v for k, v in (answer.get("multiValueHeaders") or {}).items()
+        }
         out_headers.update(answer.get("headers") or {})
         return ApiAnswer(answer["statusCode"], out_headers, parsed)
 
@@ -158,7 +160,7 @@ class Stack:
                 patterns = [EventPattern.load(f["Pattern"]) for f in props.get("FilterCriteria", {}).get("Filters", [])]
                 batch_size = int(props.get("BatchSize", 100))
                 for key, fresh in self._read_stream(logical, stream_arn):
-                    wanted = [r for r in fresh if not patterns or any(p.matches_event(r) for p in patterns)]
+                    wanted = [r for r in fresh if not patterns or any(p.matches_event(cast(Any, r)) for p in patterns)]
                     pending = self._pending.setdefault(key, [])
                     pending.extend(wanted)
                     while pending:
@@ -183,9 +185,12 @@ class Stack:
         found = []
         for shard in shards:
             key = (logical, shard["ShardId"])
-            iterator = self._stream_iterators.get(key) or streams.get_shard_iterator(
-                StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-            )["ShardIterator"]
+            iterator = (
+                self._stream_iterators.get(key)
+                or streams.get_shard_iterator(
+                    StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+                )["ShardIterator"]
+            )
             response = streams.get_records(ShardIterator=iterator, Limit=1000)
             found.append((key, [_stream_record(r, stream_arn) for r in response["Records"]]))
             self._stream_iterators[key] = response.get("NextShardIterator") or iterator
@@ -202,7 +207,7 @@ class StreamBatchFailed(Exception):
 
 def _stream_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
     """A stream record as Lambda passes it: with the source ARN, and the approximate time as epoch seconds."""
-    out = json.loads(json.dumps(record, default=_jsonable))
+    out: dict[str, Any] = json.loads(json.dumps(record, default=_jsonable))
     out["eventSourceARN"] = stream_arn
     return out
 

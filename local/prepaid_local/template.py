@@ -25,7 +25,7 @@ def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
     else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type] # a MappingNode here
     return {name: value}
 
 
@@ -34,7 +34,8 @@ _Loader.add_multi_constructor("!", _tag)
 
 def load(path: Path = TEMPLATE) -> dict[str, Any]:
     with path.open() as handle:
-        return yaml.load(handle, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        template: dict[str, Any] = yaml.load(handle, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    return template
 
 
 @dataclass

@@ -7,9 +7,9 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import REGION
 
 from prepaid_local.stack import Stack
+from support.aws import REGION
 
 PAST = "2020-01-01T00:00:00Z"
 LONG_ID = "a" * 129
@@ -22,7 +22,9 @@ def _items(stack: Stack) -> list[dict[str, Any]]:
 @pytest.fixture
 def funded(stack: Stack) -> Stack:
     """A wallet `acme` with one card `known`... and its id, plus a price book."""
-    answer = stack.api("POST", "/wallets/acme/purchases", {"credits": "100", "price": {"amount": "1", "currency": "USD"}})
+    answer = stack.api(
+        "POST", "/wallets/acme/purchases", {"credits": "100", "price": {"amount": "1", "currency": "USD"}}
+    )
     assert answer.status == 201
     return stack
 

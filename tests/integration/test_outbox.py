@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 import api_handler
 import publisher_handler
-import pytest
-from conftest import BusTap
-
 from prepaid_local.stack import Stack
+from support.aws import BusTap
 
 PRICED = {"credits": "500", "price": {"amount": "5.00", "currency": "USD"}}
 
@@ -61,7 +61,7 @@ def test_crash_after_publish_before_checkpoint_gives_a_duplicate_with_the_same_i
             if len(calls) == 1:
                 raise Crash("after publish")
 
-    monkeypatch.setattr(publisher_handler, "publisher", lambda: DiesAfterPublishing())
+    monkeypatch.setattr(publisher_handler, "publisher", DiesAfterPublishing)
     # When the batch fails and is delivered again
     with pytest.raises(Exception, match="failed"):
         stack.pump_streams()

@@ -1,6 +1,5 @@
-from conftest import BusTap
-
 from prepaid_local.stack import Stack
+from support.aws import BusTap
 
 
 def test_purchase_then_read(stack: Stack, bus: BusTap) -> None:

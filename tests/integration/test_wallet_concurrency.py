@@ -15,17 +15,18 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import api_handler
 import boto3
 import pytest
 from boto3.dynamodb.types import TypeDeserializer
-from conftest import REGION
 
+import api_handler
 from prepaid.adapters.dynamodb import DynamoCatalogStore, DynamoWalletStore
 from prepaid.application.wallets import WalletService
+from prepaid.config import table_settings
 from prepaid.domain.card import CardStatus
 from prepaid.domain.wallet import Wallet
 from prepaid_local.stack import Stack
+from support.aws import REGION
 
 THREADS = 8
 ROUNDS = 12
@@ -43,7 +44,7 @@ class Findings:
 def _use_store(monkeypatch: pytest.MonkeyPatch, version_condition: bool) -> None:
     """The handler's service, with a pause between reading and committing that makes races likely."""
     client = boto3.client("dynamodb", region_name=REGION)
-    table = api_handler.table_settings().table_name
+    table = table_settings().table_name
     store = DynamoWalletStore(client, table, version_condition=version_condition)
     load = store.load
 

@@ -25,9 +25,7 @@ CONTRACT_TIERS = (
         ("250000", "2000.00", 2),
     ],
 )
-def test_volume_tiers_price_every_credit_at_the_tier_the_quantity_reaches(
-    credits: str, amount: str, tier: int
-) -> None:
+def test_volume_tiers_price_every_credit_at_the_tier_the_quantity_reaches(credits: str, amount: str, tier: int) -> None:
     book = PriceBook("USD", PricingMode.VOLUME, CONTRACT_TIERS)
     quote = book.quote(Decimal(credits))
     assert quote.tier_index == tier

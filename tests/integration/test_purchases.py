@@ -1,0 +1,112 @@
+"""Purchases through the API: pricing, idempotency, settings and the events they report."""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+
+from prepaid_local.stack import Stack
+from support.aws import BusTap
+
+BOOK = {
+    "currency": "USD",
+    "mode": "volume",
+    "tiers": [
+        {"upTo": "9999", "unitPrice": "0.010"},
+        {"upTo": "99999", "unitPrice": "0.009"},
+        {"upTo": None, "unitPrice": "0.008"},
+    ],
+}
+
+
+def test_quote_then_purchase_at_the_quoted_price(stack: Stack) -> None:
+    # Given the contract's price book
+    assert stack.api("PUT", "/price-book", BOOK).body["version"] == 1
+    # When 25,000 credits are quoted and bought without a price
+    quote = stack.api("GET", "/quotes", query="credits=25000").body
+    bought = stack.api("POST", "/wallets/acme/purchases", {"credits": "25000"})
+    # Then both use the second tier for every credit
+    assert quote["price"] == {"amount": "225.00", "currency": "USD"}
+    assert quote["tier"] == {"index": 1, "upTo": "99999"}
+    assert bought.status == 201
+    assert bought.body["card"]["price"] == quote["price"]
+    assert bought.body["card"]["costBasis"] == "0.009"
+    assert bought.body["balance"] == "25000"
+
+
+def test_replay_returns_the_first_answer_and_another_body_conflicts(stack: Stack) -> None:
+    body = {"credits": "100", "price": {"amount": "1.00", "currency": "USD"}}
+    first = stack.api("POST", "/wallets/acme/purchases", body, {"Idempotency-Key": "order-7"})
+    # When the same request comes again, with keys in another order
+    replay = stack.api(
+        "POST", "/wallets/acme/purchases", {"price": {"currency": "USD", "amount": "1.00"}, "credits": "100"},
+        {"Idempotency-Key": "order-7"},
+    )  # fmt: skip
+    # Then it answers exactly the first answer and buys nothing more
+    assert replay.status == 201
+    assert replay.body == first.body
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert stack.api("GET", "/wallets/acme").body["balance"] == "100"
+    # And the same key with another body is a conflict with a clear code
+    other = stack.api(
+        "POST", "/wallets/acme/purchases", {"credits": "5", "price": body["price"]}, {"Idempotency-Key": "order-7"}
+    )
+    assert other.status == 409
+    assert other.body["error"]["code"] == "idempotency_key_reused"
+
+
+def test_concurrent_requests_with_one_key_buy_once(stack: Stack) -> None:
+    body = {"credits": "100", "price": {"amount": "1.00", "currency": "USD"}}
+    answers: list[int] = []
+    barrier = threading.Barrier(6)
+
+    def buy() -> None:
+        barrier.wait()
+        answers.append(stack.api("POST", "/wallets/acme/purchases", body, {"Idempotency-Key": "same"}).status)
+
+    threads = [threading.Thread(target=buy) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert answers == [201] * 6
+    assert stack.api("GET", "/wallets/acme").body["balance"] == "100"
+
+
+def test_purchase_lifting_the_balance_over_a_threshold_reports_recovery(stack: Stack, bus: BusTap) -> None:
+    # Given a wallet with thresholds, whose balance is below both
+    settings = {"thresholds": ["1000", "100"], "webhookUrl": "https://hooks.example.com/credits"}
+    assert stack.api("PUT", "/wallets/acme/settings", settings).status == 200
+    price = {"amount": "0", "currency": "USD"}
+    stack.api("POST", "/wallets/acme/purchases", {"credits": "50", "price": price, "source": "promotion"})
+    # When a purchase lifts it to 500
+    stack.api("POST", "/wallets/acme/purchases", {"credits": "450", "price": price})
+    stack.pump_streams()
+    # Then Balance Recovered is reported for the threshold crossed, with the balance
+    recovered = bus.of_type("Balance Recovered")
+    assert [(e["detail"]["threshold"], e["detail"]["balance"]) for e in recovered] == [("100", "500")]
+    assert len(bus.of_type("Credits Purchased")) == 2
+    wallet = stack.api("GET", "/wallets/acme").body
+    assert wallet["settings"]["thresholds"] == ["100", "1000"]
+    assert wallet["settings"]["webhookUrl"] == "https://hooks.example.com/credits"
+
+
+def test_wallet_read_shows_cards_in_drawdown_order_with_next_expiry(stack: Stack) -> None:
+    price = {"amount": "0", "currency": "USD"}
+    stack.api("POST", "/wallets/acme/purchases", {"credits": "10", "price": price})
+    stack.api("POST", "/wallets/acme/purchases", {"credits": "20", "price": price, "expiresIn": "P30D"})
+    stack.api("POST", "/wallets/acme/purchases", {"credits": "30", "price": price, "priority": 10})
+    wallet = stack.api("GET", "/wallets/acme").body
+    assert [c["credits"] for c in wallet["cards"]] == ["30", "20", "10"]
+    assert wallet["nextExpiry"] == wallet["cards"][1]["expiresAt"]
+    assert Decimal(wallet["balance"]) == 60
+
+
+def test_openapi_document_describes_the_routes(stack: Stack) -> None:
+    document = stack.api("GET", "/openapi.json").body
+    assert document["openapi"].startswith("3.")
+    assert {"/wallets/{customerId}/purchases", "/quotes", "/price-book", "/wallets/{customerId}"} <= set(
+        document["paths"]
+    )
+    credits = document["components"]["schemas"]["PurchaseBody"]["properties"]["credits"]
+    assert credits["type"] == "string"
