@@ -110,3 +110,23 @@ def test_openapi_document_describes_the_routes(stack: Stack) -> None:
     )
     credits = document["components"]["schemas"]["PurchaseBody"]["properties"]["credits"]
     assert credits["type"] == "string"
+
+
+def test_voiding_twice_answers_the_same_and_the_card_leaves_the_wallet(stack: Stack) -> None:
+    # Given a wallet with two cards
+    price = {"amount": "3.00", "currency": "USD"}
+    card = stack.api("POST", "/wallets/acme/purchases", {"credits": "300", "price": price}).body["card"]["cardId"]
+    stack.api("POST", "/wallets/acme/purchases", {"credits": "100", "price": price})
+    # When one is voided twice
+    first = stack.api("POST", f"/wallets/acme/cards/{card}/void")
+    again = stack.api("POST", f"/wallets/acme/cards/{card}/void")
+    # Then both answers show it voided with its 300 credits, and the balance is the other card's
+    assert first.status == again.status == 200
+    assert first.body == again.body
+    assert first.body["card"]["status"] == "voided"
+    assert first.body["card"]["remaining"] == "0"
+    assert first.body["balance"] == "100"
+    # And the wallet lists only the live card, while its totals still account for the voided one
+    wallet = stack.api("GET", "/wallets/acme").body
+    assert [c["credits"] for c in wallet["cards"]] == ["100"]
+    assert wallet["totals"] == {"credits": "400", "drawn": "0", "expired": "0", "voided": "300", "rated": "0"}

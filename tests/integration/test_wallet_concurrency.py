@@ -21,9 +21,10 @@ from boto3.dynamodb.types import TypeDeserializer
 
 import api_handler
 from prepaid.adapters.dynamodb import DynamoCatalogStore, DynamoWalletStore
+from prepaid.adapters.items import retired_card_from_item
 from prepaid.application.wallets import WalletService
 from prepaid.config import table_settings
-from prepaid.domain.card import CardStatus
+from prepaid.domain.card import Card, CardStatus
 from prepaid.domain.wallet import Wallet
 from prepaid_local.stack import Stack
 from support.aws import REGION
@@ -104,7 +105,7 @@ def _run(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Findings:
     return findings
 
 
-def _stored(stack: Stack) -> tuple[Wallet, list[dict[str, Any]]]:
+def _stored(stack: Stack) -> tuple[Wallet, list[dict[str, Any]], dict[str, Card]]:
     client = boto3.client("dynamodb", region_name=REGION)
     wallet = DynamoWalletStore(client, stack.name("WalletTable")).load("acme")
     assert wallet is not None
@@ -115,13 +116,14 @@ def _stored(stack: Stack) -> tuple[Wallet, list[dict[str, Any]]]:
         ConsistentRead=True,
     )["Items"]
     plain = [{k: TypeDeserializer().deserialize(v) for k, v in item.items()} for item in items]
-    return wallet, [i for i in plain if i["itemType"] == "ledger"]
+    retired = {i["cardId"]: retired_card_from_item(i) for i in plain if i["itemType"] == "card"}
+    return wallet, [i for i in plain if i["itemType"] == "ledger"], retired
 
 
 def _lost_updates(stack: Stack, findings: Findings) -> list[str]:
     """What a lost update leaves behind: cards, voids or ledger entries the wallet does not show."""
-    wallet, ledger = _stored(stack)
-    cards = wallet.cards
+    wallet, ledger, retired = _stored(stack)
+    cards = {**wallet.cards, **retired}
     problems = [f"card {c} answered 201 but is not in the wallet" for c in findings.bought if c not in cards]
     problems += [
         f"card {c} answered voided but is {cards[c].status}"
@@ -132,7 +134,7 @@ def _lost_updates(stack: Stack, findings: Findings) -> list[str]:
     if purchased != {c: card.credits for c, card in cards.items()}:
         problems.append("ledger purchases and wallet cards disagree")
     voids = sum((e["credits"] for e in ledger if e["type"] == "void"), Decimal(0))
-    if voids != sum((card.voided for card in cards.values()), Decimal(0)):
+    if voids != sum((card.voided for card in cards.values()), Decimal(0)) or voids != wallet.retired.voided:
         problems.append("ledger voids and wallet voids disagree")
     return problems
 

@@ -89,13 +89,16 @@ def test_thresholds_crossed_down_and_up_raise_low_and_recovered() -> None:
 def test_void_keeps_what_was_drawn_and_voids_the_rest() -> None:
     w = wallet(card("a", "100", price="9.00")).draw(usage("e1", "40"), T0 + H).wallet
     outcome = w.void_card("a", T0 + 2 * H)
-    voided = outcome.wallet.cards["a"]
+    voided = outcome.card("a")
     assert voided.status is CardStatus.VOIDED
     assert (voided.remaining, voided.drawn, voided.voided) == (Decimal(0), Decimal(40), Decimal(60))
     assert outcome.ledger[0].value is not None
     assert outcome.ledger[0].value.amount == Decimal("5.40")
-    # Voiding again changes nothing
-    assert not outcome.wallet.void_card("a", T0 + 3 * H).changed
+    # And the card leaves the wallet, its sums kept for conservation
+    assert "a" not in outcome.wallet.cards
+    assert outcome.retired == (voided,)
+    totals = outcome.wallet.totals(T0 + 2 * H)
+    assert (totals.credits, totals.drawn, totals.voided, totals.balance) == (100, 40, 60, 0)
 
 
 def test_void_of_unknown_or_expired_card_is_refused() -> None:

@@ -9,7 +9,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prepaid.domain.card import Card, drawdown_order
+from prepaid.domain.card import Card, CardStatus, drawdown_order
 from prepaid.domain.errors import CardNotVoidable
 from prepaid.domain.wallet import Wallet, allocate
 from support.domain_builders import T0, card, usage
@@ -97,3 +97,4 @@ def test_conservation_holds_after_every_change(ops: list[tuple[str, object]]) ->
             assert t.balance >= 0
             assert t.overage >= 0
         assert all(c.credits == c.remaining + c.drawn + c.expired + c.voided for c in wallet.cards.values())
+        assert all(c.status is CardStatus.ACTIVE for c in wallet.cards.values())

@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError
 
 from prepaid.adapters import items
 from prepaid.application.ports import IdempotencyRace, IdempotencyRecord, VersionConflict, WalletChange
+from prepaid.domain.card import Card
 from prepaid.domain.price_book import PriceBook
 from prepaid.domain.rate_card import RateCard
 from prepaid.domain.wallet import Wallet
@@ -71,6 +72,10 @@ class DynamoWalletStore:
         item = self._get(items.idempotency_pk(customer_id, scope, key), items.IDEMPOTENCY_SK)
         return items.idempotency_from_item(scope, key, item) if item else None
 
+    def retired_card(self, customer_id: str, card_id: str) -> Card | None:
+        item = self._get(items.wallet_pk(customer_id), f"C#{card_id}")
+        return items.retired_card_from_item(item) if item else None
+
     def commit(self, change: WalletChange) -> None:
         wallet = change.wallet
         customer_id = wallet.customer_id
@@ -84,6 +89,8 @@ class DynamoWalletStore:
         for index, entry in enumerate(change.ledger):
             item = items.ledger_item(customer_id, wallet.version, change.commit_id, index, entry)
             transaction.append({"Put": self._new_item(item)})
+        for card in change.retired:
+            transaction.append({"Put": self._new_item(items.retired_card_item(customer_id, card))})
         for event in change.events:
             transaction.append({"Put": self._new_item(items.outbox_item(customer_id, event))})
         idempotency_index = None

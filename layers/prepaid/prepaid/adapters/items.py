@@ -2,6 +2,7 @@
 
 Keys (see README, "Data model"):
   wallet       PK=W#<customerId>                       SK=WALLET
+  retired card PK=W#<customerId>                       SK=C#<cardId>
   ledger       PK=W#<customerId>                       SK=L#<version:012>#<commitId>#<n:03>
   idempotency  PK=I#<customerId>#<scope>#<key>         SK=IDEMPOTENCY
   outbox       PK=O#<eventId>                          SK=OUTBOX
@@ -10,6 +11,7 @@ Keys (see README, "Data model"):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -22,7 +24,7 @@ from prepaid.domain.money import Money
 from prepaid.domain.price_book import PriceBook, PricingMode, Tier
 from prepaid.domain.rate_card import RateCard
 from prepaid.domain.settings import AutoRecharge, RecurringGrant, WalletSettings
-from prepaid.domain.wallet import Wallet
+from prepaid.domain.wallet import Retired, Wallet
 from prepaid.domain.wire import instant
 
 WALLET_SK = "WALLET"
@@ -164,6 +166,14 @@ def settings_from_item(item: Item) -> WalletSettings:
     )
 
 
+def retired_card_item(customer_id: str, card: Card) -> Item:
+    return {"PK": wallet_pk(customer_id), "SK": f"C#{card.card_id}", "itemType": "card", **card_item(card)}
+
+
+def retired_card_from_item(item: Item) -> Card:
+    return card_from_item(item)
+
+
 def wallet_item(wallet: Wallet) -> Item:
     return {
         "PK": wallet_pk(wallet.customer_id),
@@ -174,6 +184,7 @@ def wallet_item(wallet: Wallet) -> Item:
         "createdAt": instant(wallet.created_at),
         "overage": wallet.overage,
         "rated": wallet.rated,
+        "retired": dataclasses.asdict(wallet.retired),
         "settings": settings_item(wallet.settings),
         # One JSON string rather than a map of maps: a smaller item (fewer write units per change) that is read
         # and written whole anyway. Amounts inside stay decimal strings, so nothing is rounded.
@@ -189,6 +200,13 @@ def wallet_from_item(item: Item) -> Wallet:
         cards={card["cardId"]: card_from_item(card) for card in json.loads(item["cards"], parse_float=Decimal)},
         overage=item["overage"],
         rated=item["rated"],
+        retired=Retired(
+            credits=item["retired"]["credits"],
+            drawn=item["retired"]["drawn"],
+            expired=item["retired"]["expired"],
+            voided=item["retired"]["voided"],
+            count=int(item["retired"]["count"]),
+        ),
         settings=settings_from_item(item["settings"]),
     )
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from prepaid.domain.card import Card
 from prepaid.domain.ledger import LedgerEntry
 from prepaid.domain.price_book import PriceBook
 from prepaid.domain.rate_card import RateCard
@@ -54,6 +55,7 @@ class WalletChange:
     ledger: tuple[LedgerEntry, ...]
     events: tuple[OutboxEvent, ...]
     idempotency: IdempotencyRecord | None = None
+    retired: tuple[Card, ...] = ()  # cards this change ended, moved out of the wallet into their own items
 
 
 class WalletStore(Protocol):
@@ -64,6 +66,10 @@ class WalletStore(Protocol):
         ...
 
     def idempotency_record(self, customer_id: str, scope: str, key: str) -> IdempotencyRecord | None: ...
+
+    def retired_card(self, customer_id: str, card_id: str) -> Card | None:
+        """A card that left the wallet (depleted, expired or voided), as it ended."""
+        ...
 
 
 class CatalogStore(Protocol):

@@ -22,8 +22,10 @@ from prepaid.application.ports import (
     WalletStore,
 )
 from prepaid.application.retry import RetryPolicy
-from prepaid.domain.card import DEFAULT_PRIORITY, Card, CardSource
+from prepaid.domain.card import DEFAULT_PRIORITY, Card, CardSource, CardStatus
 from prepaid.domain.errors import (
+    CardNotFound,
+    CardNotVoidable,
     IdempotencyKeyReused,
     InvalidRequest,
     PriceBookMissing,
@@ -129,10 +131,7 @@ class WalletService:
                 created_at=now,
             )
             outcome = wallet.add_card(card, now)
-            body = {
-                "card": card_to_wire(outcome.wallet.cards[card_id], now),
-                "balance": to_wire(outcome.wallet.balance(now)),
-            }
+            body = {"card": card_to_wire(outcome.card(card_id), now), "balance": to_wire(outcome.wallet.balance(now))}
             record = None
             if idempotency_key is not None:
                 record = IdempotencyRecord(PURCHASE_SCOPE, idempotency_key, fingerprint, body)
@@ -176,15 +175,26 @@ class WalletService:
         def attempt() -> dict[str, Any]:
             now = self._clock()
             wallet = self._existing(customer_id)
-            outcome = wallet.void_card(card_id, now)
-            if outcome.changed:
-                self._commit(wallet, outcome, now)
-            return {
-                "card": card_to_wire(outcome.wallet.cards[card_id], now),
-                "balance": to_wire(outcome.wallet.balance(now)),
-            }
+            try:
+                outcome = wallet.void_card(card_id, now)
+            except CardNotFound:
+                return {
+                    "card": card_to_wire(self._voided(customer_id, card_id), now),
+                    "balance": to_wire(wallet.balance(now)),
+                }
+            self._commit(wallet, outcome, now)
+            return {"card": card_to_wire(outcome.card(card_id), now), "balance": to_wire(outcome.wallet.balance(now))}
 
         return self._retry.run(customer_id, attempt)
+
+    def _voided(self, customer_id: str, card_id: str) -> Card:
+        """A card no longer in the wallet: answer again for one voided before, refuse one that ended otherwise."""
+        card = self._store.retired_card(customer_id, card_id)
+        if card is None:
+            raise CardNotFound(customer_id=customer_id, card_id=card_id)
+        if card.status is not CardStatus.VOIDED:
+            raise CardNotVoidable(card_id=card_id, status=card.status.value)
+        return card
 
     def configure(self, customer_id: str, settings: WalletSettings) -> dict[str, Any]:
         """Replace the wallet's settings, creating the wallet if needed."""
@@ -208,7 +218,9 @@ class WalletService:
             for i, e in enumerate(outcome.events)
         )
         wallet = dataclasses.replace(outcome.wallet, version=version)
-        self._store.commit(WalletChange(wallet, before.version, commit_id, outcome.ledger, events, record))
+        self._store.commit(
+            WalletChange(wallet, before.version, commit_id, outcome.ledger, events, record, outcome.retired)
+        )
         return wallet
 
     # -- reads -------------------------------------------------------------------------------------------------

@@ -39,16 +39,42 @@ class Totals:
 
 
 @dataclass(frozen=True)
+class Retired:
+    """Sums over the cards that left the wallet (depleted, expired or voided), kept for conservation."""
+
+    credits: Decimal = ZERO
+    drawn: Decimal = ZERO
+    expired: Decimal = ZERO
+    voided: Decimal = ZERO
+    count: int = 0
+
+    def add(self, card: Card) -> Retired:
+        return Retired(
+            self.credits + card.credits,
+            self.drawn + card.drawn,
+            self.expired + card.expired,
+            self.voided + card.voided,
+            self.count + 1,
+        )
+
+
+@dataclass(frozen=True)
 class Outcome:
-    """A wallet change: the new wallet with what it records and reports."""
+    """A wallet change: the new wallet with what it records and reports, and the cards it retired."""
 
     wallet: Wallet
     ledger: tuple[LedgerEntry, ...] = ()
     events: tuple[DomainEvent, ...] = ()
+    retired: tuple[Card, ...] = ()
 
     @property
     def changed(self) -> bool:
         return bool(self.ledger) or bool(self.events)
+
+    def card(self, card_id: str) -> Card:
+        """A card as this change left it, whether still in the wallet or just retired."""
+        retired = {c.card_id: c for c in self.retired}
+        return retired[card_id] if card_id in retired else self.wallet.card(card_id)
 
 
 @dataclass(frozen=True)
@@ -77,12 +103,18 @@ def allocate(cards: Iterable[Card], amount: Decimal, at: datetime) -> tuple[list
 
 @dataclass(frozen=True)
 class Wallet:
-    """A customer's wallet. `version` counts committed changes; 0 means not stored yet."""
+    """A customer's wallet. `version` counts committed changes; 0 means not stored yet.
+
+    `cards` holds the live (active) cards only: a card that is depleted, expired or voided leaves the wallet in
+    the change that ends it (`Outcome.retired`), and only its sums stay, in `retired`. So the wallet stays small
+    however many cards a customer buys over the years.
+    """
 
     customer_id: str
     created_at: datetime
     version: int = 0
     cards: Mapping[str, Card] = field(default_factory=dict)
+    retired: Retired = field(default_factory=Retired)
     overage: Decimal = ZERO
     rated: Decimal = ZERO
     settings: WalletSettings = field(default_factory=WalletSettings)
@@ -114,11 +146,12 @@ class Wallet:
         """
         cards = list(self.cards.values())
         lapsed = sum((c.remaining for c in cards if c.status is CardStatus.ACTIVE and c.is_expired_at(at)), ZERO)
+        retired = self.retired
         return Totals(
-            credits=sum((c.credits for c in cards), ZERO),
-            drawn=sum((c.drawn for c in cards), ZERO),
-            expired=sum((c.expired for c in cards), ZERO) + lapsed,
-            voided=sum((c.voided for c in cards), ZERO),
+            credits=sum((c.credits for c in cards), retired.credits),
+            drawn=sum((c.drawn for c in cards), retired.drawn),
+            expired=sum((c.expired for c in cards), retired.expired) + lapsed,
+            voided=sum((c.voided for c in cards), retired.voided),
             balance=self.balance(at),
             overage=self.overage,
             rated=self.rated,
@@ -128,6 +161,18 @@ class Wallet:
 
     def _with(self, cards: Mapping[str, Card] | None = None, **changes: object) -> Wallet:
         return dataclasses.replace(self, cards=dict(cards if cards is not None else self.cards), **changes)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _settle(wallet: Wallet, ledger: Iterable[LedgerEntry] = (), events: Iterable[DomainEvent] = ()) -> Outcome:
+        """Retire the cards this change ended (every card in `cards` was active before it)."""
+        ended = [c for c in wallet.cards.values() if c.status is not CardStatus.ACTIVE]
+        if ended:
+            retired = wallet.retired
+            for card in ended:
+                retired = retired.add(card)
+            live = {k: c for k, c in wallet.cards.items() if c.status is CardStatus.ACTIVE}
+            wallet = dataclasses.replace(wallet, cards=live, retired=retired)
+        return Outcome(wallet, tuple(ledger), tuple(events), tuple(ended))
 
     def configure(self, settings: WalletSettings) -> Outcome:
         return Outcome(self._with(settings=settings))
@@ -167,9 +212,11 @@ class Wallet:
         )
         events = [
             purchased,
-            *balance_events(self.customer_id, before, after, self.settings.thresholds, was_funded=bool(self.cards)),
+            *balance_events(
+                self.customer_id, before, after, self.settings.thresholds, was_funded=self.totals(at).credits > 0
+            ),
         ]
-        return Outcome(wallet, tuple(ledger), tuple(events))
+        return self._settle(wallet, ledger, events)
 
     def void_card(self, card_id: str, at: datetime) -> Outcome:
         """Void what remains of a card. Voiding a voided card changes nothing."""
@@ -195,7 +242,7 @@ class Wallet:
                 "card": card_to_wire(voided),
             },
         )
-        return Outcome(wallet, (entry,), (event, *balance_events(self.customer_id, before, after, ())))
+        return self._settle(wallet, (entry,), (event, *balance_events(self.customer_id, before, after, ())))
 
     def draw(self, usage: RatedUsage, at: datetime) -> Outcome:
         """Draw rated usage from the cards usable at the usage's time; what they cannot cover becomes overage."""
@@ -234,7 +281,7 @@ class Wallet:
                     },
                 )
             )
-        return Outcome(wallet, (entry,), tuple(events))
+        return self._settle(wallet, (entry,), events)
 
     def expire_due(self, at: datetime) -> Outcome:
         """Mark every active card whose expiry has passed as expired, recording the breakage."""
@@ -261,4 +308,4 @@ class Wallet:
                     },
                 )
             )
-        return Outcome(self._with(cards), tuple(ledger), tuple(events))
+        return self._settle(self._with(cards), ledger, events)
