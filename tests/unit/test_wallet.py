@@ -98,7 +98,7 @@ def test_void_keeps_what_was_drawn_and_voids_the_rest() -> None:
     assert "a" not in outcome.wallet.cards
     assert outcome.retired == (voided,)
     totals = outcome.wallet.totals(T0 + 2 * H)
-    assert (totals.credits, totals.drawn, totals.voided, totals.balance) == (100, 40, 60, 0)
+    assert (totals.credits, totals.drawn, totals.voided, totals.balance) == tuple(Decimal(n) for n in (100, 40, 60, 0))
 
 
 def test_void_of_unknown_or_expired_card_is_refused() -> None:
