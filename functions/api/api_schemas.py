@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
@@ -125,6 +125,11 @@ class MoneyOut(BaseModel):
     currency: str
 
 
+# Instants in answers are the domain's own ISO 8601 strings; typing them `datetime` would make pydantic re-print
+# them in another form.
+InstantText = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+
+
 class CardOut(BaseModel):
     cardId: str
     credits: str
@@ -133,8 +138,8 @@ class CardOut(BaseModel):
     costBasis: str
     source: str
     priority: int
-    effectiveAt: datetime
-    expiresAt: datetime | None
+    effectiveAt: InstantText
+    expiresAt: InstantText | None
     status: Literal["active", "depleted", "expired", "voided"]
 
 
@@ -149,11 +154,11 @@ class WalletOut(BaseModel):
     available: str
     overage: str
     cards: list[CardOut]
-    nextExpiry: datetime | None
+    nextExpiry: InstantText | None
     settings: dict[str, Any]
     totals: dict[str, str]
     version: int
-    asOf: datetime
+    asOf: InstantText
 
 
 class QuoteOut(BaseModel):
@@ -163,7 +168,7 @@ class QuoteOut(BaseModel):
     mode: str
     tier: dict[str, Any]
     priceBookVersion: int
-    quotedAt: datetime
+    quotedAt: InstantText
 
 
 class PriceBookOut(BaseModel):

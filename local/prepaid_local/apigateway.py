@@ -84,6 +84,7 @@ def proxy_event(
         "stageVariables": None,
         "requestContext": {
             "resourceId": "local",
+            "deploymentId": "local",
             "resourcePath": route.path,
             "httpMethod": method.upper(),
             "extendedRequestId": uuid.uuid4().hex,
