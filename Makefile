@@ -60,7 +60,7 @@ unit: venv
 	$(BIN)/pytest -q tests/unit
 
 local: venv
-	$(BIN)/python -m prepaid_local $(ARGS)
+	PYTHONPATH=local $(BIN)/python -m prepaid_local $(ARGS)
 
 bench: venv
 	$(BIN)/python bench/run.py $(ARGS)

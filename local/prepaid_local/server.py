@@ -1,0 +1,351 @@
+"""The stack on HTTP: API Gateway's proxy integration over werkzeug, with moto embedded as the AWS back end.
+
+`start()` runs everything in this process: moto's server (DynamoDB made atomic per request), the template's
+resources created in it, the real handlers answering HTTP requests as API Gateway would call them, and a thread
+that delivers the table's stream (the outbox) to the publisher, so events reach the bus in near real time.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import sys
+import threading
+import urllib.request
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+from werkzeug.datastructures import Headers
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+from prepaid_local.apigateway import LOCAL_PRINCIPAL
+from prepaid_local.moto_serial import serialize_dynamodb
+from prepaid_local.resources import layer_paths
+from prepaid_local.stack import Stack
+from prepaid_local.template import ROOT
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+log = logging.getLogger("prepaid_local")
+
+REGION = "us-east-1"
+MOTO_HOST = "127.0.0.1"
+PUMP_INTERVAL = 0.2  # seconds between stream reads: near real time, and cheap against an in-process moto
+MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+DEMO_PRICE_BOOK = {
+    "currency": "USD",
+    "mode": "volume",
+    "tiers": [
+        {"upTo": "9999", "unitPrice": "0.010"},
+        {"upTo": "99999", "unitPrice": "0.009"},
+        {"upTo": None, "unitPrice": "0.008"},
+    ],
+}
+# Settings that could point a handler's boto3 client anywhere but the embedded moto (a profile, real keys,
+# a per-service endpoint, endpoints in ~/.aws/config); they are removed while the local stack runs.
+_UNSET = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE")
+_UNSET_PREFIXES = ("AWS_ENDPOINT_URL_", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+
+
+class LocalServer:
+    """A running local stack: the API at `url`, moto at `moto_url`. `stop()` ends both and restores the env."""
+
+    def __init__(
+        self,
+        *,
+        stack: Stack,
+        http: BaseWSGIServer,
+        moto: ThreadedMotoServer,
+        url: str,
+        moto_url: str,
+        saved_env: dict[str, str],
+    ) -> None:
+        self.stack = stack
+        self.url = url
+        self.moto_url = moto_url
+        self.seeded = False
+        self._http = http
+        self._moto = moto
+        self._saved_env = saved_env
+        self._stopping = threading.Event()
+        self._threads = [
+            threading.Thread(target=http.serve_forever, name="prepaid-local-http", daemon=True),
+            threading.Thread(target=_pump, args=(stack, self._stopping), name="prepaid-local-pump", daemon=True),
+        ]
+        self._stopped = False
+
+    def serve(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        """Stop the HTTP server, the stream pump and moto (in that order); idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._stopping.set()
+        self._http.shutdown()
+        for thread in self._threads:
+            thread.join(timeout=10)  # a pump mid-batch finishes it; a stuck handler must not hang the exit
+        try:
+            _reset_moto(self.moto_url)  # moto's backends are process-wide: leave them empty for whoever comes next
+        except OSError:
+            log.warning("could not reset moto before stopping it", exc_info=True)
+        self._moto.stop()
+        _cold_start(self.stack)  # the handlers' cached clients point at the moto that just stopped
+        _restore_environment(self._saved_env)
+        boto3.DEFAULT_SESSION = None
+
+    def __enter__(self) -> LocalServer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def start(host: str = "127.0.0.1", port: int = 3000, moto_port: int = 4566, seed: bool = False) -> LocalServer:
+    """Start moto, create the stack in it, and serve the API; port 0 picks a free port. Returns once serving."""
+    saved_env = dict(os.environ)
+    serialize_dynamodb()  # class-level patch of moto's backend, which the embedded server runs in this process
+    moto = _MotoServer(MOTO_HOST, moto_port, verbose=False)
+    moto.start()
+    try:
+        moto_host, bound_moto_port = moto.get_host_and_port()
+        moto_url = f"http://{moto_host}:{bound_moto_port}"
+        _reset_moto(moto_url)  # an earlier in-process mock_aws or server may have left data in the shared backends
+        _apply_local_environment(moto_url)
+        boto3.setup_default_session()  # a session built from the environment just set, not an earlier one
+
+        @cache
+        def clients(service: str) -> Any:
+            return boto3.client(service, endpoint_url=moto_url, region_name=REGION)  # type: ignore[call-overload]
+
+        stack = Stack(clients)
+        _cold_start(stack)
+        seeded = False
+        if seed:
+            _seed(stack)
+            seeded = True
+        http = make_server(host, port, _ApiGateway(stack), threaded=True, request_handler=_AccessLog)
+    except BaseException:
+        moto.stop()
+        _restore_environment(saved_env)
+        raise
+    url = f"http://{host}:{http.server_port}"
+    server = LocalServer(stack=stack, http=http, moto=moto, url=url, moto_url=moto_url, saved_env=saved_env)
+    server.seeded = seeded
+    server.serve()
+    return server
+
+
+def banner(server: LocalServer) -> str:
+    """What to print on start: where things are and how to reach them."""
+    table, bus = server.stack.name("WalletTable"), server.stack.name("EventBus")
+    price_book = "seeded with the demo volume tiers" if server.seeded else "empty (run with --seed, or PUT /price-book)"
+    return f"""
+prepaid-credits is running locally (real handlers, embedded moto)
+
+  API          {server.url}   unsigned requests act as {LOCAL_PRINCIPAL["userArn"]}
+  moto (AWS)   {server.moto_url}
+  table        {table}
+  event bus    {bus}
+  price book   {price_book}
+
+Try:
+  curl -s -X POST {server.url}/wallets/acme/purchases -H 'Content-Type: application/json' -d '{{"credits":"1000"}}'
+  curl -s {server.url}/wallets/acme
+
+AWS CLI / boto3 against the embedded moto:
+  export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION={REGION}
+  aws --endpoint-url {server.moto_url} dynamodb scan --table-name {table}
+  aws --endpoint-url {server.moto_url} events list-rules --event-bus-name {bus}
+  boto3.client("dynamodb", endpoint_url="{server.moto_url}", region_name="{REGION}")
+
+Data lives in memory and is gone when this stops. Ctrl-C stops.
+"""
+
+
+# -- moto -------------------------------------------------------------------------------------------------------------
+
+
+class _MotoServer(ThreadedMotoServer):
+    """moto's threaded server, except that a port it cannot bind is an error rather than a hang.
+
+    moto 5.2.5 binds in its thread and `start()` waits for a "ready" event that a failed bind never sets.
+    """
+
+    def __init__(self, ip_address: str, port: int, verbose: bool = False) -> None:
+        super().__init__(ip_address, port, verbose)
+        self.error: BaseException | None = None
+
+    def _server_entry(self) -> None:
+        try:
+            super()._server_entry()
+        except BaseException as error:
+            self.error = error
+            self._server_ready_event.set()
+
+    def start(self) -> None:
+        super().start()
+        if self.error is not None:
+            raise self.error
+
+
+def _reset_moto(moto_url: str) -> None:
+    # moto's documented reset endpoint; no proxy, whatever the environment says, as moto is on loopback
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    opener.open(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST"), timeout=10).close()
+
+
+# -- environment -----------------------------------------------------------------------------------------------------
+
+
+def _apply_local_environment(moto_url: str) -> None:
+    """Fake credentials and moto's endpoint for every boto3 client, the handlers' plain `boto3.client(...)` too."""
+    for key in list(os.environ):
+        if key in _UNSET or key.startswith(_UNSET_PREFIXES):
+            del os.environ[key]
+    no_proxy = ",".join(filter(None, [os.environ.get("NO_PROXY", ""), "127.0.0.1", "localhost"]))
+    os.environ.update(
+        {
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_ENDPOINT_URL": moto_url,
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",  # botocore 1.44 + moto's DynamoDB Streams (TOOLING.md)
+            "POWERTOOLS_TRACE_DISABLED": "1",  # no X-Ray daemon here
+            "POWERTOOLS_METRICS_NAMESPACE": "PrepaidCreditsLocal",  # the template's value wins where it sets one
+            "NO_PROXY": no_proxy,
+            "no_proxy": no_proxy,
+        }
+    )
+
+
+def _restore_environment(saved: dict[str, str]) -> None:
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def _cold_start(stack: Stack) -> None:
+    """Forget what the handler modules cached per process (clients, settings), as a new execution environment would.
+
+    Only matters where the handlers ran before in this process (a test session): their clients point at the
+    moto they were built against.
+    """
+    code = [*layer_paths(stack.template), *(spec.code_uri for spec in stack.functions.values())]
+    folders = [(ROOT / path).resolve() for path in code]
+    for module in list(sys.modules.values()):
+        file = getattr(module, "__file__", None)
+        if not file or not any(Path(file).resolve().is_relative_to(folder) for folder in folders):
+            continue
+        for value in list(vars(module).values()):
+            if getattr(value, "__module__", None) == module.__name__ and callable(getattr(value, "cache_clear", None)):
+                value.cache_clear()
+
+
+def _seed(stack: Stack) -> None:
+    """Load the demo price book through the API, as a user would."""
+    answer = stack.proxy(
+        "PUT", "/price-book", headers={"Content-Type": "application/json"}, body=json.dumps(DEMO_PRICE_BOOK)
+    )
+    if answer.get("statusCode") != 200:
+        raise RuntimeError(f"seeding the price book failed: {answer.get('statusCode')} {answer.get('body')}")
+
+
+# -- streams ---------------------------------------------------------------------------------------------------------
+
+
+def _pump(stack: Stack, stopping: threading.Event, interval: float = PUMP_INTERVAL) -> None:
+    """Deliver the outbox to the publisher until stopped, as Lambda's stream poller would."""
+    last_error: str | None = None
+    while not stopping.wait(interval):
+        try:
+            stack.pump_streams()
+        except Exception as error:
+            # A failed batch stays pending and is retried on the next pump, by design; log each new failure once.
+            text = f"{type(error).__name__}: {error}"
+            if text != last_error:
+                log.exception("stream delivery failed; retrying every %.1f s", interval)
+            last_error = text
+        else:
+            if last_error is not None:
+                log.info("stream delivery recovered")
+            last_error = None
+
+
+# -- HTTP ------------------------------------------------------------------------------------------------------------
+
+
+class _ApiGateway:
+    """A WSGI app doing what API Gateway's Lambda proxy integration does with a request and the handler's answer."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        response = self.handle(Request(environ))
+        return response(environ, start_response)
+
+    def handle(self, request: Request) -> Response:
+        if (request.content_length or 0) > MAX_BODY_BYTES:
+            return _gateway_message(413, "Request Too Long")
+        raw = request.get_data(cache=False)
+        try:
+            body: str | None = raw.decode() if raw else None
+            base64_body = False
+        except UnicodeDecodeError:
+            body, base64_body = base64.b64encode(raw).decode(), True
+        headers = dict(request.headers.items())  # a repeated header keeps its last value, as in API Gateway's `headers`
+        query = request.query_string.decode(errors="replace")
+        try:
+            answer = self.stack.proxy(
+                request.method, request.path, query=query, headers=headers, body=body, base64_body=base64_body
+            )
+            return _response(answer)
+        except Exception:
+            # A handler that raises or answers malformed is a failed integration: 502, nothing of the error leaks.
+            log.exception("%s %s: the function failed", request.method, request.path)
+            return _gateway_message(502, "Internal server error")
+
+
+def _response(answer: dict[str, Any]) -> Response:
+    """The handler's answer as API Gateway returns it: `headers` merged into `multiValueHeaders`, body decoded."""
+    raw = answer.get("body") or ""
+    data = base64.b64decode(raw) if answer.get("isBase64Encoded") else str(raw).encode()
+    headers = Headers()
+    for name, values in (answer.get("multiValueHeaders") or {}).items():
+        for value in values:
+            headers.add(name, str(value))
+    for name, value in (answer.get("headers") or {}).items():
+        if str(value) not in headers.getlist(name):
+            headers.add(name, str(value))
+    if "Content-Type" not in headers:
+        headers["Content-Type"] = "application/json"  # API Gateway's default for a proxy answer
+    return Response(data, status=int(answer["statusCode"]), headers=headers)
+
+
+def _gateway_message(status: int, message: str) -> Response:
+    return Response(json.dumps({"message": message}), status=status, content_type="application/json")
+
+
+class _AccessLog(WSGIRequestHandler):
+    """Log API requests to our logger, plain, so werkzeug's own (which moto's server also uses) can stay quiet."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        log.info('%s "%s" %s', self.address_string(), self.requestline, code)
+
+    def log(self, type: str, message: str, *args: Any) -> None:
+        level = logging.getLevelNamesMapping().get(type.upper(), logging.INFO)
+        log.log(level, "%s " + message, self.address_string(), *args)

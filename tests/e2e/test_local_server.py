@@ -1,0 +1,122 @@
+"""`make local` end to end: HTTP in, real handlers, moto behind, events on the bus, through ports only."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from prepaid_local.server import LocalServer, start
+
+PRICE_BOOK = {
+    "currency": "USD",
+    "mode": "volume",
+    "tiers": [
+        {"upTo": "9999", "unitPrice": "0.010"},
+        {"upTo": "99999", "unitPrice": "0.009"},
+        {"upTo": None, "unitPrice": "0.008"},
+    ],
+}
+# No proxy, whatever the environment says: both servers are on loopback.
+_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LocalServer]:
+    before = dict(os.environ)
+    running = start(port=0, moto_port=0)
+    try:
+        yield running
+    finally:
+        running.stop()
+    # The rest of the suite runs on in-process mock_aws: nothing of the server's environment may leak into it.
+    assert dict(os.environ) == before
+
+
+def call(server: LocalServer, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    headers = {"Content-Type": "application/json"} if data is not None else {}
+    request = urllib.request.Request(server.url + path, data=data, method=method, headers=headers)
+    try:
+        with _HTTP.open(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def aws(server: LocalServer, service: str) -> Any:
+    """A client of the embedded moto, configured explicitly so it depends on nothing in the environment."""
+    return boto3.client(
+        service,  # type: ignore[call-overload]
+        endpoint_url=server.moto_url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+
+
+def tap_bus(server: LocalServer) -> str:
+    """A queue subscribed to everything the product publishes, as a consumer would subscribe; returns its URL."""
+    sqs, events = aws(server, "sqs"), aws(server, "events")
+    url: str = sqs.create_queue(QueueName="e2e-bus-tap")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bus = server.stack.name("EventBus")
+    events.put_rule(Name="e2e-tap", EventBusName=bus, EventPattern=json.dumps({"source": ["prepaid.credits"]}))
+    events.put_targets(Rule="e2e-tap", EventBusName=bus, Targets=[{"Id": "queue", "Arn": arn}])
+    return url
+
+
+def wait_for_event(server: LocalServer, queue_url: str, detail_type: str, seconds: float = 5) -> dict[str, Any]:
+    sqs = aws(server, "sqs")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+            "Messages", []
+        ):
+            event: dict[str, Any] = json.loads(message["Body"])
+            if event["detail-type"] == detail_type:
+                return event
+    raise AssertionError(f"no {detail_type!r} event on the bus within {seconds} s")
+
+
+def test_purchase_over_http_is_read_back_and_published(server: LocalServer) -> None:
+    # Given a subscriber on the bus and a price book loaded through the API
+    queue_url = tap_bus(server)
+    assert call(server, "PUT", "/price-book", PRICE_BOOK)[0] == 200
+
+    # When a customer buys credits, unsigned, as curl would
+    status, purchase = call(server, "POST", "/wallets/acme/purchases", {"credits": "5000"})
+
+    # Then the card is priced from the book, the wallet shows it, and the event reaches the bus by itself
+    assert status == 201, purchase
+    assert purchase["card"]["price"] == {"amount": "50.00", "currency": "USD"}
+    status, wallet = call(server, "GET", "/wallets/acme")
+    assert (status, wallet["balance"]) == (200, "5000")
+    event = wait_for_event(server, queue_url, "Credits Purchased")
+    assert event["source"] == "prepaid.credits"
+    assert event["detail"]["customerId"] == "acme"
+
+
+def test_unknown_route_is_refused_as_api_gateway_does(server: LocalServer) -> None:
+    # Given the running server; When a path no function serves is requested
+    status, body = call(server, "GET", "/no/such/route")
+    # Then API Gateway's own answer comes back
+    assert (status, body) == (403, {"message": "Missing Authentication Token"})
+
+
+def test_bad_body_gets_the_contract_error(server: LocalServer) -> None:
+    # Given the running server; When a purchase carries credits that are not a decimal string
+    status, body = call(server, "POST", "/wallets/bad-body/purchases", {"credits": "lots"})
+    # Then it is refused with the contract's error body, and no wallet is created
+    assert status == 422, body
+    assert set(body) == {"error"}
+    assert body["error"]["code"]
+    assert body["error"]["message"]
+    assert call(server, "GET", "/wallets/bad-body")[0] == 404
