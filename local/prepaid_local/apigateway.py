@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -103,3 +105,69 @@ def proxy_event(
         "body": body,
         "isBase64Encoded": False,
     }
+
+
+@dataclass
+class ApiAnswer:
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+
+class Gateway:
+    """API Gateway's REST proxy integration over `invoke(function logical id, event)`."""
+
+    def __init__(self, routes: list[Route], invoke: Callable[[str, dict[str, Any]], Any]) -> None:
+        self.routes = routes
+        self._invoke = invoke
+
+    def route(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        for route in self.routes:
+            params = route.match(method, path)
+            if params is not None:
+                return route, params
+        return None
+
+    def proxy(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: str = "",
+        headers: dict[str, str] | None = None,
+        body: str | None = None,
+        base64_body: bool = False,
+    ) -> dict[str, Any]:
+        """A request as received → the handler's answer as it returns it (headers and body untouched)."""
+        found = self.route(method, path)
+        if found is None:
+            message = {"message": "Missing Authentication Token"}  # what API Gateway answers for unknown routes
+            return {"statusCode": 403, "headers": {"Content-Type": "application/json"}, "body": json.dumps(message)}
+        route, params = found
+        event = proxy_event(method, route, path, params, query, headers, body)
+        event["isBase64Encoded"] = base64_body
+        answer: dict[str, Any] = self._invoke(route.function, event)
+        return answer
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        query: str = "",
+    ) -> ApiAnswer:
+        """A client's request (a JSON body is sent as application/json) → status, headers and parsed body."""
+        text = body if isinstance(body, str) or body is None else json.dumps(body)
+        all_headers = {"Content-Type": "application/json", **(headers or {})} if text is not None else headers
+        answer = self.proxy(method, path, query=query, headers=all_headers, body=text)
+        raw = answer.get("body")
+        try:
+            parsed = json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            parsed = raw
+        out_headers = {
+            k: v[-1] if isinstance(v, list) else v for k, v in (answer.get("multiValueHeaders") or {}).items()
+        }
+        out_headers.update(answer.get("headers") or {})
+        return ApiAnswer(answer["statusCode"], out_headers, parsed)

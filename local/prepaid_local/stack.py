@@ -13,19 +13,12 @@ from typing import Any, cast
 
 from moto.events.models import EventPattern
 
-from prepaid_local.apigateway import Route, proxy_event, routes
+from prepaid_local.apigateway import Gateway, routes
 from prepaid_local.lambda_context import LocalContext
 from prepaid_local.resources import FunctionSpec, create_resources, functions, layer_paths
 from prepaid_local.template import ROOT, Resolver, load
 
 Clients = Callable[[str], Any]
-
-
-@dataclass
-class ApiAnswer:
-    status: int
-    headers: dict[str, str]
-    body: Any
 
 
 class Stack:
@@ -36,7 +29,9 @@ class Stack:
         self.template = template if template is not None else load()
         self.resolver: Resolver = create_resources(clients, self.template, stack_name)
         self.functions: dict[str, FunctionSpec] = functions(self.template, self.resolver)
-        self.routes: list[Route] = routes(self.functions)
+        self.gateway = Gateway(routes(self.functions), self.invoke)
+        self.api = self.gateway.request
+        self.proxy = self.gateway.proxy
         self._stream_iterators: dict[tuple[str, str], str] = {}
         self._pending: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._stream_lock = threading.Lock()
@@ -64,77 +59,17 @@ class Stack:
         return handler
 
     def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
+        """Run one event through a function. A function runs one event at a time, as one Lambda execution
+        environment does: handlers keep per-invocation state in module globals (the resolver's current event,
+        the logger's keys, the metric set). Concurrency across environments is tested with processes
+        (tests/support/environments.py)."""
         spec = self.functions[logical_id]
         context = LocalContext(function_name=f"{self.resolver.stack_name}-{logical_id}", timeout_seconds=spec.timeout)
-        return self.handler(logical_id)(event, context)
+        with self._invoke_locks[logical_id]:
+            return self.handler(logical_id)(event, context)
 
     def name(self, logical_id: str) -> str:
         return str(self.resolver.physical[logical_id])
-
-    # -- API Gateway ---------------------------------------------------------------------------------------------
-
-    def route(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
-        for route in self.routes:
-            params = route.match(method, path)
-            if params is not None:
-                return route, params
-        return None
-
-    def api(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        headers: dict[str, str] | None = None,
-        query: str = "",
-    ) -> ApiAnswer:
-        """Send a request through the route the template declares, as API Gateway would."""
-        found = self.route(method, path)
-        if found is None:
-            message = {"message": "Missing Authentication Token"}  # what API Gateway answers for unknown routes
-            return ApiAnswer(403, {"Content-Type": "application/json"}, message)
-        route, params = found
-        text = body if isinstance(body, str) or body is None else json.dumps(body)
-        all_headers = {"Content-Type": "application/json", **(headers or {})} if text is not None else headers
-        event = proxy_event(method, route, path, params, query, all_headers, text)
-        answer = self.invoke(route.function, event)
-        raw = answer.get("body")
-        try:
-            parsed = json.loads(raw) if raw else None
-        except json.JSONDecodeError:
-            parsed = raw
-        out_headers = {
-            k: v[-1] if isinstance(v, list) else v for k, v in (answer.get("multiValueHeaders") or {}).items()
-        }
-        out_headers.update(answer.get("headers") or {})
-        return ApiAnswer(answer["statusCode"], out_headers, parsed)
-
-    def proxy(
-        self,
-        method: str,
-        path: str,
-        *,
-        query: str = "",
-        headers: dict[str, str] | None = None,
-        body: str | None = None,
-        base64_body: bool = False,
-    ) -> dict[str, Any]:
-        """API Gateway's Lambda proxy integration for a request as received; the handler's answer as it returns it.
-
-        Unlike `api`, headers and body pass through untouched (no default Content-Type, no parsing), for the local
-        HTTP server. A function runs one event at a time, as one Lambda execution environment does: handlers keep
-        per-invocation state in module globals (the resolver's current event, the logger's keys).
-        """
-        found = self.route(method, path)
-        if found is None:
-            message = {"message": "Missing Authentication Token"}  # what API Gateway answers for unknown routes
-            return {"statusCode": 403, "headers": {"Content-Type": "application/json"}, "body": json.dumps(message)}
-        route, params = found
-        event = proxy_event(method, route, path, params, query, headers, body)
-        event["isBase64Encoded"] = base64_body
-        with self._invoke_locks[route.function]:
-            answer: dict[str, Any] = self.invoke(route.function, event)
-        return answer
 
     # -- DynamoDB streams ----------------------------------------------------------------------------------------
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 from decimal import Decimal
 
+from prepaid_local.apigateway import Gateway
 from prepaid_local.stack import Stack
 from support.aws import BusTap
+from support.environments import Environment, moto_server, run_environments
 
 BOOK = {
     "currency": "USD",
@@ -55,22 +56,19 @@ def test_replay_returns_the_first_answer_and_another_body_conflicts(stack: Stack
     assert other.body["error"]["code"] == "idempotency_key_reused"
 
 
-def test_concurrent_requests_with_one_key_buy_once(stack: Stack) -> None:
+def _buy_with_key(n: int, gateway: Gateway) -> int:
     body = {"credits": "100", "price": {"amount": "1.00", "currency": "USD"}}
-    answers: list[int] = []
-    barrier = threading.Barrier(6)
+    return gateway.request("POST", "/wallets/acme/purchases", body, {"Idempotency-Key": "same"}).status
 
-    def buy() -> None:
-        barrier.wait()
-        answers.append(stack.api("POST", "/wallets/acme/purchases", body, {"Idempotency-Key": "same"}).status)
 
-    threads = [threading.Thread(target=buy) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert answers == [201] * 6
-    assert stack.api("GET", "/wallets/acme").body["balance"] == "100"
+def test_concurrent_requests_with_one_key_buy_once() -> None:
+    # Given six execution environments sending the same purchase with one idempotency key at once
+    with moto_server() as server:
+        statuses = run_environments(6, Environment.of(server), _buy_with_key)
+        # Then all answer 201 and the wallet holds one card
+        assert statuses == [201] * 6
+        wallet = server.stack.api("GET", "/wallets/acme").body
+        assert (wallet["balance"], len(wallet["cards"])) == ("100", 1)
 
 
 def test_purchase_lifting_the_balance_over_a_threshold_reports_recovery(stack: Stack, bus: BusTap) -> None:

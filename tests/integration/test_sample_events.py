@@ -45,7 +45,9 @@ def is_api_event(event: Event) -> bool:
 def api_route(stack: Stack, event: Event) -> Route | None:
     """The template's `Api` event with exactly this resource and method (not merely a path that matches)."""
     method = str(event.get("httpMethod", "")).upper()
-    return next((r for r in stack.routes if r.path == event.get("resource") and r.method.upper() == method), None)
+    return next(
+        (r for r in stack.gateway.routes if r.path == event.get("resource") and r.method.upper() == method), None
+    )
 
 
 def stream_function(stack: Stack, event: Event) -> str | None:
@@ -168,7 +170,7 @@ def _price_book_replaced(stack: Stack, event: Event, body: Any) -> None:
 def _openapi_document(stack: Stack, event: Event, body: Any) -> None:
     assert body["openapi"].startswith("3.")
     documented = {(path, method.upper()) for path, item in body["paths"].items() for method in item}
-    declared = {(r.path, r.method.upper()) for r in stack.routes if r.path != "/openapi.json"}
+    declared = {(r.path, r.method.upper()) for r in stack.gateway.routes if r.path != "/openapi.json"}
     assert declared <= documented
 
 

@@ -1,4 +1,4 @@
-"""Eight threads buy, void and read one wallet through the API handler at once.
+"""Eight execution environments buy, void and read one wallet through the API handler at once.
 
 moto's DynamoDB is serialized per request (as DynamoDB is atomic per request), so what is tested is our own
 optimistic concurrency: the wallet's version condition. The same workload with the condition switched off
@@ -8,9 +8,9 @@ must be caught losing updates, which shows the checks below can fail.
 from __future__ import annotations
 
 import random
-import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -26,8 +26,11 @@ from prepaid.application.wallets import WalletService
 from prepaid.config import table_settings
 from prepaid.domain.card import Card, CardStatus
 from prepaid.domain.wallet import Wallet
+from prepaid_local.apigateway import Gateway
+from prepaid_local.server import LocalServer
 from prepaid_local.stack import Stack
 from support.aws import REGION
+from support.environments import Environment, moto_server, run_environments
 
 THREADS = 8
 ROUNDS = 12
@@ -39,10 +42,9 @@ class Findings:
     voided: set[str] = field(default_factory=set)  # card ids from 200 void answers
     statuses: Counter[tuple[str, int]] = field(default_factory=Counter)
     unexpected: list[Any] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _use_store(monkeypatch: pytest.MonkeyPatch, version_condition: bool) -> None:
+def _use_store(version_condition: bool) -> None:
     """The handler's service, with a pause between reading and committing that makes races likely."""
     client = boto3.client("dynamodb", region_name=REGION)
     table = table_settings().table_name
@@ -56,52 +58,47 @@ def _use_store(monkeypatch: pytest.MonkeyPatch, version_condition: bool) -> None
 
     store.load = slow_load  # type: ignore[method-assign]
     service = WalletService(store, DynamoCatalogStore(client, table), api_handler._now, api_handler._new_id)
-    monkeypatch.setattr(api_handler, "wallet_service", lambda: service)
+    api_handler.wallet_service = lambda: service  # type: ignore[assignment]
 
 
-def _worker(stack: Stack, n: int, findings: Findings, start: threading.Barrier) -> None:
+def _buy_void_read(n: int, gateway: Gateway, version_condition: bool) -> list[tuple[str, int, Any, str]]:
+    """One execution environment's share of the workload; returns what each request answered."""
+    _use_store(version_condition)
     rng = random.Random(n)
     mine: list[str] = []
-    start.wait()
+    log: list[tuple[str, int, Any, str]] = []
     for r in range(ROUNDS):
         credits = f"{rng.randint(1, 10_000)}.{rng.randint(0, 999_999_999):09d}"
         body = {"credits": credits, "price": {"amount": "1.00", "currency": "USD"}}
-        answer = stack.api("POST", "/wallets/acme/purchases", body, {"Idempotency-Key": f"t{n}-r{r}"})
-        with findings.lock:
-            findings.statuses[("purchase", answer.status)] += 1
-            if answer.status == 201:
-                findings.bought[answer.body["card"]["cardId"]] = Decimal(credits)
-                mine.append(answer.body["card"]["cardId"])
-            elif not (answer.status == 409 and answer.body["error"]["code"] == "concurrent_update"):
-                findings.unexpected.append(answer.body)
+        answer = gateway.request("POST", "/wallets/acme/purchases", body, {"Idempotency-Key": f"t{n}-r{r}"})
+        log.append(("purchase", answer.status, answer.body, credits))
+        if answer.status == 201:
+            mine.append(answer.body["card"]["cardId"])
         if mine and rng.random() < 0.4:
             card_id = mine.pop(rng.randrange(len(mine)))
-            answer = stack.api("POST", f"/wallets/acme/cards/{card_id}/void")
-            with findings.lock:
-                findings.statuses[("void", answer.status)] += 1
-                if answer.status == 200:
-                    findings.voided.add(card_id)
-                elif answer.status not in (404, 409):  # 404: the card's purchase was lost (only without the condition)
-                    findings.unexpected.append(answer.body)
-        answer = stack.api("GET", "/wallets/acme")
-        with findings.lock:
-            findings.statuses[("read", answer.status)] += 1
-            if answer.status not in (200, 404):
-                findings.unexpected.append(answer.body)
+            answer = gateway.request("POST", f"/wallets/acme/cards/{card_id}/void")
+            log.append(("void", answer.status, answer.body, card_id))
+        answer = gateway.request("GET", "/wallets/acme")
+        log.append(("read", answer.status, answer.body if answer.status != 200 else None, ""))
+    return log
 
 
-def _run(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Findings:
-    # Powertools Metrics keeps one metric set per process; Lambda never runs two invocations in one process,
-    # this test does, so metrics are off here (they are on in the other handler tests).
-    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
-    stack.api("PUT", "/wallets/acme/settings", {"thresholds": ["100"]})
+def _run(server: LocalServer, version_condition: bool) -> Findings:
+    assert server.stack.api("PUT", "/wallets/acme/settings", {"thresholds": ["100"]}).status == 200
+    logs = run_environments(THREADS, Environment.of(server), _buy_void_read, version_condition)
     findings = Findings()
-    start = threading.Barrier(THREADS)
-    threads = [threading.Thread(target=_worker, args=(stack, n, findings, start)) for n in range(THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
+    for kind, status, body, subject in (entry for log in logs for entry in log):
+        findings.statuses[(kind, status)] += 1
+        if kind == "purchase" and status == 201:
+            findings.bought[body["card"]["cardId"]] = Decimal(subject)
+        elif kind == "void" and status == 200:
+            findings.voided.add(subject)
+        elif status == 409 and body["error"]["code"] == "concurrent_update":
+            pass  # a conflict reported to the client, who may retry
+        elif kind == "void" and status == 404 and not version_condition:
+            pass  # the card's purchase was lost: only without the condition
+        elif not (kind == "read" and status == 200):
+            findings.unexpected.append((kind, status, body))
     return findings
 
 
@@ -139,18 +136,23 @@ def _lost_updates(stack: Stack, findings: Findings) -> list[str]:
     return problems
 
 
-def test_concurrent_buys_voids_and_reads_lose_nothing(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def server() -> Iterator[LocalServer]:
+    with moto_server() as running:
+        yield running
+
+
+def test_concurrent_buys_voids_and_reads_lose_nothing(server: LocalServer) -> None:
     # Given the handler's real store, with the wallet's version condition
-    _use_store(monkeypatch, version_condition=True)
-    # When 8 threads buy, void and read the same wallet at once
-    findings = _run(stack, monkeypatch)
+    # When 8 execution environments buy, void and read the same wallet at once
+    findings = _run(server, version_condition=True)
     # Then every answer was a success or a reported conflict
     assert findings.unexpected == []
     assert findings.statuses[("purchase", 201)] >= THREADS * ROUNDS // 2
     # And no card, void or ledger entry was lost
-    assert _lost_updates(stack, findings) == []
+    assert _lost_updates(server.stack, findings) == []
     # And conservation holds to the last digit
-    wallet = stack.api("GET", "/wallets/acme").body
+    wallet = server.stack.api("GET", "/wallets/acme").body
     totals = wallet["totals"]
     assert Decimal(totals["credits"]) == sum(findings.bought.values())
     assert Decimal(totals["credits"]) == (
@@ -159,12 +161,9 @@ def test_concurrent_buys_voids_and_reads_lose_nothing(stack: Stack, monkeypatch:
     assert len(wallet["cards"]) == len(findings.bought) - len(findings.voided)
 
 
-def test_the_same_workload_without_the_version_condition_is_caught_losing_updates(
-    stack: Stack, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_same_workload_without_the_version_condition_is_caught_losing_updates(server: LocalServer) -> None:
     # Given the store with its version condition switched off
-    _use_store(monkeypatch, version_condition=False)
     # When the same workload runs
-    findings = _run(stack, monkeypatch)
+    findings = _run(server, version_condition=False)
     # Then the checks above find lost updates
-    assert _lost_updates(stack, findings) != []
+    assert _lost_updates(server.stack, findings) != []

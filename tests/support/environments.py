@@ -1,0 +1,91 @@
+"""Handlers run in separate processes, as separate Lambda execution environments, against one moto server.
+
+Lambda never runs two invocations in one process, and handlers keep per-invocation state in module globals
+(the resolver's current event, the metric set). So concurrency is tested the way Lambda scales: N processes,
+each importing the handler on its own, all calling one moto server whose DynamoDB is atomic per request.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import os
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from prepaid_local.apigateway import Gateway, Route
+from prepaid_local.lambda_context import LocalContext
+from prepaid_local.server import LocalServer, start
+
+
+@contextmanager
+def moto_server() -> Iterator[LocalServer]:
+    """The local stack on free ports: moto serialized per request, resources from template.yaml."""
+    server = start(port=0, moto_port=0)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What a worker process needs to call the API as API Gateway would: routes and handler names."""
+
+    env: dict[str, str]
+    routes: list[Route]
+    handlers: dict[str, str]  # function logical id -> "module.function"
+
+    @classmethod
+    def of(cls, server: LocalServer) -> Environment:
+        stack = server.stack
+        return cls(dict(os.environ), stack.gateway.routes, {k: f.handler for k, f in stack.functions.items()})
+
+    def gateway(self) -> Gateway:
+        """A gateway that invokes this process's own import of each handler."""
+
+        def invoke(function: str, event: dict[str, Any]) -> Any:
+            module, name = self.handlers[function].rsplit(".", 1)
+            return getattr(importlib.import_module(module), name)(event, LocalContext(function_name=function))
+
+        return Gateway(self.routes, invoke)
+
+
+Worker = Callable[..., Any]
+
+
+def _enter(n: int, environment: Environment, worker: Worker, args: tuple[Any, ...], results: Any, start: Any) -> None:
+    os.environ.clear()
+    os.environ.update(environment.env)
+    try:
+        start.wait(timeout=60)
+        results.put((n, worker(n, environment.gateway(), *args), None))
+    except BaseException:  # the parent reports it; a worker must never hang the test
+        results.put((n, None, traceback.format_exc()))
+
+
+def run_environments(
+    count: int, environment: Environment, worker: Worker, *args: Any, timeout: float = 180
+) -> list[Any]:
+    """Run `worker(n, gateway, *args)` in `count` processes started together; return their results in order."""
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    start = context.Barrier(count)
+    processes = [
+        context.Process(target=_enter, args=(n, environment, worker, args, results, start)) for n in range(count)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        found = [results.get(timeout=timeout) for _ in processes]
+    finally:
+        for process in processes:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.kill()
+    errors = [error for _, _, error in found if error]
+    assert not errors, errors[0]
+    return [result for _, result, _ in sorted(found, key=lambda r: r[0])]
