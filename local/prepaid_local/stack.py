@@ -8,7 +8,6 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, cast
 
 from moto.events.models import EventPattern
