@@ -13,17 +13,9 @@ from typing import Any
 import boto3
 import pytest
 
-from prepaid_local.server import LocalServer, start
+from prepaid_local.server import DEMO_PRICE_BOOK, LocalServer, start
 
-PRICE_BOOK = {
-    "currency": "USD",
-    "mode": "volume",
-    "tiers": [
-        {"upTo": "9999", "unitPrice": "0.010"},
-        {"upTo": "99999", "unitPrice": "0.009"},
-        {"upTo": None, "unitPrice": "0.008"},
-    ],
-}
+PRICE_BOOK = DEMO_PRICE_BOOK  # the contract's example tiers
 # No proxy, whatever the environment says: both servers are on loopback.
 _HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 

@@ -5,19 +5,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 from prepaid_local.apigateway import Gateway
+from prepaid_local.server import DEMO_PRICE_BOOK
 from prepaid_local.stack import Stack
 from support.aws import BusTap
 from support.environments import Environment, moto_server, run_environments
 
-BOOK = {
-    "currency": "USD",
-    "mode": "volume",
-    "tiers": [
-        {"upTo": "9999", "unitPrice": "0.010"},
-        {"upTo": "99999", "unitPrice": "0.009"},
-        {"upTo": None, "unitPrice": "0.008"},
-    ],
-}
+BOOK = DEMO_PRICE_BOOK  # the contract's example tiers
 
 
 def test_quote_then_purchase_at_the_quoted_price(stack: Stack) -> None:
