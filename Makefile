@@ -43,7 +43,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 
 typecheck: venv
-	$(BIN)/mypy layers/prepaid/prepaid functions local tests bench
+	$(BIN)/mypy layers/prepaid/prepaid functions local tests $(wildcard bench/*.py)
 
 template: venv sam-venv
 	$(BIN)/cfn-lint template.yaml
