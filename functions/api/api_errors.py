@@ -27,6 +27,11 @@ _MESSAGES: dict[type[domain.DomainError], tuple[HTTPStatus, Callable[[Any], str]
         HTTPStatus.CONFLICT,
         lambda e: "no price book is configured: PUT /price-book first, or give an explicit price",
     ),
+    domain.RateCardMissing: (HTTPStatus.NOT_FOUND, lambda e: "no rate card is configured: PUT /rate-card first"),
+    domain.TooManyEvents: (
+        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+        lambda e: f"{e.count} events in one request; at most {e.limit}",
+    ),
     domain.IdempotencyKeyReused: (
         HTTPStatus.CONFLICT,
         lambda e: f"idempotency key {e.key} was already used with a different request",

@@ -1,4 +1,4 @@
-"""HTTP API: wallets, purchases, cards, settings, quotes and the price book (API Gateway REST, AWS_IAM)."""
+"""HTTP API: wallets, purchases, cards, settings, quotes, price book, rate card, usage (API Gateway REST, AWS_IAM)."""
 
 from __future__ import annotations
 
@@ -18,10 +18,21 @@ from api_schemas import (
     PurchaseBody,
     PurchaseOut,
     QuoteOut,
+    RateCardBody,
+    RateCardOut,
     SettingsBody,
+    UsageBody,
+    UsageOut,
     WalletOut,
 )
-from api_translation import price_book_from_body, price_book_to_wire, purchase_request, wallet_settings
+from api_translation import (
+    price_book_from_body,
+    price_book_to_wire,
+    purchase_request,
+    rate_card_from_body,
+    rate_card_to_wire,
+    wallet_settings,
+)
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
@@ -31,11 +42,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from prepaid.adapters.dynamodb import DynamoCatalogStore, DynamoWalletStore
+from prepaid.adapters.sqs import UsageQueue
+from prepaid.application.ingest import MAX_EVENTS_PER_REQUEST, RateCards, UsageIntake, usage_to_wire, wallet_required
 from prepaid.application.wallets import WalletService
-from prepaid.config import table_settings
-from prepaid.domain.errors import DomainError
+from prepaid.config import table_settings, usage_settings
+from prepaid.domain.errors import DomainError, TooManyEvents
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_USAGE_BODY_BYTES = 2 * 1024 * 1024  # 1,000 events of up to ~2 KiB each
 
 logger = Logger()
 tracer = Tracer()
@@ -55,6 +69,20 @@ def _now() -> datetime:
 
 def _new_id() -> str:
     return uuid.uuid4().hex
+
+
+@cache
+def usage_intake() -> UsageIntake:
+    client = boto3.client("dynamodb")
+    table, usage = table_settings().table_name, usage_settings()
+    wallets = DynamoWalletStore(client, table)
+    known = wallet_required(wallets, usage.unknown_customers)
+    return UsageIntake(RateCards(DynamoCatalogStore(client, table), ttl=usage.rate_card_ttl_seconds), _now, known)
+
+
+@cache
+def usage_queue() -> UsageQueue:
+    return UsageQueue(boto3.client("sqs"), usage_settings().usage_queue_url)
 
 
 @cache
@@ -138,6 +166,30 @@ def put_price_book(body: PriceBookBody) -> Response[PriceBookOut]:
     return _json(price_book_to_wire(wallet_service().replace_price_book(price_book_from_body(body))))
 
 
+@app.get("/rate-card", summary="Read the rate card")
+def get_rate_card() -> Response[RateCardOut]:
+    return _json(rate_card_to_wire(wallet_service().rate_card()))
+
+
+@app.put("/rate-card", summary="Replace the rate card")
+def put_rate_card(body: RateCardBody) -> Response[RateCardOut]:
+    return _json(rate_card_to_wire(wallet_service().replace_rate_card(rate_card_from_body(body))))
+
+
+@app.post("/usage", summary="Report usage events (up to 1,000)", responses={202: {"description": "queued"}})
+def post_usage(body: UsageBody) -> Response[UsageOut]:
+    if len(body.events) > MAX_EVENTS_PER_REQUEST:
+        raise TooManyEvents(count=len(body.events), limit=MAX_EVENTS_PER_REQUEST)
+    screening = usage_intake().screen(body.events)
+    usage_queue().send_events([usage_to_wire(e) for e in screening.accepted])
+    metrics.add_metric(name="UsageQueued", unit=MetricUnit.Count, value=len(screening.accepted))
+    answer = {
+        "accepted": [e.event_id for e in screening.accepted],
+        "rejected": [r.to_wire() for r in screening.refused],
+    }
+    return _json(answer, HTTPStatus.ACCEPTED)
+
+
 @app.get("/openapi.json", include_in_schema=False)
 def openapi() -> Response[Any]:
     return Response(
@@ -151,5 +203,6 @@ def openapi() -> Response[Any]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    refused = api_errors.refuse_unreadable_body(event.get("body"), event.get("headers"), MAX_BODY_BYTES)
+    limit = MAX_USAGE_BODY_BYTES if event.get("resource") == "/usage" else MAX_BODY_BYTES
+    refused = api_errors.refuse_unreadable_body(event.get("body"), event.get("headers"), limit)
     return refused if refused is not None else app.resolve(event, context)

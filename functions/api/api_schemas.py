@@ -117,6 +117,27 @@ class PriceBookBody(Body):
     tiers: Annotated[list[TierBody], Field(min_length=1, max_length=50)]
 
 
+class UnitRateBody(Body):
+    credits_per_unit: DecimalText = Field(alias="creditsPerUnit")
+
+
+MeterName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
+CustomerName = Annotated[str, Field(pattern=CUSTOMER_ID_PATTERN)]
+
+
+class RateCardBody(Body):
+    meters: Annotated[dict[MeterName, UnitRateBody], Field(max_length=500)]
+    overrides: Annotated[dict[CustomerName, dict[MeterName, UnitRateBody]], Field(max_length=10_000)] = Field(
+        default_factory=dict
+    )
+
+
+class UsageBody(Body):
+    """Up to 1,000 events; each is checked on its own, so one bad event never refuses the others."""
+
+    events: list[Any]
+
+
 # -- answers (documentation of the shapes the routes return) ---------------------------------------------------------
 
 
@@ -175,6 +196,24 @@ class PriceBookOut(BaseModel):
     currency: str
     mode: str
     tiers: list[dict[str, str | None]]
+    version: int
+
+
+class RejectedOut(BaseModel):
+    index: int
+    eventId: str | None
+    reason: str
+    field: str | None = None
+
+
+class UsageOut(BaseModel):
+    accepted: list[str]
+    rejected: list[RejectedOut]
+
+
+class RateCardOut(BaseModel):
+    meters: dict[str, dict[str, str]]
+    overrides: dict[str, dict[str, dict[str, str]]]
     version: int
 
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
-from api_schemas import MoneyBody, PriceBookBody, PurchaseBody, SettingsBody
+from api_schemas import MoneyBody, PriceBookBody, PurchaseBody, RateCardBody, SettingsBody, UnitRateBody
 
 from prepaid.application.wallets import PurchaseRequest
 from prepaid.domain.card import CardSource
@@ -14,6 +14,7 @@ from prepaid.domain.errors import InvalidRequest
 from prepaid.domain.money import Money
 from prepaid.domain.numbers import exact_credits, to_wire
 from prepaid.domain.price_book import PriceBook, PricingMode, Tier
+from prepaid.domain.rate_card import RateCard
 from prepaid.domain.settings import AutoRecharge, RecurringGrant, WalletSettings
 
 
@@ -94,4 +95,30 @@ def price_book_to_wire(book: PriceBook) -> dict[str, Any]:
             for t in book.tiers
         ],
         "version": book.version,
+    }
+
+
+def rate_card_from_body(body: RateCardBody) -> RateCard:
+    def rates(meters: dict[str, UnitRateBody], where: str) -> dict[str, Decimal]:
+        return {m: _rate(r.credits_per_unit, f"{where}.{m}") for m, r in meters.items()}
+
+    return RateCard(
+        meters=rates(body.meters, "meters"),
+        overrides={c: rates(meters, f"overrides.{c}") for c, meters in body.overrides.items()},
+    )
+
+
+def _rate(value: Decimal, field: str) -> Decimal:
+    if value < 0:
+        raise InvalidRequest(field=field, reason="negative")
+    return value
+
+
+def rate_card_to_wire(card: RateCard) -> dict[str, Any]:
+    return {
+        "meters": {m: {"creditsPerUnit": to_wire(r)} for m, r in card.meters.items()},
+        "overrides": {
+            c: {m: {"creditsPerUnit": to_wire(r)} for m, r in meters.items()} for c, meters in card.overrides.items()
+        },
+        "version": card.version,
     }

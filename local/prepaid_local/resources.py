@@ -39,9 +39,12 @@ def create_resources(clients: Any, template: dict[str, Any], stack_name: str = "
     region, account = resolver.region, resolver.account
 
     for logical, resource in resources(template, "AWS::SQS::Queue").items():
-        props = resolver.resolve(resource.get("Properties", {}))
-        name = props.get("QueueName", f"{stack_name}-{logical}")
-        url = clients("sqs").create_queue(QueueName=name)["QueueUrl"]
+        # the redrive policy names other queues: it is set in a second pass, once every queue exists
+        props = resolver.resolve({k: v for k, v in resource.get("Properties", {}).items() if k != "RedrivePolicy"})
+        fifo = str(props.get("FifoQueue", "false")).lower() == "true"
+        name = props.get("QueueName", f"{stack_name}-{logical}" + (".fifo" if fifo else ""))
+        created = {k: str(props[k]).lower() for k in ("FifoQueue", "ContentBasedDeduplication") if k in props}
+        url = clients("sqs").create_queue(QueueName=name, Attributes=created)["QueueUrl"]
         resolver.physical[logical] = url
         resolver.attributes[(logical, "Arn")] = f"arn:aws:sqs:{region}:{account}:{name}"
         resolver.attributes[(logical, "QueueName")] = name

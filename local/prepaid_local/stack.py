@@ -34,6 +34,7 @@ class Stack:
         self._stream_iterators: dict[tuple[str, str], str] = {}
         self._pending: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._stream_lock = threading.Lock()
+        self._queue_lock = threading.Lock()
         self._invoke_locks = {logical: threading.Lock() for logical in self.functions}
         self._apply_environment()
 
@@ -70,15 +71,87 @@ class Stack:
     def name(self, logical_id: str) -> str:
         return str(self.resolver.physical[logical_id])
 
-    # -- DynamoDB streams ----------------------------------------------------------------------------------------
+    # -- SQS event sources ---------------------------------------------------------------------------------------
 
-    def stream_sources(self) -> list[tuple[str, dict[str, Any]]]:
+    def event_sources(self, kind: str) -> list[tuple[str, dict[str, Any]]]:
+        """(function, properties) of every event of one type (`SQS`, `DynamoDB`) in the template."""
         return [
             (logical, event["Properties"])
             for logical, spec in self.functions.items()
             for event in spec.events.values()
-            if event.get("Type") == "DynamoDB"
+            if event.get("Type") == kind
         ]
+
+    def queue_url(self, arn: str) -> str:
+        name = arn.rsplit(":", 1)[1]
+        return str(self.clients("sqs").get_queue_url(QueueName=name)["QueueUrl"])
+
+    def pump_queues(self, crash: Callable[[str, dict[str, Any]], None] | None = None) -> int:
+        """Deliver each queue's messages to its function as Lambda's SQS poller does, until the queues are empty.
+
+        Batches honour `BatchSize`; with `ReportBatchItemFailures` only the reported messages stay, otherwise a
+        failed batch stays whole. What stays becomes visible again at once (rather than after the visibility
+        timeout), and the queue's redrive policy moves it to the dead-letter queue after `maxReceiveCount`
+        receives. `crash` lets a test fail a delivery before the function runs. Returns messages processed.
+        """
+        processed = 0
+        with self._queue_lock:
+            for _ in range(10_000):
+                delivered = sum(self._pump_once(logical, props, crash) for logical, props in self.event_sources("SQS"))
+                processed += delivered
+                if not delivered:
+                    break
+        return processed
+
+    def _pump_once(
+        self, logical: str, props: dict[str, Any], crash: Callable[[str, dict[str, Any]], None] | None
+    ) -> int:
+        sqs = self.clients("sqs")
+        arn = self.resolver.resolve(props["Queue"])
+        url = self.queue_url(arn)
+        batch_size = int(props.get("BatchSize", 10))
+        messages: list[dict[str, Any]] = []
+        while len(messages) < batch_size:
+            got = sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=min(10, batch_size - len(messages)),
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+                MessageSystemAttributeNames=["All"],
+            ).get("Messages", [])
+            if not got:
+                break
+            messages.extend(got)
+        if not messages:
+            return 0
+        event = {"Records": [_sqs_record(m, arn, self.resolver.region) for m in messages]}
+        try:
+            if crash is not None:
+                crash(logical, event)
+            answer = self.invoke(logical, event)
+        except Exception:
+            self._release(url, messages)
+            raise
+        partial = "ReportBatchItemFailures" in props.get("FunctionResponseTypes", [])
+        failed = {f["itemIdentifier"] for f in (answer or {}).get("batchItemFailures", [])} if partial else set()
+        done = [m for m in messages if m["MessageId"] not in failed]
+        for start in range(0, len(done), 10):
+            sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start : start + 10])
+                ],
+            )
+        self._release(url, [m for m in messages if m["MessageId"] in failed])
+        return len(messages)
+
+    def _release(self, url: str, messages: list[dict[str, Any]]) -> None:
+        for m in messages:
+            self.clients("sqs").change_message_visibility(
+                QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
+            )
+
+    # -- DynamoDB streams ----------------------------------------------------------------------------------------
 
     def pump_streams(self, crash: Callable[[str, dict[str, Any]], None] | None = None) -> int:
         """Deliver new stream records to their functions, filtered and batched as the event source mapping says.
@@ -89,7 +162,7 @@ class Stack:
         """
         delivered = 0
         with self._stream_lock:
-            for logical, props in self.stream_sources():
+            for logical, props in self.event_sources("DynamoDB"):
                 stream_arn = self.resolver.resolve(props["Stream"])
                 patterns = [EventPattern.load(f["Pattern"]) for f in props.get("FilterCriteria", {}).get("Filters", [])]
                 batch_size = int(props.get("BatchSize", 100))
@@ -150,3 +223,28 @@ def _jsonable(value: Any) -> Any:
     if hasattr(value, "timestamp"):
         return int(value.timestamp())
     raise TypeError(type(value))
+
+
+def _sqs_record(message: dict[str, Any], arn: str, region: str) -> dict[str, Any]:
+    """An SQS message as Lambda's poller passes it."""
+    attributes = dict(message.get("Attributes", {}))
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": attributes,
+        "messageAttributes": {
+            k: {
+                "stringValue": v.get("StringValue"),
+                "binaryValue": v.get("BinaryValue"),
+                "stringListValues": [],
+                "binaryListValues": [],
+                "dataType": v["DataType"],
+            }
+            for k, v in message.get("MessageAttributes", {}).items()
+        },
+        "md5OfBody": message["MD5OfBody"],
+        "eventSource": "aws:sqs",
+        "eventSourceARN": arn,
+        "awsRegion": region,
+    }

@@ -55,7 +55,7 @@ def stream_function(stack: Stack, event: Event) -> str | None:
     records = event.get("Records") or []
     if not records or any(r.get("eventSource") != "aws:dynamodb" for r in records):
         return None
-    for logical, props in stack.stream_sources():
+    for logical, props in stack.event_sources("DynamoDB"):
         patterns = [EventPattern.load(f["Pattern"]) for f in props.get("FilterCriteria", {}).get("Filters", [])]
         if all(not patterns or any(p.matches_event(r) for p in patterns) for r in records):
             return logical
@@ -297,7 +297,7 @@ def test_stream_sample_event_is_what_the_table_stream_delivers(stack: Stack, nam
     event = load_event(name)
     function = stream_function(stack, event)
     assert function is not None, f"{name}: no DynamoDB event source of template.yaml accepts it"
-    (props,) = [p for logical, p in stack.stream_sources() if logical == function]
+    (props,) = [p for logical, p in stack.event_sources("DynamoDB") if logical == function]
     table = stack.template["Resources"][props["Stream"]["Fn::GetAtt"][0]]["Properties"]
     # Then each record is an outbox insert as the table's stream hands it to Lambda
     for record in event["Records"]:

@@ -8,7 +8,14 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from prepaid.adapters import items
-from prepaid.application.ports import IdempotencyRace, IdempotencyRecord, VersionConflict, WalletChange
+from prepaid.application.ports import (
+    EventsAlreadyRecorded,
+    IdempotencyRace,
+    IdempotencyRecord,
+    UsageAggregate,
+    VersionConflict,
+    WalletChange,
+)
 from prepaid.domain.card import Card
 from prepaid.domain.price_book import PriceBook
 from prepaid.domain.rate_card import RateCard
@@ -93,13 +100,30 @@ class DynamoWalletStore:
             transaction.append({"Put": self._new_item(items.retired_card_item(customer_id, card))})
         for event in change.events:
             transaction.append({"Put": self._new_item(items.outbox_item(customer_id, event))})
+        first_usage = len(transaction)
+        for drawn in change.usage:
+            record = self._new_item(items.usage_event_item(customer_id, wallet.version, drawn, change.at))
+            record["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+            transaction.append({"Put": record})
+        for aggregate in change.aggregates:
+            transaction.append({"Update": self._aggregate_update(customer_id, aggregate)})
         idempotency_index = None
         if change.idempotency is not None:
             idempotency_index = len(transaction)
-            now = change.events[0].occurred_at if change.events else wallet.created_at
-            item = items.idempotency_item(customer_id, change.idempotency, now)
+            item = items.idempotency_item(customer_id, change.idempotency, change.at)
             transaction.append({"Put": self._new_item(item)})
-        self._transact(transaction, idempotency_index)
+        self._transact(transaction, idempotency_index, range(first_usage, first_usage + len(change.usage)))
+
+    def _aggregate_update(self, customer_id: str, aggregate: UsageAggregate) -> dict[str, Any]:
+        # ADD needs no read: concurrent drawdowns of one hour add up without conflicting on this item.
+        return {
+            "TableName": self._table,
+            "Key": to_attributes(items.aggregate_key(customer_id, aggregate)),
+            "UpdateExpression": "ADD quantity :q, credits :c, events :n SET itemType = :t",
+            "ExpressionAttributeValues": to_attributes(
+                {":q": aggregate.quantity, ":c": aggregate.credits, ":n": aggregate.events, ":t": "aggregate"}
+            ),
+        }
 
     def _new_item(self, item: items.Item) -> dict[str, Any]:
         # Immutable records: a write never replaces one.
@@ -109,13 +133,26 @@ class DynamoWalletStore:
             "ConditionExpression": "attribute_not_exists(PK)",
         }
 
-    def _transact(self, transaction: list[dict[str, Any]], idempotency_index: int | None = None) -> None:
+    def _transact(
+        self,
+        transaction: list[dict[str, Any]],
+        idempotency_index: int | None = None,
+        usage_indexes: range = range(0),
+    ) -> None:
         try:
             self._client.transact_write_items(TransactItems=transaction)  # type: ignore[arg-type]
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                 raise
-            reasons = [r.get("Code", "None") for r in error.response.get("CancellationReasons", [])]
+            cancellations = list(error.response.get("CancellationReasons", []))
+            reasons = [r.get("Code", "None") for r in cancellations]
+            recorded = [
+                items.recorded_event_from_item(from_attributes(cancellations[i]["Item"]))  # type: ignore[arg-type]
+                for i in usage_indexes
+                if reasons[i] == "ConditionalCheckFailed" and cancellations[i].get("Item")
+            ]
+            if recorded:
+                raise EventsAlreadyRecorded(recorded) from error
             if idempotency_index is not None and reasons[idempotency_index : idempotency_index + 1] == [
                 "ConditionalCheckFailed"
             ]:

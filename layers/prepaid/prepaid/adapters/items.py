@@ -6,6 +6,8 @@ Keys (see README, "Data model"):
   ledger       PK=W#<customerId>                       SK=L#<version:012>#<commitId>#<n:03>
   idempotency  PK=I#<customerId>#<scope>#<key>         SK=IDEMPOTENCY
   outbox       PK=O#<eventId>                          SK=OUTBOX
+  usage event  PK=E#<usage eventId>                    SK=EVENT   (exactly once: written only if absent)
+  aggregate    PK=A#<customerId>                       SK=<meter>#<hour, ISO 8601>
   catalog      PK=CATALOG                              SK=PRICE_BOOK | RATE_CARD
 """
 
@@ -17,14 +19,14 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from prepaid.application.ports import IdempotencyRecord, OutboxEvent
+from prepaid.application.ports import IdempotencyRecord, OutboxEvent, RecordedEvent, UsageAggregate
 from prepaid.domain.card import Card, CardSource, CardStatus
 from prepaid.domain.ledger import Draw, EntryType, LedgerEntry
 from prepaid.domain.money import Money
 from prepaid.domain.price_book import PriceBook, PricingMode, Tier
 from prepaid.domain.rate_card import RateCard
 from prepaid.domain.settings import AutoRecharge, RecurringGrant, WalletSettings
-from prepaid.domain.wallet import Retired, Wallet
+from prepaid.domain.wallet import EventDraw, Retired, Wallet
 from prepaid.domain.wire import instant
 
 WALLET_SK = "WALLET"
@@ -331,3 +333,46 @@ def rate_card_from_item(item: Item) -> RateCard:
         overrides={customer: dict(meters) for customer, meters in item["overrides"].items()},
         version=int(item["version"]),
     )
+
+
+# -- usage ---------------------------------------------------------------------------------------------------------
+
+EVENT_SK = "EVENT"
+EVENT_RETENTION = timedelta(days=400)  # longer than any replay window a producer could have
+
+
+def usage_event_pk(event_id: str) -> str:
+    return f"E#{event_id}"
+
+
+def usage_event_item(customer_id: str, version: int, drawn: EventDraw, now: datetime) -> Item:
+    usage = drawn.usage
+    return {
+        "PK": usage_event_pk(usage.event_id),
+        "SK": EVENT_SK,
+        "itemType": "usage",
+        "customerId": customer_id,
+        "meter": usage.meter,
+        "quantity": usage.quantity,
+        "credits": usage.credits,
+        "timestamp": instant(usage.at),
+        # compact: one string, so the record stays well under 1 KB (one write unit, two in a transaction)
+        "draws": ";".join(f"{d.card_id}={d.credits}" for d in drawn.draws),
+        "overage": drawn.overage,
+        "version": version,
+        "drawnAt": instant(now),
+        "ttl": _epoch(now + EVENT_RETENTION),
+    }
+
+
+def recorded_event_from_item(item: Item) -> RecordedEvent:
+    return RecordedEvent(
+        event_id=item["PK"].removeprefix("E#"),
+        customer_id=item["customerId"],
+        meter=item["meter"],
+        quantity=Decimal(item["quantity"]),
+    )
+
+
+def aggregate_key(customer_id: str, aggregate: UsageAggregate) -> Item:
+    return {"PK": f"A#{customer_id}", "SK": f"{aggregate.meter}#{instant(aggregate.hour)}"}

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 from prepaid.domain.card import Card
 from prepaid.domain.ledger import LedgerEntry
 from prepaid.domain.price_book import PriceBook
 from prepaid.domain.rate_card import RateCard
-from prepaid.domain.wallet import Wallet
+from prepaid.domain.wallet import EventDraw, Wallet
 
 Clock = Callable[[], datetime]
 IdFactory = Callable[[], str]
@@ -23,6 +24,35 @@ class VersionConflict(Exception):
 
 class IdempotencyRace(Exception):
     """Another request with the same idempotency key committed first."""
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """What is stored of a usage event already drawn, enough to tell a duplicate from a conflict."""
+
+    event_id: str
+    customer_id: str
+    meter: str
+    quantity: Decimal
+
+
+class EventsAlreadyRecorded(Exception):
+    """Some usage events of the change were drawn before (by an earlier delivery or another batch)."""
+
+    def __init__(self, recorded: list[RecordedEvent]) -> None:
+        super().__init__(f"{len(recorded)} event(s) already recorded")
+        self.recorded = recorded
+
+
+@dataclass(frozen=True)
+class UsageAggregate:
+    """Usage of one customer on one meter in one hour, added to by each drawdown."""
+
+    meter: str
+    hour: datetime
+    quantity: Decimal
+    credits: Decimal
+    events: int
 
 
 @dataclass(frozen=True)
@@ -52,10 +82,13 @@ class WalletChange:
     wallet: Wallet  # the new state; its version is `expected_version + 1`
     expected_version: int  # 0 when the wallet is new
     commit_id: str
+    at: datetime  # when the change was decided
     ledger: tuple[LedgerEntry, ...]
     events: tuple[OutboxEvent, ...]
     idempotency: IdempotencyRecord | None = None
     retired: tuple[Card, ...] = ()  # cards this change ended, moved out of the wallet into their own items
+    usage: tuple[EventDraw, ...] = ()  # usage events drawn: one record each, keyed by event id (exactly once)
+    aggregates: tuple[UsageAggregate, ...] = ()
 
 
 class WalletStore(Protocol):

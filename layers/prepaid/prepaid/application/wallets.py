@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import re
@@ -11,14 +10,13 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from prepaid.application.changes import change_of
 from prepaid.application.ports import (
     CatalogStore,
     Clock,
     IdempotencyRace,
     IdempotencyRecord,
     IdFactory,
-    OutboxEvent,
-    WalletChange,
     WalletStore,
 )
 from prepaid.application.retry import RetryPolicy
@@ -29,11 +27,13 @@ from prepaid.domain.errors import (
     IdempotencyKeyReused,
     InvalidRequest,
     PriceBookMissing,
+    RateCardMissing,
     WalletNotFound,
 )
 from prepaid.domain.money import Money
 from prepaid.domain.numbers import exact_credits, to_wire
 from prepaid.domain.price_book import PriceBook, Quote
+from prepaid.domain.rate_card import RateCard
 from prepaid.domain.settings import WalletSettings
 from prepaid.domain.wallet import Outcome, Wallet
 from prepaid.domain.wire import card_to_wire, duration, instant, optional_instant, wallet_to_wire
@@ -210,18 +210,9 @@ class WalletService:
     def _commit(
         self, before: Wallet, outcome: Outcome, now: datetime, record: IdempotencyRecord | None = None
     ) -> Wallet:
-        """Commit `outcome` over `before`; events get ids stable for consumers to dedupe on."""
-        commit_id = self._new_id()
-        version = before.version + 1
-        events = tuple(
-            OutboxEvent(f"{commit_id}-{i}", e.detail_type, {**e.detail, "eventId": f"{commit_id}-{i}"}, now)
-            for i, e in enumerate(outcome.events)
-        )
-        wallet = dataclasses.replace(outcome.wallet, version=version)
-        self._store.commit(
-            WalletChange(wallet, before.version, commit_id, outcome.ledger, events, record, outcome.retired)
-        )
-        return wallet
+        change = change_of(before, outcome, now, self._new_id(), idempotency=record)
+        self._store.commit(change)
+        return change.wallet
 
     # -- reads -------------------------------------------------------------------------------------------------
 
@@ -268,6 +259,23 @@ class WalletService:
             return stored
 
         return self._retry.run("price-book", attempt)
+
+    def rate_card(self) -> RateCard:
+        card = self._catalog.rate_card()
+        if card is None:
+            raise RateCardMissing()
+        return card
+
+    def replace_rate_card(self, card: RateCard) -> RateCard:
+        """Store a new rate card; ingest picks it up within its cache's time to live."""
+
+        def attempt() -> RateCard:
+            current = self._catalog.rate_card()
+            stored = RateCard(card.meters, card.overrides, version=(current.version if current else 0) + 1)
+            self._catalog.save_rate_card(stored)
+            return stored
+
+        return self._retry.run("rate-card", attempt)
 
 
 def _optional(value: Decimal | None) -> str | None:

@@ -69,6 +69,18 @@ class PriceBookMissing(DomainError):
 
 
 @dataclass(frozen=True)
+class RateCardMissing(DomainError):
+    code: ClassVar[str] = "rate_card_missing"
+
+
+@dataclass(frozen=True)
+class TooManyEvents(DomainError):
+    code: ClassVar[str] = "too_many_events"
+    count: int
+    limit: int
+
+
+@dataclass(frozen=True)
 class CurrencyMismatch(DomainError):
     code: ClassVar[str] = "currency_mismatch"
     expected: str

@@ -42,3 +42,4 @@ class LedgerEntry:
     event_id: str | None = None
     meter: str | None = None
     quantity: Decimal | None = None
+    events: int = 0  # usage events this entry records (one drawdown may record many)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -59,6 +59,15 @@ class Retired:
 
 
 @dataclass(frozen=True)
+class EventDraw:
+    """How one usage event was drawn: from which cards, and how much became overage."""
+
+    usage: RatedUsage
+    draws: tuple[Draw, ...]
+    overage: Decimal
+
+
+@dataclass(frozen=True)
 class Outcome:
     """A wallet change: the new wallet with what it records and reports, and the cards it retired."""
 
@@ -66,6 +75,7 @@ class Outcome:
     ledger: tuple[LedgerEntry, ...] = ()
     events: tuple[DomainEvent, ...] = ()
     retired: tuple[Card, ...] = ()
+    usage: tuple[EventDraw, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -163,7 +173,12 @@ class Wallet:
         return dataclasses.replace(self, cards=dict(cards if cards is not None else self.cards), **changes)  # type: ignore[arg-type]
 
     @staticmethod
-    def _settle(wallet: Wallet, ledger: Iterable[LedgerEntry] = (), events: Iterable[DomainEvent] = ()) -> Outcome:
+    def _settle(
+        wallet: Wallet,
+        ledger: Iterable[LedgerEntry] = (),
+        events: Iterable[DomainEvent] = (),
+        usage: Iterable[EventDraw] = (),
+    ) -> Outcome:
         """Retire the cards this change ended (every card in `cards` was active before it)."""
         ended = [c for c in wallet.cards.values() if c.status is not CardStatus.ACTIVE]
         if ended:
@@ -172,7 +187,7 @@ class Wallet:
                 retired = retired.add(card)
             live = {k: c for k, c in wallet.cards.items() if c.status is CardStatus.ACTIVE}
             wallet = dataclasses.replace(wallet, cards=live, retired=retired)
-        return Outcome(wallet, tuple(ledger), tuple(events), tuple(ended))
+        return Outcome(wallet, tuple(ledger), tuple(events), tuple(ended), tuple(usage))
 
     def configure(self, settings: WalletSettings) -> Outcome:
         return Outcome(self._with(settings=settings))
@@ -245,30 +260,50 @@ class Wallet:
         return self._settle(wallet, (entry,), (event, *balance_events(self.customer_id, before, after, ())))
 
     def draw(self, usage: RatedUsage, at: datetime) -> Outcome:
-        """Draw rated usage from the cards usable at the usage's time; what they cannot cover becomes overage."""
+        """Draw one rated usage event (see `draw_batch`)."""
+        return self.draw_batch((usage,), at)
+
+    def draw_batch(self, usages: Sequence[RatedUsage], at: datetime) -> Outcome:
+        """Draw rated usage events in order, each from the cards usable at its own timestamp.
+
+        What the cards cannot cover becomes overage. One ledger entry records the batch (credits, draws per card,
+        overage, and, for one event, the event); `Outcome.usage` says how each event was drawn.
+        """
         before = self.balance(at)
-        draws, short = allocate(self.cards.values(), usage.credits, usage.at)
         cards = dict(self.cards)
-        for d in draws:
-            cards[d.card_id] = cards[d.card_id].draw(d.credits)
-        wallet = self._with(cards, overage=self.overage + short, rated=self.rated + usage.credits)
+        drawn: list[EventDraw] = []
+        per_card: dict[str, Decimal] = {}
+        value = ZERO
+        currencies: set[str] = set()
+        for usage in usages:
+            draws, short = allocate(cards.values(), usage.credits, usage.at)
+            for d in draws:
+                card = cards[d.card_id]
+                cards[d.card_id] = card.draw(d.credits)
+                per_card[d.card_id] = per_card.get(d.card_id, ZERO) + d.credits
+                value += card.exact_value(d.credits)
+                currencies.add(card.price.currency)
+            drawn.append(EventDraw(usage, tuple(draws), short))
+        credits = sum((u.credits for u in usages), ZERO)
+        short_total = sum((d.overage for d in drawn), ZERO)
+        wallet = self._with(cards, overage=self.overage + short_total, rated=self.rated + credits)
         after = wallet.balance(at)
-        value = sum((self.cards[d.card_id].exact_value(d.credits) for d in draws), ZERO)
-        currencies = {self.cards[d.card_id].price.currency for d in draws}
+        single = usages[0] if len(usages) == 1 else None
         entry = LedgerEntry(
             EntryType.USAGE,
-            usage.credits,
-            usage.at,
+            credits,
+            at,
             after,
-            draws=tuple(draws),
-            overage=short,
+            draws=tuple(Draw(card_id, amount) for card_id, amount in per_card.items()),
+            overage=short_total,
             value=Money.rounded(value, currencies.pop()) if len(currencies) == 1 else None,
-            event_id=usage.event_id,
-            meter=usage.meter,
-            quantity=usage.quantity,
+            event_id=single.event_id if single else None,
+            meter=single.meter if single else None,
+            quantity=single.quantity if single else None,
+            events=len(usages),
         )
         events = list(balance_events(self.customer_id, before, after, self.settings.thresholds))
-        if short > 0:
+        if short_total > 0:
             events.append(
                 DomainEvent(
                     OVERAGE_RECORDED,
@@ -276,12 +311,12 @@ class Wallet:
                         "customerId": self.customer_id,
                         "balance": to_wire(after),
                         "overage": to_wire(wallet.overage),
-                        "added": to_wire(short),
-                        "eventId": usage.event_id,
+                        "added": to_wire(short_total),
+                        "eventIds": [d.usage.event_id for d in drawn if d.overage > 0][:20],
                     },
                 )
             )
-        return self._settle(wallet, (entry,), events)
+        return self._settle(wallet, (entry,), events, drawn)
 
     def expire_due(self, at: datetime) -> Outcome:
         """Mark every active card whose expiry has passed as expired, recording the breakage."""

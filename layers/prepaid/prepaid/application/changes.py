@@ -1,0 +1,51 @@
+"""From a domain outcome to the one transaction that commits it."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+
+from prepaid.application.ports import IdempotencyRecord, OutboxEvent, UsageAggregate, WalletChange
+from prepaid.domain.wallet import Outcome, Wallet
+
+
+def change_of(
+    before: Wallet,
+    outcome: Outcome,
+    now: datetime,
+    commit_id: str,
+    *,
+    idempotency: IdempotencyRecord | None = None,
+    aggregates: tuple[UsageAggregate, ...] = (),
+) -> WalletChange:
+    """The change that moves `before` to `outcome`: the next version, and events with ids stable for consumers."""
+    events = tuple(
+        OutboxEvent(f"{commit_id}-{i}", e.detail_type, {**e.detail, "eventId": f"{commit_id}-{i}"}, now)
+        for i, e in enumerate(outcome.events)
+    )
+    wallet = dataclasses.replace(outcome.wallet, version=before.version + 1)
+    return WalletChange(
+        wallet=wallet,
+        expected_version=before.version,
+        commit_id=commit_id,
+        at=now,
+        ledger=outcome.ledger,
+        events=events,
+        idempotency=idempotency,
+        retired=outcome.retired,
+        usage=outcome.usage,
+        aggregates=aggregates,
+    )
+
+
+def items_written(change: WalletChange) -> int:
+    """How many items the change's transaction writes (DynamoDB allows 100)."""
+    return (
+        1
+        + len(change.ledger)
+        + len(change.events)
+        + len(change.retired)
+        + len(change.usage)
+        + len(change.aggregates)
+        + (1 if change.idempotency else 0)
+    )

@@ -1,0 +1,153 @@
+"""Drawdown: rated usage drawn from a wallet exactly once per event id, in as few transactions as fit."""
+
+from __future__ import annotations
+
+import functools
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from prepaid.application.changes import change_of, items_written
+from prepaid.application.ports import (
+    Clock,
+    EventsAlreadyRecorded,
+    IdFactory,
+    UsageAggregate,
+    VersionConflict,
+    WalletChange,
+    WalletStore,
+)
+from prepaid.application.retry import RetryPolicy
+from prepaid.domain.numbers import ZERO
+from prepaid.domain.wallet import RatedUsage, Wallet
+
+MAX_ITEMS = 100  # DynamoDB's limit on one TransactWriteItems
+MAX_EVENTS_PER_COMMIT = 90
+
+
+@dataclass(frozen=True)
+class Refusal:
+    event_id: str
+    reason: str
+
+
+@dataclass
+class DrawdownReport:
+    """What became of each event: drawn now, a duplicate of one drawn before, or refused with a reason."""
+
+    drawn: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
+    commits: int = 0
+    conflicts_retried: int = 0
+
+
+def aggregates_of(usages: Sequence[RatedUsage]) -> tuple[UsageAggregate, ...]:
+    """Usage per meter and hour of the events' own timestamps."""
+    sums: dict[tuple[str, datetime], tuple[Decimal, Decimal, int]] = {}
+    for u in usages:
+        hour = u.at.replace(minute=0, second=0, microsecond=0)
+        quantity, credits, count = sums.get((u.meter, hour), (ZERO, ZERO, 0))
+        sums[(u.meter, hour)] = (quantity + u.quantity, credits + u.credits, count + 1)
+    return tuple(UsageAggregate(meter, hour, q, c, n) for (meter, hour), (q, c, n) in sums.items())
+
+
+class DrawdownService:
+    """Draws a customer's rated usage, in order, in transactions of up to `MAX_EVENTS_PER_COMMIT` events."""
+
+    def __init__(
+        self,
+        store: WalletStore,
+        clock: Clock,
+        new_id: IdFactory,
+        retry: RetryPolicy | None = None,
+        *,
+        create_unknown_wallets: bool = True,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._new_id = new_id
+        self._retry = retry or RetryPolicy()
+        self._create_unknown = create_unknown_wallets
+
+    def apply(self, customer_id: str, usages: Sequence[RatedUsage]) -> DrawdownReport:
+        """Draw `usages` for one customer; a replayed event id changes nothing and is reported as a duplicate."""
+        report = DrawdownReport()
+        first: dict[str, RatedUsage] = {}
+        pending: list[RatedUsage] = []
+        for usage in usages:  # the same id twice in one delivery: the first is the event, the rest replays
+            seen = first.get(usage.event_id)
+            if seen is None:
+                first[usage.event_id] = usage
+                pending.append(usage)
+            elif (seen.meter, seen.quantity) == (usage.meter, usage.quantity):
+                report.duplicates.append(usage.event_id)
+            else:
+                report.refused.append(Refusal(usage.event_id, "event_id_reused_with_other_content"))
+        queue = deque(pending)
+        while queue:
+            batch = [queue.popleft() for _ in range(min(MAX_EVENTS_PER_COMMIT, len(queue)))]
+            queue.extendleft(reversed(self._settle(customer_id, batch, report)))
+        return report
+
+    def _settle(self, customer_id: str, batch: list[RatedUsage], report: DrawdownReport) -> list[RatedUsage]:
+        """Commit as much of `batch` as one transaction holds; return what did not fit."""
+        while batch:
+            try:
+                committed = self._retry.run(customer_id, functools.partial(self._commit, customer_id, batch, report))
+            except EventsAlreadyRecorded as known:
+                self._sort_out(customer_id, batch, known, report)
+                gone = {r.event_id for r in known.recorded}
+                batch = [u for u in batch if u.event_id not in gone]
+                continue
+            if committed is None:  # no wallet, and unknown customers are refused
+                report.refused.extend(Refusal(u.event_id, "unknown_customer") for u in batch)
+                return []
+            report.drawn.extend(u.event_id for u in batch[:committed])
+            return batch[committed:]
+        return []
+
+    @staticmethod
+    def _sort_out(
+        customer_id: str, batch: list[RatedUsage], known: EventsAlreadyRecorded, report: DrawdownReport
+    ) -> None:
+        """An event id drawn before is a duplicate if it is the same event, else a conflict with a reason."""
+        by_id = {u.event_id: u for u in batch}
+        for recorded in known.recorded:
+            usage = by_id[recorded.event_id]
+            same = (recorded.customer_id, recorded.meter, recorded.quantity) == (
+                customer_id,
+                usage.meter,
+                usage.quantity,
+            )
+            if same:
+                report.duplicates.append(usage.event_id)
+            else:
+                report.refused.append(Refusal(usage.event_id, "event_id_reused_with_other_content"))
+
+    def _commit(self, customer_id: str, usages: list[RatedUsage], report: DrawdownReport) -> int | None:
+        """One attempt: draw the longest prefix of `usages` that fits a transaction; return its length."""
+        now = self._clock()
+        wallet = self._store.load(customer_id)
+        if wallet is None:
+            if not self._create_unknown:
+                return None
+            wallet = Wallet(customer_id=customer_id, created_at=now)
+        count = len(usages)
+        change = self._change(wallet, usages, now)
+        while items_written(change) > MAX_ITEMS:
+            count -= items_written(change) - MAX_ITEMS
+            change = self._change(wallet, usages[:count], now)
+        try:
+            self._store.commit(change)
+        except VersionConflict:
+            report.conflicts_retried += 1
+            raise
+        report.commits += 1
+        return count
+
+    def _change(self, wallet: Wallet, usages: list[RatedUsage], now: datetime) -> WalletChange:
+        outcome = wallet.draw_batch(usages, now)
+        return change_of(wallet, outcome, now, self._new_id(), aggregates=aggregates_of(usages))

@@ -1,0 +1,156 @@
+"""Usage intake: screen events (every refusal with a reason), rate them, and shape them for drawdown."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from prepaid.application.ports import CatalogStore, Clock, WalletStore
+from prepaid.domain.numbers import to_wire
+from prepaid.domain.rate_card import RateCard
+from prepaid.domain.usage import Rejection, UsageEvent, check_rated, parse_usage
+from prepaid.domain.wallet import RatedUsage
+from prepaid.domain.wire import instant
+
+MAX_EVENTS_PER_REQUEST = 1000
+
+
+class RateCards:
+    """The rate card, cached for `ttl` seconds: rating must not read the table for every batch."""
+
+    def __init__(self, catalog: CatalogStore, ttl: float = 30.0, monotonic: Callable[[], float] = time.monotonic):
+        self._catalog = catalog
+        self._ttl = ttl
+        self._monotonic = monotonic
+        self._card: RateCard | None = None
+        self._read_at: float | None = None
+
+    def current(self) -> RateCard | None:
+        now = self._monotonic()
+        if self._read_at is None or now - self._read_at >= self._ttl:
+            self._card, self._read_at = self._catalog.rate_card(), now
+        return self._card
+
+
+@dataclass(frozen=True)
+class Refused:
+    """An event refused at intake: where it was, its id if it had one, and why."""
+
+    index: int
+    event_id: str | None
+    reason: str
+    field: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        answer: dict[str, Any] = {"index": self.index, "eventId": self.event_id, "reason": self.reason}
+        if self.field:
+            answer["field"] = self.field
+        return answer
+
+
+@dataclass
+class Screening:
+    accepted: list[UsageEvent] = field(default_factory=list)
+    refused: list[Refused] = field(default_factory=list)
+
+
+def wallet_required(store: WalletStore, unknown_customers: str) -> Callable[[str], bool] | None:
+    """The intake's customer check for the `UNKNOWN_CUSTOMERS` policy: none when unknown customers get a wallet."""
+    if unknown_customers != "reject":
+        return None
+    return lambda customer_id: store.load(customer_id) is not None
+
+
+class UsageIntake:
+    """Screens and rates usage events. `known_customer`, when given, refuses events for customers with no wallet."""
+
+    def __init__(
+        self, rate_cards: RateCards, clock: Clock, known_customer: Callable[[str], bool] | None = None
+    ) -> None:
+        self._rate_cards = rate_cards
+        self._clock = clock
+        self._known_customer = known_customer
+
+    def screen(self, raw_events: Sequence[Any]) -> Screening:
+        """Validate each event on its own: one bad event never holds back its neighbours."""
+        now = self._clock()
+        card = self._rate_cards.current()
+        screening = Screening()
+        known: dict[str, bool] = {}
+        for index, raw in enumerate(raw_events):
+            parsed = parse_usage(raw, now)
+            if isinstance(parsed, UsageEvent):
+                if card is None:
+                    parsed = Rejection("no_rate_card", "meter", parsed.event_id)
+                else:
+                    parsed = check_rated(parsed, card) or parsed
+            if isinstance(parsed, UsageEvent) and self._known_customer is not None:
+                if parsed.customer_id not in known:
+                    known[parsed.customer_id] = self._known_customer(parsed.customer_id)
+                if not known[parsed.customer_id]:
+                    parsed = Rejection("unknown_customer", "customerId", parsed.event_id)
+            if isinstance(parsed, Rejection):
+                screening.refused.append(Refused(index, parsed.event_id, parsed.reason, parsed.field))
+            else:
+                screening.accepted.append(parsed)
+        return screening
+
+    def rate(self, events: Sequence[UsageEvent]) -> dict[str, list[RatedUsage]]:
+        """Credits for each event, grouped by customer in arrival order. Screened events only."""
+        card = self._rate_cards.current()
+        assert card is not None, "screened events were checked against a rate card"
+        by_customer: dict[str, list[RatedUsage]] = {}
+        for e in events:
+            credits = card.rate(e.customer_id, e.meter, e.quantity)
+            by_customer.setdefault(e.customer_id, []).append(
+                RatedUsage(e.event_id, e.meter, e.quantity, credits, e.timestamp)
+            )
+        return by_customer
+
+
+def usage_to_wire(event: UsageEvent) -> dict[str, Any]:
+    """A screened event as it travels on the usage queue (normalized: decimal strings, UTC instants)."""
+    body: dict[str, Any] = {
+        "eventId": event.event_id,
+        "customerId": event.customer_id,
+        "meter": event.meter,
+        "quantity": to_wire(event.quantity),
+        "timestamp": instant(event.timestamp),
+    }
+    if event.dimensions:
+        body["dimensions"] = dict(event.dimensions)
+    return body
+
+
+def rated_to_wire(customer_id: str, usages: Sequence[RatedUsage]) -> dict[str, Any]:
+    """Rated usage of one customer, as it travels to drawdown."""
+    return {
+        "customerId": customer_id,
+        "events": [
+            {
+                "eventId": u.event_id,
+                "meter": u.meter,
+                "quantity": to_wire(u.quantity),
+                "credits": to_wire(u.credits),
+                "timestamp": instant(u.at),
+            }
+            for u in usages
+        ],
+    }
+
+
+def rated_from_wire(body: dict[str, Any]) -> tuple[str, list[RatedUsage]]:
+    return body["customerId"], [
+        RatedUsage(
+            e["eventId"],
+            e["meter"],
+            Decimal(e["quantity"]),
+            Decimal(e["credits"]),
+            datetime.fromisoformat(e["timestamp"]),
+        )
+        for e in body["events"]
+    ]
