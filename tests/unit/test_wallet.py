@@ -120,3 +120,12 @@ def test_expiry_records_breakage_and_keeps_conservation() -> None:
         before, after = w.totals(at_), outcome.wallet.totals(at_)
         assert before.credits == before.drawn + before.expired + before.voided + before.balance
         assert after.credits == after.drawn + after.expired + after.voided + after.balance
+
+
+def test_cards_without_expiry_go_cheapest_first_whatever_their_age() -> None:
+    # Given an old paid card and a newer free one, neither expiring (found by the state-machine test)
+    w = wallet(card("old-paid", "10", price="5.00"), card("new-free", "10", effective=T0 + H))
+    # When usage draws 10
+    outcome = w.draw(usage("e1", "10", at=T0 + 2 * H), T0 + 2 * H)
+    # Then the free card goes first: cost basis ranks before age
+    assert [d.card_id for d in outcome.ledger[0].draws] == ["new-free"]

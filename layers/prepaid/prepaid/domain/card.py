@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 
@@ -27,6 +27,7 @@ class CardStatus(StrEnum):
 
 
 DEFAULT_PRIORITY = 50
+NEVER = datetime.max.replace(tzinfo=UTC)  # sorts cards without expiry together, after every dated one
 
 
 def cost_basis(price: Money, credits: Decimal) -> Decimal:
@@ -129,7 +130,7 @@ def drawdown_order(card: Card) -> tuple[int, bool, datetime, Decimal, datetime, 
     return (
         card.priority,
         no_expiry,
-        card.expires_at if card.expires_at is not None else card.effective_at,
+        card.expires_at if card.expires_at is not None else NEVER,
         card.cost_basis,
         card.effective_at,
         card.card_id,

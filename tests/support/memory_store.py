@@ -1,0 +1,77 @@
+"""An in-memory `WalletStore` with DynamoDB's transaction semantics, for fast model-based tests of the use cases."""
+
+from __future__ import annotations
+
+from prepaid.application.ports import (
+    EventsAlreadyRecorded,
+    IdempotencyRace,
+    IdempotencyRecord,
+    RecordedEvent,
+    VersionConflict,
+    WalletChange,
+)
+from prepaid.domain.card import Card
+from prepaid.domain.price_book import PriceBook
+from prepaid.domain.rate_card import RateCard
+from prepaid.domain.wallet import Wallet
+
+
+class MemoryStore:
+    """All-or-nothing commits: every condition (version, event ids, idempotency key) is checked before any write."""
+
+    def __init__(self) -> None:
+        self.wallets: dict[str, Wallet] = {}
+        self.events: dict[str, RecordedEvent] = {}
+        self.retired: dict[tuple[str, str], Card] = {}
+        self.idempotency: dict[tuple[str, str, str], IdempotencyRecord] = {}
+        self.ledger: list[tuple[str, int, object]] = []
+        self.published: list[str] = []
+
+    def load(self, customer_id: str) -> Wallet | None:
+        return self.wallets.get(customer_id)
+
+    def idempotency_record(self, customer_id: str, scope: str, key: str) -> IdempotencyRecord | None:
+        return self.idempotency.get((customer_id, scope, key))
+
+    def retired_card(self, customer_id: str, card_id: str) -> Card | None:
+        return self.retired.get((customer_id, card_id))
+
+    def commit(self, change: WalletChange) -> None:
+        customer_id = change.wallet.customer_id
+        current = self.wallets.get(customer_id)
+        if (current.version if current else 0) != change.expected_version:
+            raise VersionConflict()
+        known = [self.events[d.usage.event_id] for d in change.usage if d.usage.event_id in self.events]
+        if known:
+            raise EventsAlreadyRecorded(known)
+        record = change.idempotency
+        if record is not None and (customer_id, record.scope, record.key) in self.idempotency:
+            raise IdempotencyRace()
+        self.wallets[customer_id] = change.wallet
+        for drawn in change.usage:
+            u = drawn.usage
+            self.events[u.event_id] = RecordedEvent(u.event_id, customer_id, u.meter, u.quantity)
+        for card in change.retired:
+            self.retired[(customer_id, card.card_id)] = card
+        if record is not None:
+            self.idempotency[(customer_id, record.scope, record.key)] = record
+        self.ledger.extend((customer_id, change.wallet.version, entry) for entry in change.ledger)
+        self.published.extend(e.event_id for e in change.events)
+
+
+class MemoryCatalog:
+    def __init__(self) -> None:
+        self.book: PriceBook | None = None
+        self.card: RateCard | None = None
+
+    def price_book(self) -> PriceBook | None:
+        return self.book
+
+    def save_price_book(self, book: PriceBook) -> None:
+        self.book = book
+
+    def rate_card(self) -> RateCard | None:
+        return self.card
+
+    def save_rate_card(self, card: RateCard) -> None:
+        self.card = card
