@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address the API listens on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=3000, help="API port (default 3000; 0 picks a free one)")
     parser.add_argument("--moto-port", type=int, default=4566, help="moto's port (default 4566; 0 picks a free one)")
-    parser.add_argument("--seed", action="store_true", help="load a demo price book through the API")
+    parser.add_argument("--seed", action="store_true", help="load a demo price book and rate card through the API")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

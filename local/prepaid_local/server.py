@@ -41,6 +41,10 @@ REGION = "us-east-1"
 MOTO_HOST = "127.0.0.1"
 PUMP_INTERVAL = 0.2  # seconds between stream reads: near real time, and cheap against an in-process moto
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+DEMO_RATE_CARD = {
+    "meters": {"api_calls": {"creditsPerUnit": "0.5"}, "tokens": {"creditsPerUnit": "0.002"}},
+    "overrides": {"vip": {"api_calls": {"creditsPerUnit": "0.25"}}},
+}
 DEMO_PRICE_BOOK = {
     "currency": "USD",
     "mode": "volume",
@@ -150,7 +154,11 @@ def start(host: str = "127.0.0.1", port: int = 3000, moto_port: int = 4566, seed
 def banner(server: LocalServer) -> str:
     """What to print on start: where things are and how to reach them."""
     table, bus = server.stack.name("WalletTable"), server.stack.name("EventBus")
-    price_book = "seeded with the demo volume tiers" if server.seeded else "empty (run with --seed, or PUT /price-book)"
+    price_book = (
+        "demo price book and rate card loaded"
+        if server.seeded
+        else "empty (run with --seed, or PUT /price-book and /rate-card)"
+    )
     return f"""
 prepaid-credits is running locally (real handlers, embedded moto)
 
@@ -158,11 +166,15 @@ prepaid-credits is running locally (real handlers, embedded moto)
   moto (AWS)   {server.moto_url}
   table        {table}
   event bus    {bus}
-  price book   {price_book}
+  catalog      {price_book}
+  usage queue  {server.stack.name("UsageQueue")}
 
 Try:
   curl -s -X POST {server.url}/wallets/acme/purchases -H 'Content-Type: application/json' -d '{{"credits":"1000"}}'
   curl -s {server.url}/wallets/acme
+  curl -s -X POST {server.url}/usage -H 'Content-Type: application/json' \\
+    -d '{{"events":[{{"eventId":"e1","customerId":"acme","meter":"api_calls","quantity":"10",'\\
+'"timestamp":"'$(date -u +%FT%TZ)'"}}]}}'
 
 AWS CLI / boto3 against the embedded moto:
   export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION={REGION}
@@ -256,22 +268,22 @@ def _cold_start(stack: Stack) -> None:
 
 
 def _seed(stack: Stack) -> None:
-    """Load the demo price book through the API, as a user would."""
-    answer = stack.proxy(
-        "PUT", "/price-book", headers={"Content-Type": "application/json"}, body=json.dumps(DEMO_PRICE_BOOK)
-    )
-    if answer.get("statusCode") != 200:
-        raise RuntimeError(f"seeding the price book failed: {answer.get('statusCode')} {answer.get('body')}")
+    """Load the demo price book and rate card through the API, as a user would."""
+    for path, body in (("/price-book", DEMO_PRICE_BOOK), ("/rate-card", DEMO_RATE_CARD)):
+        answer = stack.proxy("PUT", path, headers={"Content-Type": "application/json"}, body=json.dumps(body))
+        if answer.get("statusCode") != 200:
+            raise RuntimeError(f"seeding {path} failed: {answer.get('statusCode')} {answer.get('body')}")
 
 
 # -- streams ---------------------------------------------------------------------------------------------------------
 
 
 def _pump(stack: Stack, stopping: threading.Event, interval: float = PUMP_INTERVAL) -> None:
-    """Deliver the outbox to the publisher until stopped, as Lambda's stream poller would."""
+    """Deliver queued messages and the outbox to their functions until stopped, as Lambda's pollers would."""
     last_error: str | None = None
     while not stopping.wait(interval):
         try:
+            stack.pump_queues()
             stack.pump_streams()
         except Exception as error:
             # A failed batch stays pending and is retried on the next pump, by design; log each new failure once.

@@ -129,3 +129,14 @@ def test_cards_without_expiry_go_cheapest_first_whatever_their_age() -> None:
     outcome = w.draw(usage("e1", "10", at=T0 + 2 * H), T0 + 2 * H)
     # Then the free card goes first: cost basis ranks before age
     assert [d.card_id for d in outcome.ledger[0].draws] == ["new-free"]
+
+
+def test_late_usage_draws_a_card_bought_after_it_happened_but_not_one_expired_before_it() -> None:
+    # Given usage that happened at 09:59 and arrives at 10:30, and cards bought at 10:00 and expired at 09:00
+    w = wallet(card("bought-later", "10", effective=T0 + 10 * H), card("expired", "10", expires=T0 + 9 * H))
+    late = usage("e1", "4", at=T0 + 10 * H - timedelta(minutes=1))
+    # When it is drawn on arrival
+    outcome = w.draw(late, T0 + 10 * H + timedelta(minutes=30))
+    # Then the card in force on arrival pays (as it would have paid the same usage off as overage), the expired does not
+    assert [(d.card_id, d.credits) for d in outcome.ledger[0].draws] == [("bought-later", Decimal(4))]
+    assert outcome.wallet.overage == 0

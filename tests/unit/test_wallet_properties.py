@@ -35,18 +35,21 @@ cards = st.builds(
 )
 
 
-@given(st.lists(cards, max_size=12, unique_by=lambda c: c.card_id), credits, hours)
-def test_allocation_covers_in_order_and_never_overdraws(pool: list[Card], amount: Decimal, at_hour: int) -> None:
+@given(st.lists(cards, max_size=12, unique_by=lambda c: c.card_id), credits, hours, st.integers(0, 48))
+def test_allocation_covers_in_order_and_never_overdraws(
+    pool: list[Card], amount: Decimal, at_hour: int, lag_hours: int
+) -> None:
     at = T0 + timedelta(hours=at_hour)
-    draws, left = allocate(pool, amount, at)
+    now = at + timedelta(hours=lag_hours)  # drawn when it arrives, possibly late
+    draws, left = allocate(pool, amount, at, now)
     by_id = {c.card_id: c for c in pool}
     # Everything is accounted for, exactly
     assert sum((d.credits for d in draws), Decimal(0)) + left == amount
     assert left >= 0
     # No card gives more than it has, and only usable cards give
-    assert all(0 < d.credits <= by_id[d.card_id].remaining and by_id[d.card_id].usable_at(at) for d in draws)
+    assert all(0 < d.credits <= by_id[d.card_id].remaining and by_id[d.card_id].usable_at(at, now) for d in draws)
     # The draws are a prefix of the usable cards in the contract's order, all but the last drawn in full
-    usable = sorted((c for c in pool if c.usable_at(at)), key=drawdown_order)
+    usable = sorted((c for c in pool if c.usable_at(at, now)), key=drawdown_order)
     assert [d.card_id for d in draws] == [c.card_id for c in usable[: len(draws)]]
     assert all(d.credits == by_id[d.card_id].remaining for d in draws[:-1])
     # Credits are left over only once every usable card is empty

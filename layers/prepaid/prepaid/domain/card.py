@@ -91,9 +91,16 @@ class Card:
         """Whether the card's remaining credits are in the balance at `at` (active and not expired)."""
         return self.status is CardStatus.ACTIVE and not self.is_expired_at(at)
 
-    def usable_at(self, at: datetime) -> bool:
-        """Whether usage at `at` may draw from the card."""
-        return self.counts_at(at) and self.effective_at <= at and self.remaining > 0
+    def usable_at(self, at: datetime, now: datetime | None = None) -> bool:
+        """Whether usage that happened at `at`, drawn at `now`, may draw from the card.
+
+        Expiry is judged at the usage's own time (usage after the expiry instant never draws the card, however
+        early it arrives). Being effective is judged when it is drawn: a card in force now pays for usage that
+        happened a little before it was bought, exactly as it would have paid that usage off as overage had the
+        usage arrived first — so the result does not depend on arrival order.
+        """
+        effective_by = at if now is None else max(at, now)
+        return self.counts_at(at) and self.effective_at <= effective_by and self.remaining > 0
 
     def exact_value(self, credits: Decimal) -> Decimal:
         """Money value of `credits` of this card at its price, unrounded."""

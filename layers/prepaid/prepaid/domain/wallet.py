@@ -98,11 +98,16 @@ class RatedUsage:
     at: datetime
 
 
-def allocate(cards: Iterable[Card], amount: Decimal, at: datetime) -> tuple[list[Draw], Decimal]:
-    """Split `amount` over the cards usable at `at`, in the contract's order; return the draws and what is left."""
+def allocate(
+    cards: Iterable[Card], amount: Decimal, at: datetime, now: datetime | None = None
+) -> tuple[list[Draw], Decimal]:
+    """Split `amount` of usage at `at`, drawn at `now`, over the usable cards in the contract's order.
+
+    Returns the draws and what is left over.
+    """
     draws: list[Draw] = []
     left = amount
-    for card in sorted((c for c in cards if c.usable_at(at)), key=drawdown_order):
+    for card in sorted((c for c in cards if c.usable_at(at, now)), key=drawdown_order):
         if left <= 0:
             break
         take = min(left, card.remaining)
@@ -276,7 +281,7 @@ class Wallet:
         value = ZERO
         currencies: set[str] = set()
         for usage in usages:
-            draws, short = allocate(cards.values(), usage.credits, usage.at)
+            draws, short = allocate(cards.values(), usage.credits, usage.at, at)
             for d in draws:
                 card = cards[d.card_id]
                 cards[d.card_id] = card.draw(d.credits)
