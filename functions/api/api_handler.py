@@ -173,7 +173,9 @@ def get_rate_card() -> Response[RateCardOut]:
 
 @app.put("/rate-card", summary="Replace the rate card")
 def put_rate_card(body: RateCardBody) -> Response[RateCardOut]:
-    return _json(rate_card_to_wire(wallet_service().replace_rate_card(rate_card_from_body(body))))
+    stored = wallet_service().replace_rate_card(rate_card_from_body(body))
+    usage_intake.cache_clear()  # this environment screens with the new card at once; others within their TTL
+    return _json(rate_card_to_wire(stored))
 
 
 @app.post("/usage", summary="Report usage events (up to 1,000)", responses={202: {"description": "queued"}})

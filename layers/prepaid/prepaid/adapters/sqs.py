@@ -75,15 +75,15 @@ class DrawdownQueue(Queue):
     def send_rated(self, bodies: Sequence[tuple[str, dict[str, Any]]]) -> int:
         entries = []
         for customer_id, body in bodies:
-            text = json.dumps(body, separators=(",", ":"))
-            ids = ",".join(e["eventId"] for e in body["events"])
+            text = json.dumps(body, separators=(",", ":"), sort_keys=True)
             entries.append(
                 {
                     "MessageBody": text,
                     "MessageGroupId": customer_id,
-                    # the same events sent again (a retried ingest batch) are dropped by SQS within 5 minutes;
-                    # after that, drawdown's event records still make the replay a no-op
-                    "MessageDeduplicationId": hashlib.sha256(ids.encode()).hexdigest(),
+                    # The same message sent again (a retried ingest batch) is dropped by SQS within 5 minutes;
+                    # after that, drawdown's event records still make the replay a no-op. The hash covers the
+                    # whole content, so a replay with other content (a conflict to report) is never dropped.
+                    "MessageDeduplicationId": hashlib.sha256(text.encode()).hexdigest(),
                 }
             )
         return self.send(entries)

@@ -29,8 +29,12 @@ MAX_EVENTS_PER_COMMIT = 90
 
 @dataclass(frozen=True)
 class Refusal:
-    event_id: str
+    usage: RatedUsage  # the refused event as it came, so it can be inspected and sent again
     reason: str
+
+    @property
+    def event_id(self) -> str:
+        return self.usage.event_id
 
 
 @dataclass
@@ -90,7 +94,7 @@ class DrawdownService:
             elif (seen.meter, seen.quantity) == (usage.meter, usage.quantity):
                 report.duplicates.append(usage.event_id)
             else:
-                report.refused.append(Refusal(usage.event_id, "event_id_reused_with_other_content"))
+                report.refused.append(Refusal(usage, "event_id_reused_with_other_content"))
         queue = deque(pending)
         while queue:
             batch = [queue.popleft() for _ in range(min(self._max_events, len(queue)))]
@@ -108,7 +112,7 @@ class DrawdownService:
                 batch = [u for u in batch if u.event_id not in gone]
                 continue
             if committed is None:  # no wallet, and unknown customers are refused
-                report.refused.extend(Refusal(u.event_id, "unknown_customer") for u in batch)
+                report.refused.extend(Refusal(u, "unknown_customer") for u in batch)
                 return []
             report.drawn.extend(u.event_id for u in batch[:committed])
             return batch[committed:]
@@ -130,7 +134,7 @@ class DrawdownService:
             if same:
                 report.duplicates.append(usage.event_id)
             else:
-                report.refused.append(Refusal(usage.event_id, "event_id_reused_with_other_content"))
+                report.refused.append(Refusal(usage, "event_id_reused_with_other_content"))
 
     def _commit(self, customer_id: str, usages: list[RatedUsage], report: DrawdownReport) -> int | None:
         """One attempt: draw the longest prefix of `usages` that fits a transaction; return its length."""

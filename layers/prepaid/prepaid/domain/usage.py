@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -88,6 +88,10 @@ def _timestamp(value: Any, now: datetime) -> datetime | Rejection:
         return Rejection("invalid_timestamp", "timestamp")
     if at.tzinfo is None or "T" not in value:
         return Rejection("timestamp_without_zone" if at.tzinfo is None else "invalid_timestamp", "timestamp")
+    try:
+        at = at.astimezone(UTC)
+    except OverflowError:  # such as 0001-01-01T00:00:00+14:00, which has no UTC instant
+        return Rejection("invalid_timestamp", "timestamp")
     if at > now + FUTURE_TOLERANCE:
         return Rejection("timestamp_in_future", "timestamp")
     return at

@@ -1,0 +1,213 @@
+"""Helpers for the usage pipeline tests: fresh wiring, events, the usage queues, and what the table holds."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer
+
+from prepaid_local.stack import Stack
+from support.aws import REGION
+
+RATE = Decimal("0.5")
+RATE_CARD = {"meters": {"api_calls": {"creditsPerUnit": str(RATE)}, "storage_gb": {"creditsPerUnit": "2"}}}
+PRICE = {"amount": "10.00", "currency": "USD"}
+NINE_DIGITS = Decimal("0.000000001")
+
+
+class Crash(Exception):
+    """A function dying mid-flight (timeout, out of memory, instance lost)."""
+
+
+def refresh_wiring() -> None:
+    """Drop every handler's cached clients, settings and rate card, so they are built again from the environment.
+
+    tests/conftest.py clears the API's wallet service, the publisher and two settings, but not the usage
+    pipeline's caches (the API's intake and queue, ingest's wiring, drawdown's service and dead letters, the usage
+    settings): without this, a test would screen with the previous test's rate card and policy.
+    """
+    import api_handler
+    import drawdown_handler
+    import ingest_handler
+    import publisher_handler
+    from prepaid import config
+
+    for cached in (
+        api_handler.wallet_service,
+        api_handler.usage_intake,
+        api_handler.usage_queue,
+        ingest_handler.wiring,
+        drawdown_handler.drawdown,
+        drawdown_handler.dead_letters,
+        publisher_handler.publisher,
+        config.table_settings,
+        config.bus_settings,
+        config.usage_settings,
+    ):
+        cached.cache_clear()
+
+
+def now_iso(offset: timedelta = timedelta()) -> str:
+    return (datetime.now(UTC) + offset).isoformat()
+
+
+def usage_event(
+    event_id: str, customer: str = "acme", quantity: Any = "10", meter: str = "api_calls", at: str | None = None
+) -> dict[str, Any]:
+    return {
+        "eventId": event_id,
+        "customerId": customer,
+        "meter": meter,
+        "quantity": quantity,
+        "timestamp": at or now_iso(),
+    }
+
+
+def rated(quantity: str, rate: Decimal = RATE) -> Decimal:
+    """Credits for a quantity, as the contract says: rounded half-even to 9 fractional digits."""
+    return (Decimal(quantity) * rate).quantize(NINE_DIGITS, rounding=ROUND_HALF_EVEN)
+
+
+def fund(stack: Stack, customer: str, credits: str, thresholds: list[str] | None = None) -> None:
+    """A wallet with one paid card (and thresholds, set first)."""
+    if thresholds is not None:
+        assert stack.api("PUT", f"/wallets/{customer}/settings", {"thresholds": thresholds}).status == 200
+    answer = stack.api("POST", f"/wallets/{customer}/purchases", {"credits": credits, "price": PRICE})
+    assert answer.status == 201, answer.body
+
+
+def wallet(stack: Stack, customer: str) -> dict[str, Any]:
+    answer = stack.api("GET", f"/wallets/{customer}")
+    assert answer.status == 200, answer.body
+    body: dict[str, Any] = answer.body
+    return body
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    reason: str | None
+    attribute: str | None
+    message: Any
+
+
+class Queues:
+    """The usage pipeline's queues, by their template names."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.sqs = boto3.client("sqs", region_name=REGION)
+        self.usage = stack.name("UsageQueue")
+        self.drawdown = stack.name("DrawdownQueue")
+        self.dead = stack.name("UsageDeadLetterQueue")
+        self.drawdown_dead = stack.name("DrawdownDeadLetterQueue")
+        self._letters: list[DeadLetter] = []
+
+    def send_usage(self, body: Any) -> None:
+        """One message on the usage queue, as a producer sends it (a dict or list is sent as JSON)."""
+        text = body if isinstance(body, str) else json.dumps(body)
+        self.sqs.send_message(QueueUrl=self.usage, MessageBody=text)
+
+    def send_drawdown(self, body: str, customer: str) -> None:
+        """A drawdown message sent again (a fresh deduplication id, so SQS does not drop it)."""
+        self.sqs.send_message(
+            QueueUrl=self.drawdown, MessageBody=body, MessageGroupId=customer, MessageDeduplicationId=uuid.uuid4().hex
+        )
+
+    def queued_usage(self) -> list[dict[str, Any]]:
+        """The events waiting on the usage queue (read and deleted), in the order the messages hold them."""
+        events: list[dict[str, Any]] = []
+        while True:
+            got = self.sqs.receive_message(QueueUrl=self.usage, MaxNumberOfMessages=10).get("Messages", [])
+            if not got:
+                return events
+            for message in got:
+                body = json.loads(message["Body"])
+                events.extend(body["events"] if isinstance(body, dict) and "events" in body else [body])
+                self.sqs.delete_message(QueueUrl=self.usage, ReceiptHandle=message["ReceiptHandle"])
+
+    def dead_letters(self) -> list[DeadLetter]:
+        """Every message the usage dead-letter queue received so far (read and deleted)."""
+        while True:
+            got = self.sqs.receive_message(
+                QueueUrl=self.dead, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+            ).get("Messages", [])
+            if not got:
+                return list(self._letters)
+            for message in got:
+                attributes: dict[str, Any] = dict(message.get("MessageAttributes", {}))
+                attribute = attributes.get("reason", {}).get("StringValue")
+                try:
+                    body = json.loads(message["Body"])
+                except ValueError:
+                    body = None
+                if isinstance(body, dict) and set(body) == {"reason", "message"}:
+                    self._letters.append(DeadLetter(body["reason"], attribute, body["message"]))
+                else:  # moved here by the redrive policy after too many failed receives: no reason attached
+                    self._letters.append(DeadLetter(None, attribute, message["Body"]))
+                self.sqs.delete_message(QueueUrl=self.dead, ReceiptHandle=message["ReceiptHandle"])
+
+    def depth(self, url: str) -> int:
+        """Messages in a queue, visible or in flight."""
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+class Table:
+    """What the wallet table holds, as plain Python (numbers as Decimal)."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.client = boto3.client("dynamodb", region_name=REGION)
+        self.name = stack.name("WalletTable")
+        self._deserialize = TypeDeserializer().deserialize
+
+    def _plain(self, item: dict[str, Any]) -> dict[str, Any]:
+        return {k: self._deserialize(v) for k, v in item.items()}
+
+    def scan(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"TableName": self.name}
+        while True:
+            page = self.client.scan(**kwargs)
+            items.extend(self._plain(i) for i in page["Items"])
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def query(self, pk: str, sk_prefix: str) -> list[dict[str, Any]]:
+        """Items of one partition whose sort key begins with a prefix, in key order."""
+        items: list[dict[str, Any]] = []
+        values = {":pk": {"S": pk}} | ({":sk": {"S": sk_prefix}} if sk_prefix else {})
+        kwargs: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": "PK = :pk" + (" AND begins_with(SK, :sk)" if sk_prefix else ""),
+            "ExpressionAttributeValues": values,
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self.client.query(**kwargs)
+            items.extend(self._plain(i) for i in page["Items"])
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def ledger(self, customer: str) -> list[dict[str, Any]]:
+        return self.query(f"W#{customer}", "L#")
+
+    def aggregates(self, customer: str) -> list[dict[str, Any]]:
+        return self.query(f"A#{customer}", "")
+
+    def event_records(self, items: list[dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+        """The `E#<eventId>` items, by event id (of `items` when given, else of a fresh scan)."""
+        return {i["PK"].removeprefix("E#"): i for i in items or self.scan() if i["PK"].startswith("E#")}
+
+    def outbox_ids(self, items: list[dict[str, Any]] | None = None) -> set[str]:
+        """The ids of the outbox events (of `items` when given, else of a fresh scan)."""
+        return {i["PK"].removeprefix("O#") for i in items or self.scan() if i["PK"].startswith("O#")}
