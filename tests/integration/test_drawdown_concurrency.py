@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -21,17 +20,16 @@ import pytest
 
 import api_handler
 import drawdown_handler
-from prepaid.adapters.dynamodb import DynamoCatalogStore, DynamoWalletStore
+from prepaid.adapters.dynamodb import DynamoWalletStore
 from prepaid.application.drawdown import DrawdownService
 from prepaid.application.ingest import rated_to_wire
 from prepaid.application.wallets import WalletService
-from prepaid.config import table_settings
 from prepaid.domain.wallet import RatedUsage
 from prepaid_local.apigateway import Gateway
 from prepaid_local.lambda_context import LocalContext
 from prepaid_local.server import LocalServer
 from support.aws import REGION
-from support.environments import Environment, moto_server, run_environments
+from support.environments import Environment, moto_server, racy_store, run_environments
 
 WORKERS = 8
 EVENTS_PER_WORKER = 250  # 2,000 in all
@@ -42,19 +40,9 @@ REDELIVERIES = 5  # the drawdown queue's maxReceiveCount
 
 def _stores(version_condition: bool) -> None:
     """This environment's handlers, on a store whose version condition may be off, pausing between read and write."""
-    client = boto3.client("dynamodb", region_name=REGION)
-    table = table_settings().table_name
-    store = DynamoWalletStore(client, table, version_condition=version_condition)
-    load = store.load
-
-    def slow_load(customer_id: str) -> Any:
-        wallet = load(customer_id)
-        time.sleep(0.001)
-        return wallet
-
-    store.load = slow_load  # type: ignore[method-assign]
+    store, catalog = racy_store(version_condition, pause=0.001)
     drawdown = DrawdownService(store, lambda: datetime.now(UTC), lambda: uuid.uuid4().hex)
-    wallets = WalletService(store, DynamoCatalogStore(client, table), api_handler._now, api_handler._new_id)
+    wallets = WalletService(store, catalog, api_handler._now, api_handler._new_id)
     drawdown_handler.drawdown = lambda: drawdown  # type: ignore[assignment]
     api_handler.wallet_service = lambda: wallets  # type: ignore[assignment]
 

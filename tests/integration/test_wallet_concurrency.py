@@ -8,7 +8,6 @@ must be caught losing updates, which shows the checks below can fail.
 from __future__ import annotations
 
 import random
-import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,17 +19,16 @@ import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
 import api_handler
-from prepaid.adapters.dynamodb import DynamoCatalogStore, DynamoWalletStore
+from prepaid.adapters.dynamodb import DynamoWalletStore
 from prepaid.adapters.items import retired_card_from_item
 from prepaid.application.wallets import WalletService
-from prepaid.config import table_settings
 from prepaid.domain.card import Card, CardStatus
 from prepaid.domain.wallet import Wallet
 from prepaid_local.apigateway import Gateway
 from prepaid_local.server import LocalServer
 from prepaid_local.stack import Stack
 from support.aws import REGION
-from support.environments import Environment, moto_server, run_environments
+from support.environments import Environment, moto_server, racy_store, run_environments
 
 THREADS = 8
 ROUNDS = 12
@@ -46,18 +44,8 @@ class Findings:
 
 def _use_store(version_condition: bool) -> None:
     """The handler's service, with a pause between reading and committing that makes races likely."""
-    client = boto3.client("dynamodb", region_name=REGION)
-    table = table_settings().table_name
-    store = DynamoWalletStore(client, table, version_condition=version_condition)
-    load = store.load
-
-    def slow_load(customer_id: str) -> Any:
-        wallet = load(customer_id)
-        time.sleep(0.002)
-        return wallet
-
-    store.load = slow_load  # type: ignore[method-assign]
-    service = WalletService(store, DynamoCatalogStore(client, table), api_handler._now, api_handler._new_id)
+    store, catalog = racy_store(version_condition, pause=0.002)
+    service = WalletService(store, catalog, api_handler._now, api_handler._new_id)
     api_handler.wallet_service = lambda: service  # type: ignore[assignment]
 
 

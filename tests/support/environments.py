@@ -10,15 +10,22 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import os
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import boto3
+
+from prepaid.adapters.dynamodb import DynamoCatalogStore, DynamoWalletStore
+from prepaid.config import table_settings
+from prepaid.domain.wallet import Wallet
 from prepaid_local.apigateway import Gateway, Route
 from prepaid_local.lambda_context import LocalContext
 from prepaid_local.server import LocalServer, start
+from support.aws import REGION
 
 
 @contextmanager
@@ -89,3 +96,20 @@ def run_environments(
     errors = [error for _, _, error in found if error]
     assert not errors, errors[0]
     return [result for _, result, _ in sorted(found, key=lambda r: r[0])]
+
+
+def racy_store(version_condition: bool, pause: float) -> tuple[DynamoWalletStore, DynamoCatalogStore]:
+    """This environment's stores on the stack's table, pausing `pause` seconds between reading a wallet and
+    deciding, which makes races likely; `version_condition=False` switches off the wallet's version check."""
+    client = boto3.client("dynamodb", region_name=REGION)
+    table = table_settings().table_name
+    store = DynamoWalletStore(client, table, version_condition=version_condition)
+    load = store.load
+
+    def slow_load(customer_id: str) -> Wallet | None:
+        wallet = load(customer_id)
+        time.sleep(pause)
+        return wallet
+
+    store.load = slow_load  # type: ignore[method-assign]
+    return store, DynamoCatalogStore(client, table)
