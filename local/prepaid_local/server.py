@@ -25,6 +25,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from prepaid_local.apigateway import LOCAL_PRINCIPAL
+from prepaid_local.bus_tap import BusTap
 from prepaid_local.moto_serial import serialize_dynamodb
 from prepaid_local.resources import layer_paths
 from prepaid_local.stack import Stack
@@ -41,6 +42,7 @@ REGION = "us-east-1"
 MOTO_HOST = "127.0.0.1"
 PUMP_INTERVAL = 0.2  # seconds between stream reads: near real time, and cheap against an in-process moto
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+LOCAL_EVENTS_PATH = "/_local/events"  # not an API route: what went through the bus, for people trying it out
 DEMO_RATE_CARD = {
     "meters": {"api_calls": {"creditsPerUnit": "0.5"}, "tokens": {"creditsPerUnit": "0.002"}},
     "overrides": {"vip": {"api_calls": {"creditsPerUnit": "0.25"}}},
@@ -67,6 +69,7 @@ class LocalServer:
         self,
         *,
         stack: Stack,
+        bus: BusTap,
         http: BaseWSGIServer,
         moto: ThreadedMotoServer,
         url: str,
@@ -81,9 +84,12 @@ class LocalServer:
         self._moto = moto
         self._saved_env = saved_env
         self._stopping = threading.Event()
+        self.bus = bus
         self._threads = [
             threading.Thread(target=http.serve_forever, name="prepaid-local-http", daemon=True),
-            threading.Thread(target=_pump, args=(stack, self._stopping), name="prepaid-local-pump", daemon=True),
+            threading.Thread(
+                target=_pump, args=(stack, self.bus, self._stopping), name="prepaid-local-pump", daemon=True
+            ),
         ]
         self._stopped = False
 
@@ -139,13 +145,14 @@ def start(host: str = "127.0.0.1", port: int = 3000, moto_port: int = 4566, seed
         if seed:
             _seed(stack)
             seeded = True
-        http = make_server(host, port, _ApiGateway(stack), threaded=True, request_handler=_AccessLog)
+        bus = BusTap(stack.clients, stack.name("EventBus"))
+        http = make_server(host, port, _ApiGateway(stack, bus), threaded=True, request_handler=_AccessLog)
     except BaseException:
         moto.stop()
         _restore_environment(saved_env)
         raise
     url = f"http://{host}:{http.server_port}"
-    server = LocalServer(stack=stack, http=http, moto=moto, url=url, moto_url=moto_url, saved_env=saved_env)
+    server = LocalServer(stack=stack, bus=bus, http=http, moto=moto, url=url, moto_url=moto_url, saved_env=saved_env)
     server.seeded = seeded
     server.serve()
     return server
@@ -168,6 +175,7 @@ prepaid-credits is running locally (real handlers, embedded moto)
   event bus    {bus}
   catalog      {price_book}
   usage queue  {server.stack.name("UsageQueue")}
+  bus events   {server.url}{LOCAL_EVENTS_PATH}?type=Balance%20Low   (local only: what went through the bus)
 
 Try:
   curl -s -X POST {server.url}/wallets/acme/purchases -H 'Content-Type: application/json' -d '{{"credits":"1000"}}'
@@ -278,13 +286,14 @@ def _seed(stack: Stack) -> None:
 # -- streams ---------------------------------------------------------------------------------------------------------
 
 
-def _pump(stack: Stack, stopping: threading.Event, interval: float = PUMP_INTERVAL) -> None:
+def _pump(stack: Stack, bus: BusTap, stopping: threading.Event, interval: float = PUMP_INTERVAL) -> None:
     """Deliver queued messages and the outbox to their functions until stopped, as Lambda's pollers would."""
     last_error: str | None = None
     while not stopping.wait(interval):
         try:
             stack.pump_queues()
             stack.pump_streams()
+            bus.drain()
         except Exception as error:
             # A failed batch stays pending and is retried on the next pump, by design; log each new failure once.
             text = f"{type(error).__name__}: {error}"
@@ -303,14 +312,17 @@ def _pump(stack: Stack, stopping: threading.Event, interval: float = PUMP_INTERV
 class _ApiGateway:
     """A WSGI app doing what API Gateway's Lambda proxy integration does with a request and the handler's answer."""
 
-    def __init__(self, stack: Stack) -> None:
+    def __init__(self, stack: Stack, bus: BusTap) -> None:
         self.stack = stack
+        self.bus = bus
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         response = self.handle(Request(environ))
         return response(environ, start_response)
 
     def handle(self, request: Request) -> Response:
+        if request.path == LOCAL_EVENTS_PATH:
+            return self.bus_events(request)
         if (request.content_length or 0) > MAX_BODY_BYTES:
             return _gateway_message(413, "Request Too Long")
         raw = request.get_data(cache=False)
@@ -330,6 +342,16 @@ class _ApiGateway:
             # A handler that raises or answers malformed is a failed integration: 502, nothing of the error leaks.
             log.exception("%s %s: the function failed", request.method, request.path)
             return _gateway_message(502, "Internal server error")
+
+    def bus_events(self, request: Request) -> Response:
+        """Local only: the events that went through the bus, newest last (`?type=Balance Low&limit=20`)."""
+        events = self.bus.drain()
+        kind = request.args.get("type")
+        if kind:
+            events = [e for e in events if e.get("detail-type") == kind]
+        limit = request.args.get("limit", "100")
+        shown = events[-int(limit) :] if limit.isdigit() and int(limit) > 0 else events
+        return Response(json.dumps({"events": shown}), status=200, content_type="application/json")
 
 
 def _response(answer: dict[str, Any]) -> Response:

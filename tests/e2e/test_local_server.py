@@ -112,3 +112,28 @@ def test_bad_body_gets_the_contract_error(server: LocalServer) -> None:
     assert body["error"]["code"]
     assert body["error"]["message"]
     assert call(server, "GET", "/wallets/bad-body")[0] == 404
+
+
+def test_usage_over_http_crosses_a_threshold_seen_on_the_local_events_route(server: LocalServer) -> None:
+    # Given a rate card, a wallet of 100 credits with a threshold at 50
+    rate_card = {"meters": {"api_calls": {"creditsPerUnit": "1"}}}
+    assert call(server, "PUT", "/rate-card", rate_card)[0] == 200
+    assert call(server, "PUT", "/wallets/e2e-usage/settings", {"thresholds": ["50"]})[0] == 200
+    price = {"amount": "1.00", "currency": "USD"}
+    assert call(server, "POST", "/wallets/e2e-usage/purchases", {"credits": "100", "price": price})[0] == 201
+    # When 60 credits of usage arrive by HTTP
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    events = [
+        {"eventId": f"e2e-{n}", "customerId": "e2e-usage", "meter": "api_calls", "quantity": "20", "timestamp": now}
+        for n in range(3)
+    ]
+    status, answer = call(server, "POST", "/usage", {"events": events})
+    assert (status, len(answer["accepted"])) == (202, 3)
+    # Then, within a few seconds, the wallet is drawn and the local events route shows Balance Low
+    deadline = time.monotonic() + 10
+    low: list[Any] = []
+    while time.monotonic() < deadline and not low:
+        time.sleep(0.2)
+        low = call(server, "GET", "/_local/events?type=Balance%20Low")[1]["events"]
+    assert [(e["detail"]["customerId"], e["detail"]["threshold"]) for e in low] == [("e2e-usage", "50")]
+    assert call(server, "GET", "/wallets/e2e-usage")[1]["balance"] == "40"
