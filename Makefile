@@ -63,7 +63,7 @@ local: venv
 	PYTHONPATH=local $(BIN)/python -m prepaid_local $(ARGS)
 
 bench: venv
-	$(BIN)/python bench/run.py $(ARGS)
+	PYTHONPATH=local:layers/prepaid:functions/api:functions/ingest:functions/drawdown:functions/publisher $(BIN)/python bench/run.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .mypy_cache .ruff_cache .hypothesis
