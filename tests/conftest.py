@@ -11,21 +11,11 @@ import pytest
 from moto import mock_aws
 
 from prepaid_local.moto_serial import serialize_dynamodb
+from prepaid_local.offline import MOTO_ENV
 from prepaid_local.stack import Stack
 from support.aws import REGION, BusTap
 
-TEST_ENV = {
-    "AWS_DEFAULT_REGION": REGION,
-    "AWS_REGION": REGION,
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
-    "POWERTOOLS_TRACE_DISABLED": "1",
-    "POWERTOOLS_METRICS_NAMESPACE": "PrepaidCreditsTest",
-    "POWERTOOLS_SERVICE_NAME": "prepaid-credits",
-    "POWERTOOLS_LOG_LEVEL": "WARNING",
-}
+TEST_ENV = {**MOTO_ENV, "POWERTOOLS_METRICS_NAMESPACE": "PrepaidCreditsTest", "POWERTOOLS_LOG_LEVEL": "WARNING"}
 
 # On Lambda the environment exists before the handler module is imported; a test module may import a handler
 # at collection time, so Powertools' settings are in place from the start.
