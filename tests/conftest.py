@@ -23,18 +23,6 @@ for _key in ("POWERTOOLS_TRACE_DISABLED", "POWERTOOLS_METRICS_NAMESPACE", "POWER
     os.environ.setdefault(_key, TEST_ENV[_key])
 
 
-def _clear_cached_wiring() -> None:
-    """Handlers build their clients once per process, as on Lambda; each test gets a fresh moto, so rebuild."""
-    import api_handler
-    import publisher_handler
-    from prepaid import config
-
-    api_handler.wallet_service.cache_clear()
-    publisher_handler.publisher.cache_clear()
-    config.table_settings.cache_clear()
-    config.bus_settings.cache_clear()
-
-
 @pytest.fixture
 def aws() -> Iterator[None]:
     saved = dict(os.environ)
@@ -51,9 +39,9 @@ def aws() -> Iterator[None]:
 @pytest.fixture
 def stack(aws: None) -> Iterator[Stack]:
     built = Stack(lambda service: boto3.client(cast(Any, service), region_name=REGION))
-    _clear_cached_wiring()
+    built.cold_start()  # each test has a fresh moto: handlers must not keep clients of the last one
     yield built
-    _clear_cached_wiring()
+    built.cold_start()
 
 
 @pytest.fixture

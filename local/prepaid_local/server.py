@@ -11,11 +11,9 @@ import base64
 import json
 import logging
 import os
-import sys
 import threading
 import urllib.request
 from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -27,9 +25,7 @@ from werkzeug.wrappers import Request, Response
 from prepaid_local.apigateway import LOCAL_PRINCIPAL
 from prepaid_local.bus_tap import BusTap
 from prepaid_local.moto_serial import serialize_dynamodb
-from prepaid_local.resources import layer_paths
 from prepaid_local.stack import Stack
-from prepaid_local.template import ROOT
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -111,7 +107,7 @@ class LocalServer:
         except OSError:
             log.warning("could not reset moto before stopping it", exc_info=True)
         self._moto.stop()
-        _cold_start(self.stack)  # the handlers' cached clients point at the moto that just stopped
+        self.stack.cold_start()  # the handlers' cached clients point at the moto that just stopped
         _restore_environment(self._saved_env)
         boto3.DEFAULT_SESSION = None
 
@@ -140,7 +136,7 @@ def start(host: str = "127.0.0.1", port: int = 3000, moto_port: int = 4566, seed
             return boto3.client(service, endpoint_url=moto_url, region_name=REGION)  # type: ignore[call-overload]
 
         stack = Stack(clients)
-        _cold_start(stack)
+        stack.cold_start()
         seeded = False
         if seed:
             _seed(stack)
@@ -256,23 +252,6 @@ def _apply_local_environment(moto_url: str) -> None:
 def _restore_environment(saved: dict[str, str]) -> None:
     os.environ.clear()
     os.environ.update(saved)
-
-
-def _cold_start(stack: Stack) -> None:
-    """Forget what the handler modules cached per process (clients, settings), as a new execution environment would.
-
-    Only matters where the handlers ran before in this process (a test session): their clients point at the
-    moto they were built against.
-    """
-    code = [*layer_paths(stack.template), *(spec.code_uri for spec in stack.functions.values())]
-    folders = [(ROOT / path).resolve() for path in code]
-    for module in list(sys.modules.values()):
-        file = getattr(module, "__file__", None)
-        if not file or not any(Path(file).resolve().is_relative_to(folder) for folder in folders):
-            continue
-        for value in list(vars(module).values()):
-            if getattr(value, "__module__", None) == module.__name__ and callable(getattr(value, "cache_clear", None)):
-                value.cache_clear()
 
 
 def _seed(stack: Stack) -> None:

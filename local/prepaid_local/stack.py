@@ -8,6 +8,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, cast
 
 from moto.events.models import EventPattern
@@ -67,6 +68,23 @@ class Stack:
         context = LocalContext(function_name=f"{self.resolver.stack_name}-{logical_id}", timeout_seconds=spec.timeout)
         with self._invoke_locks[logical_id]:
             return self.handler(logical_id)(event, context)
+
+    def cold_start(self) -> None:
+        """Forget what the handler modules cached per process (clients, settings, rate card), as a new execution
+        environment would. Matters where handlers ran before in this process (tests, a restarted local server):
+        their cached clients point at the moto they were built against. Every cached function of every module under
+        the template's code folders is cleared, so a new one cannot be forgotten."""
+        code = [*layer_paths(self.template), *(spec.code_uri for spec in self.functions.values())]
+        folders = [(ROOT / path).resolve() for path in code]
+        for module in list(sys.modules.values()):
+            file = getattr(module, "__file__", None)
+            if not file or not any(Path(file).resolve().is_relative_to(folder) for folder in folders):
+                continue
+            for value in list(vars(module).values()):
+                if getattr(value, "__module__", None) == module.__name__ and callable(
+                    getattr(value, "cache_clear", None)
+                ):
+                    value.cache_clear()
 
     def name(self, logical_id: str) -> str:
         return str(self.resolver.physical[logical_id])

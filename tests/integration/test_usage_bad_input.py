@@ -7,7 +7,7 @@ events and poison messages land in the usage dead-letter queue with their reason
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -23,7 +23,6 @@ from support.usage import (
     fund,
     now_iso,
     rated,
-    refresh_wiring,
     usage_event,
     wallet,
 )
@@ -32,11 +31,8 @@ DROP = object()
 
 
 @pytest.fixture(autouse=True)
-def rate_card(stack: Stack) -> Iterator[None]:
-    refresh_wiring()
+def rate_card(stack: Stack) -> None:
     assert stack.api("PUT", "/rate-card", RATE_CARD).status == 200
-    yield
-    refresh_wiring()
 
 
 def changed(event_id: Any = "bad", **changes: Any) -> Callable[[], Any]:
@@ -176,7 +172,7 @@ def test_boundary_values_are_accepted(stack: Stack) -> None:
 def test_unknown_customer_is_refused_under_the_reject_policy(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given usage for customers without a wallet is to be rejected (set before the handlers build their wiring)
     monkeypatch.setenv("UNKNOWN_CUSTOMERS", "reject")
-    refresh_wiring()
+    stack.cold_start()
     fund(stack, "acme", "100")
     queues = Queues(stack)
     # When a batch mixes a known and an unknown customer, over HTTP and straight onto the queue

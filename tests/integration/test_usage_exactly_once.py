@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -25,7 +25,6 @@ from support.usage import (
     fund,
     now_iso,
     rated,
-    refresh_wiring,
     usage_event,
     wallet,
 )
@@ -34,11 +33,8 @@ Hook = Callable[[str, dict[str, Any]], None]
 
 
 @pytest.fixture(autouse=True)
-def rate_card(stack: Stack) -> Iterator[None]:
-    refresh_wiring()
+def rate_card(stack: Stack) -> None:
     assert stack.api("PUT", "/rate-card", RATE_CARD).status == 200
-    yield
-    refresh_wiring()
 
 
 def crash_once(function: str, fired: list[str]) -> Hook:

@@ -25,34 +25,6 @@ class Crash(Exception):
     """A function dying mid-flight (timeout, out of memory, instance lost)."""
 
 
-def refresh_wiring() -> None:
-    """Drop every handler's cached clients, settings and rate card, so they are built again from the environment.
-
-    tests/conftest.py clears the API's wallet service, the publisher and two settings, but not the usage
-    pipeline's caches (the API's intake and queue, ingest's wiring, drawdown's service and dead letters, the usage
-    settings): without this, a test would screen with the previous test's rate card and policy.
-    """
-    import api_handler
-    import drawdown_handler
-    import ingest_handler
-    import publisher_handler
-    from prepaid import config
-
-    for cached in (
-        api_handler.wallet_service,
-        api_handler.usage_intake,
-        api_handler.usage_queue,
-        ingest_handler.wiring,
-        drawdown_handler.drawdown,
-        drawdown_handler.dead_letters,
-        publisher_handler.publisher,
-        config.table_settings,
-        config.bus_settings,
-        config.usage_settings,
-    ):
-        cached.cache_clear()
-
-
 def now_iso(offset: timedelta = timedelta()) -> str:
     return (datetime.now(UTC) + offset).isoformat()
 
