@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from prepaid.application.changes import change_of
 from prepaid.application.ports import (
@@ -38,6 +40,7 @@ from prepaid.domain.settings import WalletSettings
 from prepaid.domain.wallet import Outcome, Wallet
 from prepaid.domain.wire import card_to_wire, duration, instant, optional_instant, wallet_to_wire
 
+Catalogued = TypeVar("Catalogued", PriceBook, RateCard)
 CUSTOMER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 PURCHASE_SCOPE = "purchase"
 
@@ -251,14 +254,7 @@ class WalletService:
 
     def replace_price_book(self, book: PriceBook) -> PriceBook:
         """Store a new price book; concurrent replacements each land, in some order, none lost half-way."""
-
-        def attempt() -> PriceBook:
-            current = self._catalog.price_book()
-            stored = PriceBook(book.currency, book.mode, book.tiers, version=(current.version if current else 0) + 1)
-            self._catalog.save_price_book(stored)
-            return stored
-
-        return self._retry.run("price-book", attempt)
+        return self._replace("price-book", book, self._catalog.price_book, self._catalog.save_price_book)
 
     def rate_card(self) -> RateCard:
         card = self._catalog.rate_card()
@@ -268,14 +264,20 @@ class WalletService:
 
     def replace_rate_card(self, card: RateCard) -> RateCard:
         """Store a new rate card; ingest picks it up within its cache's time to live."""
+        return self._replace("rate-card", card, self._catalog.rate_card, self._catalog.save_rate_card)
 
-        def attempt() -> RateCard:
-            current = self._catalog.rate_card()
-            stored = RateCard(card.meters, card.overrides, version=(current.version if current else 0) + 1)
-            self._catalog.save_rate_card(stored)
+    def _replace(
+        self, name: str, new: Catalogued, read: Callable[[], Catalogued | None], save: Callable[[Catalogued], None]
+    ) -> Catalogued:
+        """Store `new` as the next version of a catalog item, retrying when another replacement got there first."""
+
+        def attempt() -> Catalogued:
+            current = read()
+            stored = dataclasses.replace(new, version=(current.version if current else 0) + 1)
+            save(stored)
             return stored
 
-        return self._retry.run("rate-card", attempt)
+        return self._retry.run(name, attempt)
 
 
 def _optional(value: Decimal | None) -> str | None:
