@@ -12,11 +12,12 @@ SAM_STAMP := $(SAM_VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
 
-.PHONY: help venv sam-venv lint typecheck template test unit packaging local bench clean
+.PHONY: help venv sam-venv lint typecheck template test unit packaging browser local demo bench clean
 
 help:
 	@echo "make local   run the system on http://127.0.0.1:3000 (embedded moto, real handlers)"
-	@echo "make test    lint, type-check, template checks, SAM build, tests"
+	@echo "make demo    a scripted story against a running 'make local ARGS=--seed' (another shell)"
+	@echo "make test    lint, type-check, template checks, SAM build, tests (installs chromium if missing)"
 	@echo "make bench   benchmarks with a baseline measured in the same run"
 
 $(STAMP): requirements-dev.txt layers/prepaid/requirements.txt
@@ -53,14 +54,24 @@ template: venv sam-venv
 packaging: template
 	PATH="$(dir $(PYTHON)):$$PATH" $(SAM_VENV)/bin/sam build --template-file template.yaml --build-dir .aws-sam/build >/dev/null
 
-test: lint typecheck packaging
-	$(BIN)/pytest -q
+# The dashboard's browser test runs Debian's chromium (headless); installed here when missing (sudo unless root).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
+
+test: lint typecheck packaging browser
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=15
 
 unit: venv
 	$(BIN)/pytest -q tests/unit
 
 local: venv
 	PYTHONPATH=local $(BIN)/python -m prepaid_local $(ARGS)
+
+# Against the system `make local` runs in another shell; ARGS="--url ... --moto-url ... --events N" to change it.
+demo: venv
+	PYTHONPATH=local $(BIN)/python -m prepaid_local.demo $(ARGS)
 
 bench: venv
 	PYTHONPATH=local:layers/prepaid:functions/api:functions/ingest:functions/drawdown:functions/publisher $(BIN)/python bench/run.py $(ARGS)

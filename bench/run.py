@@ -5,7 +5,7 @@ moto built from template.yaml, and draw the same events:
 
 * batched: the events go onto the usage queue as producers send them (100 per message); the timed part is
   `Stack.pump_queues()`: the real ingest handler (screen, rate, FIFO by customer) and the real drawdown handler
-  (up to 90 events per transaction);
+  (up to 94 events per transaction);
 * naive: the same events, screened and rated first (not timed), drawn through `DrawdownService` with
   `max_events_per_commit=1`, in arrival order: one wallet read and one transaction per event.
 
@@ -98,6 +98,7 @@ class Workload:
     rated: dict[str, Decimal]  # rate card applied to each customer's events, summed
     effective_at: datetime
     rate_card: RateCard
+    spread_hours: float
 
 
 def rate_card() -> RateCard:
@@ -116,8 +117,9 @@ def quantity(rng: random.Random, meter: str) -> str:
     return f"{thousandths // 1000}.{thousandths % 1000:03d}"
 
 
-def make_workload(events: int, wallets: int, hot_share: float, seed: int) -> Workload:
-    """Events skewed over wallets: the hot wallet takes `hot_share`, the rest follow a Zipf (1/k) tail."""
+def make_workload(events: int, wallets: int, hot_share: float, seed: int, spread_hours: float = 0) -> Workload:
+    """Events skewed over wallets: the hot wallet takes `hot_share`, the rest follow a Zipf (1/k) tail; their
+    timestamps all now, or rising evenly over the last `spread_hours` (so hours close as the stream goes on)."""
     rng = random.Random(seed)
     customers = [f"cust-{i:04d}" for i in range(wallets)]
     hot, rest = customers[0], customers[1:]
@@ -127,10 +129,10 @@ def make_workload(events: int, wallets: int, hot_share: float, seed: int) -> Wor
     rng.shuffle(owners)
     meters = rng.choices(list(METERS), weights=METER_WEIGHTS, k=events)
     now = datetime.now(UTC)
-    stamp = now.isoformat(timespec="milliseconds")
+    first = now - timedelta(hours=spread_hours)
     card = rate_card()
     rated = dict.fromkeys(customers, Decimal(0))
-    generated = []
+    generated: list[dict[str, str]] = []
     for owner, meter in zip(owners, meters, strict=True):
         amount = quantity(rng, meter)
         rated[owner] += card.rate(owner, meter, Decimal(amount))
@@ -140,7 +142,7 @@ def make_workload(events: int, wallets: int, hot_share: float, seed: int) -> Wor
                 "customerId": owner,
                 "meter": meter,
                 "quantity": amount,
-                "timestamp": stamp,
+                "timestamp": (first + (now - first) * (len(generated) + 1) / events).isoformat(timespec="milliseconds"),
             }
         )
     purchases: dict[str, list[Purchase]] = {}
@@ -156,7 +158,7 @@ def make_workload(events: int, wallets: int, hot_share: float, seed: int) -> Wor
             Purchase(bought, (bought * USD_PER_CREDIT).quantize(CENT), "purchase"),
         ]
     effective_at = (now - timedelta(days=1)).replace(microsecond=0)
-    return Workload(generated, customers, hot, purchases, rated, effective_at, card)
+    return Workload(generated, customers, hot, purchases, rated, effective_at, card, spread_hours)
 
 
 # -- item sizes and capacity units (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/
@@ -212,7 +214,7 @@ def kind_of(key: Mapping[str, Mapping[str, str]]) -> str:
         if sk == "WALLET":
             return "wallet"
         return {"L#": "ledger entry", "C#": "retired card"}.get(sk[:2], "wallet other")
-    return {"E#": "usage record", "A#": "aggregate", "O#": "outbox event", "I#": "idempotency"}.get(pk[:2], pk)
+    return {"E#": "usage record", "A#": "hourly usage", "O#": "outbox event", "I#": "idempotency"}.get(pk[:2], pk)
 
 
 # -- the DynamoDB meter ----------------------------------------------------------------------------------------------
@@ -695,7 +697,10 @@ def report(
         ["domain core only (rate + draw_batch), events/s", fmt(domain_rate, 0), "", ""],
     ]
     print()
-    print(f"events {n:,}  wallets {len(workload.customers)}  hot share {b.events_by_customer[hot] / n:.2f}")
+    print(
+        f"events {n:,}  wallets {len(workload.customers)}  hot share {b.events_by_customer[hot] / n:.2f}"
+        f"  timestamps over {workload.spread_hours:g} h"
+    )
     print(
         f"machine: {os.cpu_count()} cores, load average {', '.join(f'{x:.1f}' for x in os.getloadavg())} (1/5/15 min)"
     )
@@ -800,9 +805,15 @@ def arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--wallets", type=int, default=200, help="wallets (default 200)")
     parser.add_argument("--hot-share", type=float, default=0.5, help="the hot wallet's share of events (default 0.5)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    parser.add_argument(
+        "--spread-hours",
+        type=float,
+        default=0,
+        help="timestamps rise evenly over the last N hours (default 0: every event at the current instant)",
+    )
     args = parser.parse_args(argv)
-    if args.events < 1 or args.wallets < 2 or not 0 <= args.hot_share <= 1:
-        parser.error("need --events >= 1, --wallets >= 2 and 0 <= --hot-share <= 1")
+    if args.events < 1 or args.spread_hours < 0 or args.wallets < 2 or not 0 <= args.hot_share <= 1:
+        parser.error("need --events >= 1, --spread-hours >= 0, --wallets >= 2 and 0 <= --hot-share <= 1")
     return args
 
 
@@ -817,7 +828,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def benchmark(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    workload = make_workload(args.events, args.wallets, args.hot_share, args.seed)
+    workload = make_workload(args.events, args.wallets, args.hot_share, args.seed, args.spread_hours)
     meter = DynamoMeter()
     print(f"batched run: {args.events:,} events through the usage queue, ingest and drawdown ...", flush=True)
     batched = run_batched(workload, meter)

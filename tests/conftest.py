@@ -10,6 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from prepaid_local.clock import ProcessClock
 from prepaid_local.moto_serial import serialize_dynamodb
 from prepaid_local.offline import MOTO_ENV
 from prepaid_local.stack import Stack
@@ -42,6 +43,20 @@ def stack(aws: None) -> Iterator[Stack]:
     built.cold_start()  # each test has a fresh moto: handlers must not keep clients of the last one
     yield built
     built.cold_start()
+
+
+@pytest.fixture
+def timed_stack(aws: None) -> Iterator[Stack]:
+    """The stack on a clock the whole process follows (handlers too): moving it makes schedules fire and their
+    handlers see the time they fired at. Real time comes back at the end."""
+    clock = ProcessClock()
+    try:
+        built = Stack(lambda service: boto3.client(cast(Any, service), region_name=REGION), clock=clock)
+        built.cold_start()
+        yield built
+        built.cold_start()
+    finally:
+        clock.stop()
 
 
 @pytest.fixture

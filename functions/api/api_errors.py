@@ -36,6 +36,10 @@ _MESSAGES: dict[type[domain.DomainError], tuple[HTTPStatus, Callable[[Any], str]
         HTTPStatus.CONFLICT,
         lambda e: f"idempotency key {e.key} was already used with a different request",
     ),
+    domain.InvalidCursor: (
+        HTTPStatus.BAD_REQUEST,
+        lambda e: "cursor is not one this API handed out for this query; start again without it",
+    ),
     domain.ConcurrentUpdate: (
         HTTPStatus.CONFLICT,
         lambda e: f"the wallet of {e.customer_id} kept changing; retry the request",

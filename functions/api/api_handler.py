@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from http import HTTPStatus
 from typing import Annotated, Any
 
 import api_errors
+import api_links
 import boto3
 from api_schemas import (
     CUSTOMER_ID_PATTERN,
+    DashboardLinkBody,
+    DashboardLinkOut,
     DecimalText,
+    ForecastOut,
+    Instant,
+    LedgerOut,
+    MeterName,
     PriceBookBody,
     PriceBookOut,
     PurchaseBody,
@@ -20,9 +27,11 @@ from api_schemas import (
     QuoteOut,
     RateCardBody,
     RateCardOut,
+    RevenueOut,
     SettingsBody,
     UsageBody,
     UsageOut,
+    UsageSeriesOut,
     WalletOut,
 )
 from api_translation import (
@@ -42,11 +51,20 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from prepaid.adapters.dynamodb import DynamoCatalogStore, DynamoWalletStore
+from prepaid.adapters.revenue import DynamoRevenueStore
+from prepaid.adapters.secrets import SecretValue
 from prepaid.adapters.sqs import UsageQueue
+from prepaid.application.dashboard import DashboardLinks, dashboard_signer
+from prepaid.application.forecasting import MAX_HORIZON_DAYS, Forecasts
 from prepaid.application.ingest import MAX_EVENTS_PER_REQUEST, RateCards, UsageIntake, usage_to_wire, wallet_required
+from prepaid.application.ledger import DEFAULT_PAGE, MAX_PAGE, Ledger, LedgerQuery
+from prepaid.application.revenue import Revenue
+from prepaid.application.signing import Signer
+from prepaid.application.usage_series import Granularity, SeriesQuery, UsageSeries
 from prepaid.application.wallets import WalletService
-from prepaid.config import table_settings, usage_settings
+from prepaid.config import signing_settings, table_settings, usage_settings
 from prepaid.domain.errors import DomainError, TooManyEvents
+from prepaid.domain.ledger import EntryType
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_USAGE_BODY_BYTES = 2 * 1024 * 1024  # 1,000 events of up to ~2 KiB each
@@ -91,6 +109,45 @@ def wallet_service() -> WalletService:
     client = boto3.client("dynamodb")
     table = table_settings().table_name
     return WalletService(DynamoWalletStore(client, table), DynamoCatalogStore(client, table), _now, _new_id)
+
+
+@cache
+def ledger() -> Ledger:
+    store = DynamoWalletStore(boto3.client("dynamodb"), table_settings().table_name)
+    return Ledger(store, lambda: Signer(signing_key(), "ledger-cursor"))
+
+
+@cache
+def revenue() -> Revenue:
+    return Revenue(DynamoRevenueStore(boto3.client("dynamodb"), table_settings().table_name, _now))
+
+
+@cache
+def forecasts() -> Forecasts:
+    store = DynamoWalletStore(boto3.client("dynamodb"), table_settings().table_name)
+    return Forecasts(store, store, wallet_service().quote, _now)
+
+
+@cache
+def usage_series() -> UsageSeries:
+    return UsageSeries(DynamoWalletStore(boto3.client("dynamodb"), table_settings().table_name), _now)
+
+
+@cache
+def dashboard_links() -> DashboardLinks:
+    store = DynamoWalletStore(boto3.client("dynamodb"), table_settings().table_name)
+    return DashboardLinks(store, lambda: dashboard_signer(signing_key()), _now)
+
+
+@cache
+def _signing_secret() -> SecretValue:
+    # a provider of this module's own (not Powertools' process-wide one), forgotten with the other wiring
+    return SecretValue(signing_settings().signing_secret_arn, max_age=300)
+
+
+def signing_key() -> bytes:
+    """The deployment's signing secret (Secrets Manager), cached by Powertools for five minutes."""
+    return _signing_secret()()
 
 
 def _json(body: Any, status: HTTPStatus = HTTPStatus.OK, headers: dict[str, str] | None = None) -> Response[Any]:
@@ -144,6 +201,58 @@ def read_wallet(customerId: CustomerId) -> Response[WalletOut]:
 @app.post("/wallets/<customerId>/cards/<cardId>/void", summary="Void what remains of a card")
 def void_card(customerId: CustomerId, cardId: CardId) -> Response[PurchaseOut]:
     return _json(wallet_service().void(customerId, cardId))
+
+
+@app.get("/wallets/<customerId>/ledger", summary="Read a wallet's ledger, newest first, a page at a time")
+def read_ledger(
+    customerId: CustomerId,
+    entry_type: Annotated[EntryType | None, Query(alias="type", description="only entries of this type")] = None,
+    start: Annotated[Instant | None, Query(alias="from", description="entries at or after this instant")] = None,
+    end: Annotated[Instant | None, Query(alias="to", description="entries before this instant")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+    cursor: Annotated[
+        str | None, Query(min_length=1, max_length=1024, description="nextCursor of the page before")
+    ] = None,
+) -> Response[LedgerOut]:
+    return _json(ledger().page(customerId, LedgerQuery(entry_type, start, end), limit, cursor))
+
+
+@app.get("/wallets/<customerId>/usage", summary="Usage and credits per meter, in hour or day buckets")
+def read_usage(
+    customerId: CustomerId,
+    meter: Annotated[MeterName | None, Query(description="only this meter")] = None,
+    start: Annotated[Instant | None, Query(alias="from", description="default: 24 hours or 30 days before to")] = None,
+    end: Annotated[Instant | None, Query(alias="to", description="default: now")] = None,
+    granularity: Annotated[Granularity, Query()] = Granularity.HOUR,
+) -> Response[UsageSeriesOut]:
+    return _json(usage_series().read(customerId, SeriesQuery(granularity, start, end, meter)))
+
+
+@app.get("/reports/revenue", summary="Deferred, recognised and breakage revenue per currency for UTC days")
+def revenue_report(
+    start: Annotated[date, Query(alias="from", description="first UTC day (YYYY-MM-DD)")],
+    end: Annotated[date, Query(alias="to", description="the day after the last one")],
+) -> Response[RevenueOut]:
+    return _json(revenue().report(start, end))
+
+
+@app.get("/wallets/<customerId>/forecast", summary="Burn rate, runway, expiring credits and what to buy")
+def read_forecast(
+    customerId: CustomerId,
+    horizon_days: Annotated[int, Query(alias="horizonDays", ge=1, le=MAX_HORIZON_DAYS)] = 30,
+) -> Response[ForecastOut]:
+    return _json(forecasts().forecast(customerId, horizon_days))
+
+
+@app.post(
+    "/wallets/<customerId>/dashboard-links",
+    summary="A short-lived signed link to the customer's own dashboard page",
+    responses={201: {"description": "link"}},
+)
+def create_dashboard_link(customerId: CustomerId, body: DashboardLinkBody | None = None) -> Response[DashboardLinkOut]:
+    link = dashboard_links().issue(customerId, (body or DashboardLinkBody()).ttl_seconds)
+    url = api_links.dashboard_url(app.current_event.raw_event, link.token)
+    return _json(link.to_wire(url), HTTPStatus.CREATED)
 
 
 @app.put("/wallets/<customerId>/settings", summary="Replace a wallet's settings")

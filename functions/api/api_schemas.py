@@ -17,6 +17,8 @@ from pydantic import (
     field_validator,
 )
 
+from prepaid.application.dashboard import DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS, MIN_TTL_SECONDS
+
 DECIMAL_PATTERN = r"^-?\d+(\.\d+)?$"
 
 
@@ -132,6 +134,14 @@ class RateCardBody(Body):
     )
 
 
+class DashboardLinkBody(Body):
+    """`POST /wallets/{customerId}/dashboard-links`; the body is optional."""
+
+    ttl_seconds: Annotated[StrictInt, Field(ge=MIN_TTL_SECONDS, le=MAX_TTL_SECONDS)] = Field(
+        default=DEFAULT_TTL_SECONDS, alias="ttlSeconds", description="how long the link stays valid (60 s to 24 h)"
+    )
+
+
 class UsageBody(Body):
     """Up to 1,000 events; each is checked on its own, so one bad event never refuses the others."""
 
@@ -215,6 +225,94 @@ class RateCardOut(BaseModel):
     meters: dict[str, dict[str, str]]
     overrides: dict[str, dict[str, dict[str, str]]]
     version: int
+
+
+class DrawOut(BaseModel):
+    cardId: str
+    credits: str
+
+
+class LedgerEntryOut(BaseModel):
+    entryId: str
+    type: Literal["purchase", "usage", "overage_payoff", "void", "expiry"]
+    credits: str
+    at: InstantText
+    balanceAfter: str
+    cardId: str | None = None
+    draws: list[DrawOut] | None = None
+    overage: str | None = None
+    value: MoneyOut | None = None
+    eventId: str | None = None
+    meter: str | None = None
+    quantity: str | None = None
+    events: int | None = None
+
+
+class LedgerOut(BaseModel):
+    entries: list[LedgerEntryOut]
+    nextCursor: str | None
+
+
+class UsageBucketOut(BaseModel):
+    start: InstantText
+    quantity: str
+    credits: str
+    events: int
+
+
+class MeterSeriesOut(BaseModel):
+    meter: str
+    quantity: str
+    credits: str
+    events: int
+    buckets: list[UsageBucketOut]
+
+
+class UsageSeriesOut(BaseModel):
+    customerId: str
+    granularity: Literal["hour", "day"]
+    # `from` is a Python keyword: the field is named by alias
+    start: InstantText = Field(alias="from")
+    to: InstantText
+    meters: list[MeterSeriesOut]
+
+
+class ForecastOut(BaseModel):
+    customerId: str
+    asOf: InstantText
+    horizonDays: int
+    method: str
+    burnRate: dict[str, Any]
+    balance: str
+    projectedDepletionAt: InstantText | None
+    runwayDays: str | None
+    projectedUsage: str
+    creditsExpiringUnused: str
+    expiringUnused: list[dict[str, str]]
+    recommendedPurchase: dict[str, Any] | None
+    days: list[dict[str, str]]
+
+
+class DashboardLinkOut(BaseModel):
+    url: str
+    token: str
+    expiresAt: InstantText
+
+
+class CurrencyRevenueOut(BaseModel):
+    currency: str
+    deferredAtStart: str
+    purchased: str
+    recognised: str
+    breakage: str
+    voided: str
+    deferred: str
+
+
+class RevenueOut(BaseModel):
+    start: str = Field(alias="from")
+    to: str
+    currencies: list[CurrencyRevenueOut]
 
 
 class ErrorDetail(BaseModel):

@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from prepaid.adapters.dynamodb import DynamoCatalogStore, DynamoWalletStore
 from prepaid.adapters.sqs import DeadLetters, DrawdownQueue
+from prepaid.application.drawdown import MAX_EVENTS_PER_COMMIT
 from prepaid.application.ingest import RateCards, UsageIntake, rated_to_wire, wallet_required
 from prepaid.config import table_settings, usage_settings
 
@@ -101,6 +102,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     return processor.response()
 
 
-def _chunks(rated: dict[str, list[Any]], size: int = 90) -> list[tuple[str, list[Any]]]:
+def _chunks(rated: dict[str, list[Any]], size: int = MAX_EVENTS_PER_COMMIT) -> list[tuple[str, list[Any]]]:
     """One drawdown message per customer and up to `size` events (one transaction's worth)."""
     return [(c, usages[i : i + size]) for c, usages in rated.items() for i in range(0, len(usages), size)]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
+from prepaid_local.async_invoke import DEFAULT_MAX_AGE, DEFAULT_RETRIES, AsyncConfig, Destination
 from prepaid_local.template import Resolver, resources
 
 _TABLE_KEYS = (
@@ -28,6 +30,7 @@ class FunctionSpec:
     environment: dict[str, str]
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
     timeout: int = 3
+    async_config: AsyncConfig = field(default_factory=AsyncConfig)  # when invoked asynchronously (rules, schedules)
 
 
 def create_resources(clients: Any, template: dict[str, Any], stack_name: str = "local") -> Resolver:
@@ -79,11 +82,43 @@ def create_resources(clients: Any, template: dict[str, Any], stack_name: str = "
         resolver.attributes[(logical, "Arn")] = arn
         resolver.attributes[(logical, "Name")] = props["Name"]
 
+    for logical, resource in resources(template, "AWS::IAM::Role").items():
+        # Nothing checks permissions locally; the role exists for the ARNs that name it.
+        name = resource.get("Properties", {}).get("RoleName", f"{stack_name}-{logical}")
+        resolver.physical[logical] = name
+        resolver.attributes[(logical, "Arn")] = f"arn:aws:iam::{account}:role/{name}"
+
+    for logical, resource in resources(template, "AWS::SecretsManager::Secret").items():
+        # A generated secret, as CloudFormation makes one; its Ref is its ARN.
+        props = resolver.resolve(resource.get("Properties", {}))
+        generate = props.get("GenerateSecretString", {})
+        value = (
+            props.get("SecretString")
+            or clients("secretsmanager").get_random_password(
+                PasswordLength=int(generate.get("PasswordLength", 32)),
+                ExcludePunctuation=bool(generate.get("ExcludePunctuation", False)),
+            )["RandomPassword"]
+        )
+        name = props.get("Name", f"{stack_name}-{logical}")
+        arn = clients("secretsmanager").create_secret(Name=name, SecretString=value)["ARN"]
+        resolver.physical[logical] = arn
+        resolver.attributes[(logical, "Id")] = arn
+
+    for logical, resource in resources(template, "AWS::SNS::Topic").items():
+        # Its Ref is its ARN. Subscriptions are the deployer's business (tests subscribe queues themselves).
+        props = resolver.resolve(resource.get("Properties", {}))
+        name = props.get("TopicName", f"{stack_name}-{logical}")
+        arn = clients("sns").create_topic(Name=name)["TopicArn"]
+        resolver.physical[logical] = arn
+        resolver.attributes[(logical, "TopicArn")] = arn
+        resolver.attributes[(logical, "TopicName")] = name
+
     for logical in resources(template, "AWS::Serverless::LayerVersion"):
         resolver.physical[logical] = f"arn:aws:lambda:{region}:{account}:layer:{stack_name}-{logical}:1"
-    for logical in resources(template, "AWS::Serverless::Function"):
-        resolver.physical[logical] = f"{stack_name}-{logical}"
-        resolver.attributes[(logical, "Arn")] = f"arn:aws:lambda:{region}:{account}:function:{stack_name}-{logical}"
+    for logical, resource in resources(template, "AWS::Serverless::Function").items():
+        name = resolver.resolve(resource["Properties"].get("FunctionName", f"{stack_name}-{logical}"))
+        resolver.physical[logical] = name
+        resolver.attributes[(logical, "Arn")] = f"arn:aws:lambda:{region}:{account}:function:{name}"
     for logical in resources(template, "AWS::Serverless::Api"):
         resolver.physical[logical] = f"{stack_name}{logical.lower()}"
     return resolver
@@ -94,9 +129,15 @@ def functions(template: dict[str, Any], resolver: Resolver) -> dict[str, Functio
     defaults = template.get("Globals", {}).get("Function", {})
     base_env = defaults.get("Environment", {}).get("Variables", {})
     specs = {}
+    standalone = {
+        str(resolver.resolve(r["Properties"]["FunctionName"])): r["Properties"]
+        for r in resources(template, "AWS::Lambda::EventInvokeConfig").values()
+    }
     for logical, resource in resources(template, "AWS::Serverless::Function").items():
         props = resource["Properties"]
         env = {**base_env, **props.get("Environment", {}).get("Variables", {})}
+        invoke_config = props.get("EventInvokeConfig", defaults.get("EventInvokeConfig"))
+        invoke_config = standalone.get(resolver.physical[logical], invoke_config)
         specs[logical] = FunctionSpec(
             logical_id=logical,
             code_uri=props["CodeUri"],
@@ -104,8 +145,36 @@ def functions(template: dict[str, Any], resolver: Resolver) -> dict[str, Functio
             environment={k: str(resolver.resolve(v)) for k, v in env.items()},
             events=props.get("Events", {}),
             timeout=int(props.get("Timeout", defaults.get("Timeout", 3))),
+            async_config=_async_config(
+                logical,
+                resolver.resolve(invoke_config or {}),
+                resolver.resolve(props.get("DeadLetterQueue", defaults.get("DeadLetterQueue")) or {}),
+            ),
         )
     return specs
+
+
+def _async_config(logical: str, invoke: dict[str, Any], dead_letter: dict[str, Any]) -> AsyncConfig:
+    """SAM's `EventInvokeConfig` and `DeadLetterQueue` of a function (or Lambda's defaults)."""
+    destinations = invoke.get("DestinationConfig", {})
+
+    def destination(which: str) -> Destination | None:
+        spec = destinations.get(which)
+        if not spec:
+            return None
+        if spec.get("Type") not in ("SQS", "EventBridge", "Lambda") or not spec.get("Destination"):
+            raise ValueError(f"{logical}: the local stack sends {which} to an SQS, EventBridge or Lambda ARN given")
+        return Destination(spec["Type"], spec["Destination"])
+
+    if dead_letter and dead_letter.get("Type") != "SQS":
+        raise ValueError(f"{logical}: the local stack supports SQS dead-letter queues only")
+    return AsyncConfig(
+        retries=int(invoke.get("MaximumRetryAttempts", DEFAULT_RETRIES)),
+        max_age=timedelta(seconds=int(invoke.get("MaximumEventAgeInSeconds", DEFAULT_MAX_AGE.total_seconds()))),
+        on_success=destination("OnSuccess"),
+        on_failure=destination("OnFailure"),
+        dead_letter_queue=dead_letter.get("TargetArn"),
+    )
 
 
 def layer_paths(template: dict[str, Any]) -> list[str]:

@@ -2,7 +2,8 @@
 
 `start()` runs everything in this process: moto's server (DynamoDB made atomic per request), the template's
 resources created in it, the real handlers answering HTTP requests as API Gateway would call them, and a thread
-that delivers the table's stream (the outbox) to the publisher, so events reach the bus in near real time.
+that does what Lambda's pollers and EventBridge would (the outbox stream to the publisher, queues, rules, schedules
+due at the stack's clock), so events reach the bus and their subscribers in near real time.
 """
 
 from __future__ import annotations
@@ -13,17 +14,20 @@ import logging
 import os
 import threading
 import urllib.request
+from datetime import timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from moto.server import ThreadedMotoServer
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from werkzeug.datastructures import Headers
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from prepaid_local.apigateway import LOCAL_PRINCIPAL
 from prepaid_local.bus_tap import BusTap
+from prepaid_local.clock import ProcessClock
 from prepaid_local.moto_serial import serialize_dynamodb
 from prepaid_local.stack import Stack
 
@@ -36,9 +40,10 @@ log = logging.getLogger("prepaid_local")
 
 REGION = "us-east-1"
 MOTO_HOST = "127.0.0.1"
-PUMP_INTERVAL = 0.2  # seconds between stream reads: near real time, and cheap against an in-process moto
+PUMP_INTERVAL = 0.2  # seconds between polls: near real time, and cheap against an in-process moto
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 LOCAL_EVENTS_PATH = "/_local/events"  # not an API route: what went through the bus, for people trying it out
+LOCAL_CLOCK_PATH = "/_local/clock"  # not an API route: read or move the local clock (schedules, expiry, grants)
 DEMO_RATE_CARD = {
     "meters": {"api_calls": {"creditsPerUnit": "0.5"}, "tokens": {"creditsPerUnit": "0.002"}},
     "overrides": {"vip": {"api_calls": {"creditsPerUnit": "0.25"}}},
@@ -94,7 +99,7 @@ class LocalServer:
             thread.start()
 
     def stop(self) -> None:
-        """Stop the HTTP server, the stream pump and moto (in that order); idempotent."""
+        """Stop the HTTP server, the pump and moto (in that order); idempotent."""
         if self._stopped:
             return
         self._stopped = True
@@ -108,6 +113,7 @@ class LocalServer:
             log.warning("could not reset moto before stopping it", exc_info=True)
         self._moto.stop()
         self.stack.cold_start()  # the handlers' cached clients point at the moto that just stopped
+        self.stack.clock.stop()
         _restore_environment(self._saved_env)
         boto3.DEFAULT_SESSION = None
 
@@ -124,6 +130,9 @@ def start(host: str = "127.0.0.1", port: int = 3000, moto_port: int = 4566, seed
     serialize_dynamodb()  # class-level patch of moto's backend, which the embedded server runs in this process
     moto = _MotoServer(MOTO_HOST, moto_port, verbose=False)
     moto.start()
+    # The whole process follows the local clock, so moving it (POST /_local/clock) makes schedules fire and the
+    # handlers they run see the time they fired at.
+    clock = ProcessClock()
     try:
         moto_host, bound_moto_port = moto.get_host_and_port()
         moto_url = f"http://{moto_host}:{bound_moto_port}"
@@ -135,7 +144,7 @@ def start(host: str = "127.0.0.1", port: int = 3000, moto_port: int = 4566, seed
         def clients(service: str) -> Any:
             return boto3.client(service, endpoint_url=moto_url, region_name=REGION)  # type: ignore[call-overload]
 
-        stack = Stack(clients)
+        stack = Stack(clients, clock=clock)
         stack.cold_start()
         seeded = False
         if seed:
@@ -145,6 +154,7 @@ def start(host: str = "127.0.0.1", port: int = 3000, moto_port: int = 4566, seed
         http = make_server(host, port, _ApiGateway(stack, bus), threaded=True, request_handler=_AccessLog)
     except BaseException:
         moto.stop()
+        clock.stop()
         _restore_environment(saved_env)
         raise
     url = f"http://{host}:{http.server_port}"
@@ -172,6 +182,7 @@ prepaid-credits is running locally (real handlers, embedded moto)
   catalog      {price_book}
   usage queue  {server.stack.name("UsageQueue")}
   bus events   {server.url}{LOCAL_EVENTS_PATH}?type=Balance%20Low   (local only: what went through the bus)
+  clock        {server.url}{LOCAL_CLOCK_PATH}   (local only: POST {{"advance": "P1D"}} moves time forward)
 
 Try:
   curl -s -X POST {server.url}/wallets/acme/purchases -H 'Content-Type: application/json' -d '{{"credits":"1000"}}'
@@ -262,26 +273,27 @@ def _seed(stack: Stack) -> None:
             raise RuntimeError(f"seeding {path} failed: {answer.get('statusCode')} {answer.get('body')}")
 
 
-# -- streams ---------------------------------------------------------------------------------------------------------
+# -- pollers ---------------------------------------------------------------------------------------------------------
 
 
 def _pump(stack: Stack, bus: BusTap, stopping: threading.Event, interval: float = PUMP_INTERVAL) -> None:
-    """Deliver queued messages and the outbox to their functions until stopped, as Lambda's pollers would."""
+    """Do what Lambda's pollers and EventBridge would, until stopped: the outbox stream, rules, schedules due at the
+    stack's clock, and queues. Real waits are kept (no fast-forward): a failed message comes back after its
+    visibility timeout, a failed asynchronous invocation is retried after Lambda's delays."""
     last_error: str | None = None
     while not stopping.wait(interval):
         try:
-            stack.pump_queues()
-            stack.pump_streams()
+            stack.pump(fast_forward=False)
             bus.drain()
         except Exception as error:
             # A failed batch stays pending and is retried on the next pump, by design; log each new failure once.
             text = f"{type(error).__name__}: {error}"
             if text != last_error:
-                log.exception("stream delivery failed; retrying every %.1f s", interval)
+                log.exception("delivery failed; retrying every %.1f s", interval)
             last_error = text
         else:
             if last_error is not None:
-                log.info("stream delivery recovered")
+                log.info("delivery recovered")
             last_error = None
 
 
@@ -302,6 +314,8 @@ class _ApiGateway:
     def handle(self, request: Request) -> Response:
         if request.path == LOCAL_EVENTS_PATH:
             return self.bus_events(request)
+        if request.path == LOCAL_CLOCK_PATH:
+            return self.clock(request)
         if (request.content_length or 0) > MAX_BODY_BYTES:
             return _gateway_message(413, "Request Too Long")
         raw = request.get_data(cache=False)
@@ -331,6 +345,31 @@ class _ApiGateway:
         limit = request.args.get("limit", "100")
         shown = events[-int(limit) :] if limit.isdigit() and int(limit) > 0 else events
         return Response(json.dumps({"events": shown}), status=200, content_type="application/json")
+
+    def clock(self, request: Request) -> Response:
+        """Local only: `GET` the clock; `POST {"advance": "P1D"}` or `{"to": "<instant>"}` moves it forward (never
+        back), then runs what came due (schedules, retries) before answering."""
+        if request.method == "POST":
+            try:
+                move = _CLOCK_MOVE.validate_json(request.get_data() or b"{}")
+            except ValidationError as error:
+                message = json.dumps({"error": {"code": "validation_error", "message": str(error)}})
+                return Response(message, status=422, content_type="application/json")
+            if move.advance is not None:
+                self.stack.advance(move.advance.total_seconds())
+            if move.to is not None:
+                self.stack.set_time(move.to)
+            self.stack.pump(fast_forward=False)
+        return Response(json.dumps({"now": self.stack.clock.now().isoformat()}), content_type="application/json")
+
+
+class _ClockMove(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    advance: timedelta | None = Field(default=None, ge=timedelta(0))
+    to: AwareDatetime | None = None
+
+
+_CLOCK_MOVE = TypeAdapter(_ClockMove)
 
 
 def _response(answer: dict[str, Any]) -> Response:

@@ -2,42 +2,126 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import importlib
 import json
+import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
+from botocore.exceptions import ClientError
 from moto.events.models import EventPattern
 
 from prepaid_local.apigateway import Gateway, routes
+from prepaid_local.async_invoke import AsyncInvoker, Destination
+from prepaid_local.clock import Clock
 from prepaid_local.lambda_context import LocalContext
 from prepaid_local.resources import FunctionSpec, create_resources, functions, layer_paths
-from prepaid_local.template import ROOT, Resolver, load
+from prepaid_local.rules import Rules, declared_rules
+from prepaid_local.schedules import Schedules, declared_schedules
+from prepaid_local.template import ROOT, Resolver, load, resources
 
 Clients = Callable[[str], Any]
+Observer = Callable[[str, Any], None]
+
+log = logging.getLogger("prepaid_local")
+
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation payload quota (6,291,456 bytes)
+DEFAULT_VISIBILITY_TIMEOUT = 30  # SQS's, for a queue that sets none
+# What Lambda's SQS poller copies into a record's `attributes` (the FIFO ones only for FIFO queues).
+_RECORD_ATTRIBUTES = (
+    "ApproximateReceiveCount",
+    "SentTimestamp",
+    "SequenceNumber",
+    "MessageGroupId",
+    "SenderId",
+    "MessageDeduplicationId",
+    "ApproximateFirstReceiveTimestamp",
+    "AWSTraceHeader",
+)
+
+
+@dataclass
+class _Held:
+    """A received message that failed: SQS shows it again once its visibility timeout has run out."""
+
+    url: str
+    receipt_handle: str
+    visible_at: datetime
+
+
+@dataclass(frozen=True)
+class _Received:
+    """A message as received, and when: on the stack's clock and in real time (moto's timeouts are real)."""
+
+    message: dict[str, Any]
+    at: datetime
+    real_at: float
 
 
 class Stack:
-    """Resources created from template.yaml; functions resolved from it and run in-process."""
+    """Resources created from template.yaml; functions resolved from it and run in-process.
 
-    def __init__(self, clients: Clients, stack_name: str = "local", template: dict[str, Any] | None = None) -> None:
+    Pollers: `pump()` does everything until quiet; or `pump_streams()`, `pump_rules()` (bus events to their
+    subscribers), `pump_schedules()`, `pump_queues()` one by one. `observers` are told each invocation.
+
+    Time: `clock` (real UTC now unless a `Clock(frozen_at=...)` is given) decides when schedules are due, when a
+    failed SQS message is visible again and when an asynchronous invocation is retried. `advance(seconds)` and
+    `set_time(when)` move it forward; the handlers themselves still read the real time.
+    """
+
+    def __init__(
+        self,
+        clients: Clients,
+        stack_name: str = "local",
+        template: dict[str, Any] | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self.clients = clients
         self.template = template if template is not None else load()
+        self.clock = clock or Clock()
         self.resolver: Resolver = create_resources(clients, self.template, stack_name)
+        self.function_arns = {
+            logical: self.resolver.attributes[(logical, "Arn")]
+            for logical in resources(self.template, "AWS::Serverless::Function")
+        }
+        declared = declared_rules(self.template, self.resolver, self.function_arns)
+        groups, schedules = declared_schedules(self.template, self.resolver, self.function_arns)
         self.functions: dict[str, FunctionSpec] = functions(self.template, self.resolver)
         self.gateway = Gateway(routes(self.functions), self.invoke)
         self.api = self.gateway.request
         self.proxy = self.gateway.proxy
+        self.observers: list[Observer] = []  # told (function, event) before each invocation, e.g. by tests
         self._stream_iterators: dict[tuple[str, str], str] = {}
         self._pending: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._held: list[_Held] = []
+        self._carried: dict[str, list[_Received]] = {}
+        self._visibility: dict[str, int] = {}
         self._stream_lock = threading.Lock()
         self._queue_lock = threading.Lock()
+        self._event_lock = threading.Lock()
         self._invoke_locks = {logical: threading.Lock() for logical in self.functions}
         self._apply_environment()
+        self.async_invoker = AsyncInvoker(
+            invoke=self.invoke,
+            configs={logical: spec.async_config for logical, spec in self.functions.items()},
+            function_arns=self.function_arns,
+            send=self._send_to_destination,
+            clock=self.clock,
+        )
+        self.rules = Rules(clients, self.resolver, declared, self.invoke_async)
+        self.rules.create(self.clock.now())
+        self.schedules = Schedules(clients, self.resolver, self.clock, self.invoke_async, self.function_of)
+        self.schedules.create(schedules, groups)
 
     # -- wiring --------------------------------------------------------------------------------------------------
 
@@ -65,9 +149,24 @@ class Stack:
         the logger's keys, the metric set). Concurrency across environments is tested with processes
         (tests/support/environments.py)."""
         spec = self.functions[logical_id]
-        context = LocalContext(function_name=f"{self.resolver.stack_name}-{logical_id}", timeout_seconds=spec.timeout)
+        context = LocalContext(function_name=self.name(logical_id), timeout_seconds=spec.timeout)
+        for observer in list(self.observers):
+            observer(logical_id, event)
         with self._invoke_locks[logical_id]:
             return self.handler(logical_id)(event, context)
+
+    def invoke_async(self, logical_id: str, event: Any) -> str:
+        """Accept an event as Lambda's asynchronous `Invoke` does; a later pump runs it (with retries)."""
+        return self.async_invoker.submit(logical_id, event)
+
+    def function_of(self, arn: str) -> str | None:
+        """The template's function with this ARN (a version or alias qualifier ignored), or name."""
+        parts = arn.split(":")
+        unqualified = ":".join(parts[:7]) if len(parts) > 7 else arn
+        return next(
+            (logical for logical, known in self.function_arns.items() if unqualified in (known, self.name(logical))),
+            None,
+        )
 
     def cold_start(self) -> None:
         """Forget what the handler modules cached per process (clients, settings, rate card), as a new execution
@@ -104,21 +203,32 @@ class Stack:
         name = arn.rsplit(":", 1)[1]
         return str(self.clients("sqs").get_queue_url(QueueName=name)["QueueUrl"])
 
-    def pump_queues(self, crash: Callable[[str, dict[str, Any]], None] | None = None) -> int:
+    def pump_queues(self, crash: Callable[[str, dict[str, Any]], None] | None = None, fast_forward: bool = True) -> int:
         """Deliver each queue's messages to its function as Lambda's SQS poller does, until the queues are empty.
 
-        Batches honour `BatchSize`; with `ReportBatchItemFailures` only the reported messages stay, otherwise a
-        failed batch stays whole. What stays becomes visible again at once (rather than after the visibility
-        timeout), and the queue's redrive policy moves it to the dead-letter queue after `maxReceiveCount`
-        receives. `crash` lets a test fail a delivery before the function runs. Returns messages processed.
+        Batches honour `BatchSize`, and stop short of it where one more record would take the event past Lambda's
+        6 MB payload quota (the rest stays received and opens the next batch). With `ReportBatchItemFailures` only
+        the reported messages stay, otherwise a failed batch stays whole. What stays becomes visible again when its
+        visibility timeout (the queue's from its receipt, or what the function set) has run out on the stack's
+        clock; the redrive policy moves it to the dead-letter queue after `maxReceiveCount` receives.
+
+        `fast_forward` (the default, for tests): once nothing is visible, move the stack's clock to the next
+        message's timeout and go on, so one call ends with every message handled or dead-lettered, as it would be
+        after waiting. Without it (the local server) a failed message waits its timeout like on AWS. `crash` lets
+        a test fail a delivery before the function runs; the failure is raised. Returns messages processed.
         """
         processed = 0
         with self._queue_lock:
             for _ in range(10_000):
+                self._release_visible()
                 delivered = sum(self._pump_once(logical, props, crash) for logical, props in self.event_sources("SQS"))
                 processed += delivered
-                if not delivered:
+                if delivered:
+                    continue
+                wake = min((held.visible_at for held in self._held), default=None)
+                if not fast_forward or wake is None:
                     break
+                self.clock.set(wake)
         return processed
 
     def _pump_once(
@@ -128,30 +238,47 @@ class Stack:
         arn = self.resolver.resolve(props["Queue"])
         url = self.queue_url(arn)
         batch_size = int(props.get("BatchSize", 10))
-        messages: list[dict[str, Any]] = []
-        while len(messages) < batch_size:
+        now = self.clock.now()
+        received = self._carried.pop(url, [])
+        while len(received) < batch_size:
+            real_now = time.time()  # before the receipt: moto's timeout starts within the call
             got = sqs.receive_message(
                 QueueUrl=url,
-                MaxNumberOfMessages=min(10, batch_size - len(messages)),
+                MaxNumberOfMessages=min(10, batch_size - len(received)),
                 AttributeNames=["All"],
                 MessageAttributeNames=["All"],
                 MessageSystemAttributeNames=["All"],
             ).get("Messages", [])
             if not got:
                 break
-            messages.extend(got)
-        if not messages:
+            received.extend(_Received(message, now, real_now) for message in got)
+        if not received:
             return 0
-        event = {"Records": [_sqs_record(m, arn, self.resolver.region) for m in messages]}
+        records: list[dict[str, Any]] = []
+        size = len('{"Records":[]}')
+        for item in received:
+            record = _sqs_record(item.message, arn, self.resolver.region)
+            grown = size + len(json.dumps(record, separators=(",", ":")).encode()) + (1 if records else 0)
+            if records and grown > MAX_PAYLOAD_BYTES:
+                break
+            records.append(record)
+            size = grown
+        batch, rest = received[: len(records)], received[len(records) :]
+        if rest:
+            self._carried[url] = rest  # still in flight: they open the next batch, not counted as received twice
+        messages = [item.message for item in batch]
+        event = {"Records": records}
         try:
             if crash is not None:
                 crash(logical, event)
             answer = self.invoke(logical, event)
         except Exception:
-            self._release(url, messages)
+            self._hold(url, batch)
             raise
-        partial = "ReportBatchItemFailures" in props.get("FunctionResponseTypes", [])
-        failed = {f["itemIdentifier"] for f in (answer or {}).get("batchItemFailures", [])} if partial else set()
+        partial_failures = "ReportBatchItemFailures" in props.get("FunctionResponseTypes", [])
+        failed = (
+            {f["itemIdentifier"] for f in (answer or {}).get("batchItemFailures", [])} if partial_failures else set()
+        )
         done = [m for m in messages if m["MessageId"] not in failed]
         for start in range(0, len(done), 10):
             sqs.delete_message_batch(
@@ -160,14 +287,141 @@ class Stack:
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start : start + 10])
                 ],
             )
-        self._release(url, [m for m in messages if m["MessageId"] in failed])
+        self._hold(url, [item for item in batch if item.message["MessageId"] in failed])
         return len(messages)
 
-    def _release(self, url: str, messages: list[dict[str, Any]]) -> None:
-        for m in messages:
-            self.clients("sqs").change_message_visibility(
-                QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
+    def _hold(self, url: str, messages: list[_Received]) -> None:
+        """Keep failed messages invisible until SQS would show them again, on the stack's clock.
+
+        That is when their visibility timeout, counted from their receipt, runs out, unless the function changed
+        it (a backoff with `ChangeMessageVisibility`): moto's own deadline for each message says which, in real
+        time; the same span after the receipt is kept on the stack's clock.
+        """
+        for item in messages:
+            deadline = _moto_visible_at(self.resolver, url, item.message["ReceiptHandle"])
+            if deadline is None:
+                visible_at = item.at + timedelta(seconds=self._visibility_timeout(url))
+            elif deadline == _GONE:
+                continue  # the function deleted or moved it itself
+            else:
+                # SQS counts timeouts in whole seconds; the fraction is the time the calls took
+                visible_at = item.at + timedelta(seconds=max(0, round(deadline - item.real_at)))
+            self._held.append(_Held(url, item.message["ReceiptHandle"], visible_at))
+
+    def _release_visible(self) -> None:
+        """Make visible the held messages whose timeout ran out on the stack's clock.
+
+        moto counts the timeout in real time and would show them only after it really elapsed; SQS makes a message
+        visible again once the timeout passes, which the stack's clock may say sooner (it was moved forward).
+        """
+        now = self.clock.now()
+        due = [held for held in self._held if held.visible_at <= now]
+        self._held = [held for held in self._held if held.visible_at > now]
+        for held in due:
+            # moto's own (real-time) timeout may have run out first, and the message been received again or moved
+            with contextlib.suppress(ClientError):
+                self.clients("sqs").change_message_visibility(
+                    QueueUrl=held.url, ReceiptHandle=held.receipt_handle, VisibilityTimeout=0
+                )
+
+    def _visibility_timeout(self, url: str) -> int:
+        if url not in self._visibility:
+            attributes = self.clients("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout"])
+            self._visibility[url] = int(attributes["Attributes"].get("VisibilityTimeout", DEFAULT_VISIBILITY_TIMEOUT))
+        return self._visibility[url]
+
+    # -- EventBridge rules, schedules, asynchronous invocation ------------------------------------------------------
+
+    def pump_rules(self, fast_forward: bool = True) -> int:
+        """Hand the events that matched a rule to its function (asynchronously, as EventBridge does), and run the
+        asynchronous invocations that are due. A function that raises is retried as Lambda retries it (see
+        async_invoke.py); `fast_forward` moves the stack's clock to each retry rather than leaving it for later.
+        Returns events handed over plus invocations run."""
+        done = 0
+        with self._event_lock:
+            for _ in range(10_000):
+                step = self.rules.deliver() + self.async_invoker.run_due()
+                done += step
+                if step:
+                    continue
+                wake = self.async_invoker.next_due()
+                if not fast_forward or wake is None:
+                    break
+                self.clock.set(wake)
+        return done
+
+    def pump_schedules(self) -> int:
+        """Fire the scheduled rules and Scheduler schedules (the template's and those made at runtime) that are
+        due at the stack's clock, and run the invocations that are due. Returns firings plus invocations run."""
+        with self._event_lock:
+            fired = self.rules.fire_due(self.clock.now()) + self.schedules.fire_due()
+            return fired + self.async_invoker.run_due()
+
+    def pump(self, fast_forward: bool = True) -> int:
+        """Everything the pollers and schedulers would do, until quiet: streams, rules, schedules, queues.
+
+        Every stage runs in each round even if another fails; the first failure is raised after the round. With
+        `fast_forward`, waits AWS would sit out (visibility timeouts, asynchronous retries) are skipped by moving
+        the stack's clock; schedules are never waited for. Returns the work done (records, events, messages).
+        """
+        total = 0
+        for _ in range(10_000):
+            done, errors = 0, []
+            stages = (
+                self.pump_streams,
+                partial(self.pump_rules, fast_forward=False),
+                self.pump_schedules,
+                partial(self.pump_queues, fast_forward=False),
             )
+            for stage in stages:
+                try:
+                    done += stage()
+                except Exception as error:
+                    errors.append(error)
+            total += done
+            if errors:
+                raise errors[0]
+            if done:
+                continue
+            waits = [t for t in (self.async_invoker.next_due(), *(h.visible_at for h in self._held)) if t]
+            if not fast_forward or not waits:
+                break
+            self.clock.set(min(waits))
+        return total
+
+    def advance(self, seconds: float) -> datetime:
+        """Move the stack's clock forward; nothing fires until the next pump. Returns the new time."""
+        return self.clock.advance(seconds)
+
+    def set_time(self, when: datetime) -> datetime:
+        """Move the stack's clock forward to `when` (never back). Returns the new time."""
+        return self.clock.set(when)
+
+    def _send_to_destination(self, destination: Destination, body: Any, attributes: dict[str, Any]) -> None:
+        """Lambda's report of an asynchronous invocation, to the queue, bus or function the config names."""
+        if destination.kind == "SQS":
+            sqs = self.clients("sqs")
+            url = sqs.get_queue_url(QueueName=destination.arn.rsplit(":", 1)[1])["QueueUrl"]
+            sqs.send_message(QueueUrl=url, MessageBody=json.dumps(body), MessageAttributes=attributes)
+        elif destination.kind == "EventBridge":
+            condition = body["requestContext"]["condition"]
+            self.clients("events").put_events(
+                Entries=[
+                    {
+                        "EventBusName": destination.arn.rsplit("/", 1)[1],
+                        "Source": "lambda",
+                        "DetailType": "Lambda Function Invocation Result - "
+                        + ("Success" if condition == "Success" else "Failure"),
+                        "Detail": json.dumps(body),
+                        "Resources": [destination.arn],
+                    }
+                ]
+            )
+        else:
+            function = self.function_of(destination.arn)
+            if function is None:
+                raise LookupError(f"no function of the template has the ARN {destination.arn}")
+            self.invoke_async(function, body)
 
     # -- DynamoDB streams ----------------------------------------------------------------------------------------
 
@@ -230,6 +484,25 @@ class StreamBatchFailed(Exception):
         self.failures = failures
 
 
+_GONE = -1.0  # no deadline: moto no longer holds the message
+
+
+def _moto_visible_at(resolver: Resolver, url: str, receipt_handle: str) -> float | None:
+    """When moto shows a received message again (epoch seconds, real time), `_GONE` if it no longer holds it, or
+    None if moto's state cannot be read (not in this process). moto's backends are process-wide; the local server
+    runs moto in this process too."""
+    try:
+        from moto.sqs.models import sqs_backends
+
+        queue = sqs_backends[resolver.account][resolver.region].get_queue(url.rsplit("/", 1)[1])
+    except Exception:
+        return None
+    for message in list(queue._messages):
+        if message.had_receipt_handle(receipt_handle):
+            return float(message.visible_at) / 1000
+    return _GONE
+
+
 def _stream_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
     """A stream record as Lambda passes it: with the source ARN, and the approximate time as epoch seconds."""
     out: dict[str, Any] = json.loads(json.dumps(record, default=_jsonable))
@@ -245,24 +518,25 @@ def _jsonable(value: Any) -> Any:
 
 def _sqs_record(message: dict[str, Any], arn: str, region: str) -> dict[str, Any]:
     """An SQS message as Lambda's poller passes it."""
-    attributes = dict(message.get("Attributes", {}))
+    attributes = message.get("Attributes", {})
     return {
         "messageId": message["MessageId"],
         "receiptHandle": message["ReceiptHandle"],
         "body": message["Body"],
-        "attributes": attributes,
-        "messageAttributes": {
-            k: {
-                "stringValue": v.get("StringValue"),
-                "binaryValue": v.get("BinaryValue"),
-                "stringListValues": [],
-                "binaryListValues": [],
-                "dataType": v["DataType"],
-            }
-            for k, v in message.get("MessageAttributes", {}).items()
-        },
+        "attributes": {k: attributes[k] for k in _RECORD_ATTRIBUTES if k in attributes},
+        "messageAttributes": {k: _message_attribute(v) for k, v in message.get("MessageAttributes", {}).items()},
         "md5OfBody": message["MD5OfBody"],
         "eventSource": "aws:sqs",
         "eventSourceARN": arn,
         "awsRegion": region,
     }
+
+
+def _message_attribute(value: dict[str, Any]) -> dict[str, Any]:
+    """A message attribute as Lambda passes it: a string value, or a binary one in base64."""
+    out: dict[str, Any] = {}
+    if "StringValue" in value:
+        out["stringValue"] = value["StringValue"]
+    if "BinaryValue" in value:
+        out["binaryValue"] = base64.b64encode(value["BinaryValue"]).decode()
+    return out | {"stringListValues": [], "binaryListValues": [], "dataType": value["DataType"]}

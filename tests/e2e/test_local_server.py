@@ -3,55 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
-import pytest
-
-from prepaid_local.server import DEMO_PRICE_BOOK, LocalServer, start
+from prepaid_local.server import DEMO_PRICE_BOOK, LocalServer
+from support.outside import aws, call
 
 PRICE_BOOK = DEMO_PRICE_BOOK  # the contract's example tiers
 # No proxy, whatever the environment says: both servers are on loopback.
-_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LocalServer]:
-    before = dict(os.environ)
-    running = start(port=0, moto_port=0)
-    try:
-        yield running
-    finally:
-        running.stop()
-    # The rest of the suite runs on in-process mock_aws: nothing of the server's environment may leak into it.
-    assert dict(os.environ) == before
-
-
-def call(server: LocalServer, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-    headers = {"Content-Type": "application/json"} if data is not None else {}
-    request = urllib.request.Request(server.url + path, data=data, method=method, headers=headers)
-    try:
-        with _HTTP.open(request, timeout=10) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
-
-
-def aws(server: LocalServer, service: str) -> Any:
-    """A client of the embedded moto, configured explicitly so it depends on nothing in the environment."""
-    return boto3.client(
-        service,  # type: ignore[call-overload]
-        endpoint_url=server.moto_url,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
 
 
 def tap_bus(server: LocalServer) -> str:

@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,18 @@ def api_route(stack: Stack, event: Event) -> Route | None:
     )
 
 
+def route_authorizer(stack: Stack, route: Route) -> str:
+    """The authorizer of a route: its `Api` event's own `Auth.Authorizer`, else its API's default."""
+    (props,) = [
+        e["Properties"]
+        for e in stack.functions[route.function].events.values()
+        if e.get("Type") == "Api"
+        and (e["Properties"]["Path"], e["Properties"]["Method"].upper()) == (route.path, route.method.upper())
+    ]
+    api = stack.template["Resources"][props["RestApiId"]["Ref"]]["Properties"]
+    return str(props.get("Auth", {}).get("Authorizer", api["Auth"]["DefaultAuthorizer"]))
+
+
 def stream_function(stack: Stack, event: Event) -> str | None:
     """The function with a DynamoDB event source whose FilterCriteria let every record of the event through."""
     records = event.get("Records") or []
@@ -62,11 +75,24 @@ def stream_function(stack: Stack, event: Event) -> str | None:
     return None
 
 
+def queue_function(stack: Stack, event: Event) -> str | None:
+    """The function with an SQS event source on the queue every record came from (CloudFormation names a queue
+    <stack>-<logical id>-<suffix>)."""
+    records = event.get("Records") or []
+    if not records or any(r.get("eventSource") != "aws:sqs" for r in records):
+        return None
+    for logical, props in stack.event_sources("SQS"):
+        queue = props["Queue"]["Fn::GetAtt"][0]
+        if all(f"-{queue}-" in r["eventSourceARN"].rsplit(":", 1)[1] for r in records):
+            return logical
+    return None
+
+
 def target_function(stack: Stack, event: Event) -> str | None:
     if is_api_event(event):
         route = api_route(stack, event)
         return route.function if route else None
-    return stream_function(stack, event)
+    return stream_function(stack, event) or queue_function(stack, event)
 
 
 def answer_of(raw: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
@@ -74,7 +100,8 @@ def answer_of(raw: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
     headers = {k: v[-1] for k, v in (raw.get("multiValueHeaders") or {}).items()}
     headers.update(raw.get("headers") or {})
     body = raw.get("body")
-    return raw["statusCode"], headers, json.loads(body) if body else None
+    is_json = headers.get("Content-Type", "application/json").startswith("application/json")
+    return raw["statusCode"], headers, json.loads(body) if body and is_json else body
 
 
 def sent_body(event: Event) -> Any:
@@ -170,8 +197,28 @@ def _price_book_replaced(stack: Stack, event: Event, body: Any) -> None:
 def _openapi_document(stack: Stack, event: Event, body: Any) -> None:
     assert body["openapi"].startswith("3.")
     documented = {(path, method.upper()) for path, item in body["paths"].items() for method in item}
-    declared = {(r.path, r.method.upper()) for r in stack.gateway.routes if r.path != "/openapi.json"}
+    # the API of the SaaS backend (the customer dashboard's public routes are another function's, not in it)
+    server = api_route(stack, event)
+    assert server is not None
+    declared = {
+        (r.path, r.method.upper())
+        for r in stack.gateway.routes
+        if r.path != "/openapi.json" and r.function == server.function
+    }
     assert declared <= documented
+
+
+def _dashboard_link(stack: Stack, event: Event, body: Any) -> None:
+    # the link is on the host and stage the request came through
+    host, stage = event["headers"]["Host"], event["requestContext"]["stage"]
+    assert body["url"] == f"https://{host}/{stage}/dashboard?token={body['token']}"
+    left = datetime.fromisoformat(body["expiresAt"]) - datetime.now(UTC)
+    assert timedelta(seconds=sent_body(event)["ttlSeconds"] - 5) < left <= timedelta(seconds=900)
+
+
+def _dashboard_refused(stack: Stack, event: Event, body: Any) -> None:
+    assert 'data-code="invalid_token"' in body
+    assert "<script" not in body
 
 
 @dataclass(frozen=True)
@@ -179,6 +226,7 @@ class ApiCase:
     status: int
     seed: Callable[[Stack, Event], Event] = _as_is
     check: Callable[[Stack, Event, Any], None] | None = None
+    content_type: str = "application/json"
 
 
 API_CASES: dict[str, ApiCase] = {
@@ -190,8 +238,13 @@ API_CASES: dict[str, ApiCase] = {
     "api_get_price_book": ApiCase(200, _price_book, _price_book_shown),
     "api_put_price_book": ApiCase(200, check=_price_book_replaced),
     "api_openapi": ApiCase(200, check=_openapi_document),
+    "api_dashboard_link": ApiCase(201, _funded_wallet, _dashboard_link),
+    # the token in a static file cannot be signed with the stack's secret, generated when the stack is made
+    "dashboard_page": ApiCase(403, check=_dashboard_refused, content_type="text/html"),
 }
 STREAM_CASES = {"publisher_outbox_insert"}
+# SQS samples: their shapes and runs through their handlers are in test_local_event_shapes.py and test_alerting.py
+SQS_CASES = {"ingest_usage_batch", "drawdown_rated_usage", "alerting_webhook_batch"}
 
 
 # -- every file is mapped ------------------------------------------------------------------------------------------
@@ -202,7 +255,7 @@ def test_every_sample_event_has_a_scenario() -> None:
     names = {path.stem for path in FILES}
     # Then each has a scenario here, and each scenario its file
     assert names, f"no sample events in {EVENTS}"
-    assert names == set(API_CASES) | STREAM_CASES
+    assert names == set(API_CASES) | STREAM_CASES | SQS_CASES
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
@@ -239,9 +292,14 @@ def test_api_sample_event_is_consistent_with_its_route(stack: Stack, path: Path)
     assert event["multiValueHeaders"] == {k: [v] for k, v in (event["headers"] or {}).items()}
     query = event["queryStringParameters"]
     assert event["multiValueQueryStringParameters"] == ({k: [v] for k, v in query.items()} if query else None)
-    # And it was signed with SigV4 by an IAM principal (the API's only authorizer)
-    assert event["headers"]["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=")
-    assert context["identity"]["userArn"].startswith("arn:aws:iam::")
+    # And it was signed with SigV4 by an IAM principal, or, on a public route (the customer dashboard), by nobody
+    if route_authorizer(stack, route) == "AWS_IAM":
+        assert event["headers"]["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=")
+        assert context["identity"]["userArn"].startswith("arn:aws:iam::")
+    else:
+        assert route_authorizer(stack, route) == "NONE"
+        assert not event["headers"].get("Authorization", "").startswith("AWS4-HMAC-SHA256")
+        assert context["identity"]["userArn"] is None
     # And its body is JSON text, sent with its content type
     assert event["isBase64Encoded"] is False
     if event["body"] is not None:
@@ -281,9 +339,9 @@ def test_api_sample_event_runs_through_its_handler(stack: Stack, name: str) -> N
     event = case.seed(stack, event)
     # When Lambda invokes that function with the sample
     status, headers, body = answer_of(stack.invoke(route.function, event))
-    # Then it answers with the route's status, in JSON
+    # Then it answers with the route's status, in JSON (or the page's HTML)
     assert status == case.status, body
-    assert headers.get("Content-Type", "").startswith("application/json")
+    assert headers.get("Content-Type", "").startswith(case.content_type)
     if case.check is not None:
         case.check(stack, event, body)
 

@@ -30,6 +30,9 @@ SAM_CACHE = ROOT / ".aws-sam" / "cache"
 BUILD_PARENT = ROOT / ".aws-sam" / "test-build"
 # What ApiFunction must never be able to do to the table: its writes are conditional puts in transactions.
 FORBIDDEN_API_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:Scan", "dynamodb:DeleteTable", "dynamodb:UpdateTable")
+# The only routes without IAM: the customer dashboard, whose signed, expiring token is the credential (checked by
+# DashboardFunction on every request; tests/integration/test_dashboard.py).
+PUBLIC_ROUTES = {("/dashboard", "GET"), ("/dashboard/data", "GET")}
 # Managed policies SAM attaches by default (logs; X-Ray with Tracing: Active; the stream poller's read access).
 ALLOWED_MANAGED_POLICIES = {
     "ApiFunction": {
@@ -77,7 +80,7 @@ def listed(value: Any) -> list[Any]:
 # -- API Gateway -------------------------------------------------------------------------------------------------
 
 
-def test_every_api_method_but_options_requires_iam(cfn: Template) -> None:
+def test_every_api_method_but_options_and_the_dashboard_requires_iam(cfn: Template) -> None:
     # Given the REST APIs after the transform (SAM writes their methods into the OpenAPI Body, and any
     # AWS::ApiGateway::Method resource carries its own AuthorizationType)
     methods: list[tuple[str, str, str | None]] = []
@@ -95,7 +98,10 @@ def test_every_api_method_but_options_requires_iam(cfn: Template) -> None:
     # Then every one of them (CORS preflights aside) is authorized by SigV4, and none is missing
     declared = [e for f in function_ids() for e in load()["Resources"][f]["Properties"].get("Events", {}).values()]
     assert len([m for m in methods if m[1].upper() != "OPTIONS"]) == sum(e["Type"] == "Api" for e in declared)
-    assert [m for m in methods if m[1].upper() != "OPTIONS" and m[2] != "AWS_IAM"] == []
+    # but the customer dashboard's routes, which have no authorizer at all (SAM's `NONE`)
+    public = [m for m in methods if m[1].upper() != "OPTIONS" and m[2] != "AWS_IAM"]
+    assert {(m[0].split(" ", 1)[1], m[1].upper()) for m in public} == PUBLIC_ROUTES
+    assert {m[2] for m in public} == {str({"NONE"})}
 
 
 def test_api_gateway_invokes_the_function_with_its_own_permission(cfn: Template) -> None:
@@ -177,6 +183,20 @@ def test_the_api_function_cannot_delete_or_scan_the_table(cfn: Template) -> None
     granted = [(a, f) for a in actions for f in FORBIDDEN_API_ACTIONS if fnmatchcase(f.lower(), a.lower())]
     assert granted == []
     # And it gets no managed policy beyond SAM's logging and tracing ones
+    assert set(role["Properties"].get("ManagedPolicyArns", [])) <= ALLOWED_MANAGED_POLICIES["ApiFunction"]
+
+
+def test_the_dashboard_function_only_reads_wallets_usage_and_the_price_book(cfn: Template) -> None:
+    # Given every statement of DashboardFunction's role (it answers requests without IAM)
+    role = _role_of(cfn, "DashboardFunction")
+    allowed = [s for s in _statements(role, cfn) if s.get("Effect") == "Allow"]
+    table = [s for s in allowed if any(str(a).startswith("dynamodb:") for a in listed(s.get("Action", [])))]
+    # Then its table access is GetItem and Query, on wallet, hourly-usage and catalog items only
+    assert [sorted(listed(s["Action"])) for s in table] == [["dynamodb:GetItem", "dynamodb:Query"]]
+    assert table[0]["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["W#*", "A#*", "CATALOG"]}}
+    # And it reads the signing secret, nothing else of Secrets Manager, and nothing beyond SAM's managed policies
+    secrets = [a for s in allowed for a in listed(s.get("Action", [])) if str(a).startswith("secretsmanager:")]
+    assert set(secrets) <= {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}
     assert set(role["Properties"].get("ManagedPolicyArns", [])) <= ALLOWED_MANAGED_POLICIES["ApiFunction"]
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prepaid.application.ports import (
     EventsAlreadyRecorded,
     IdempotencyRace,
     IdempotencyRecord,
+    OutboxEvent,
     RecordedEvent,
     VersionConflict,
     WalletChange,
@@ -26,6 +29,7 @@ class MemoryStore:
         self.idempotency: dict[tuple[str, str, str], IdempotencyRecord] = {}
         self.ledger: list[tuple[str, int, object]] = []
         self.published: list[str] = []
+        self.outbox: list[OutboxEvent] = []
 
     def load(self, customer_id: str) -> Wallet | None:
         return self.wallets.get(customer_id)
@@ -57,6 +61,19 @@ class MemoryStore:
             self.idempotency[(customer_id, record.scope, record.key)] = record
         self.ledger.extend((customer_id, change.wallet.version, entry) for entry in change.ledger)
         self.published.extend(e.event_id for e in change.events)
+        self.outbox.extend(change.events)
+
+    def of_type(self, detail_type: str) -> list[OutboxEvent]:
+        return [e for e in self.outbox if e.detail_type == detail_type]
+
+    def customers_granted_on(self, day_of_month: int) -> Iterator[str]:
+        return iter(
+            sorted(
+                c
+                for c, w in self.wallets.items()
+                if w.settings.recurring is not None and w.settings.recurring.day_of_month == day_of_month
+            )
+        )
 
 
 class MemoryCatalog:

@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 from boto3.dynamodb.types import TypeDeserializer
 
+from prepaid.adapters.dynamodb import DynamoWalletStore
 from prepaid_local.stack import Stack
 from support.aws import REGION
 
@@ -173,8 +174,14 @@ class Table:
     def ledger(self, customer: str) -> list[dict[str, Any]]:
         return self.query(f"W#{customer}", "L#")
 
-    def aggregates(self, customer: str) -> list[dict[str, Any]]:
-        return self.query(f"A#{customer}", "")
+    def hourly_usage(self, customer: str) -> list[dict[str, Any]]:
+        """Usage per hour and meter as the store reads it (stored hours and the wallet's open hour)."""
+        store = DynamoWalletStore(self.client, self.name)
+        return [
+            {"hour": hour.hour, "meter": meter, "quantity": u.quantity, "credits": u.credits, "events": u.events}
+            for hour in store.hourly_usage(customer, datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+            for meter, u in sorted(hour.meters.items())
+        ]
 
     def event_records(self, items: list[dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
         """The `E#<eventId>` items, by event id (of `items` when given, else of a fresh scan)."""

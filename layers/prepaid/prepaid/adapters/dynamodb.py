@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -12,13 +14,14 @@ from prepaid.application.ports import (
     EventsAlreadyRecorded,
     IdempotencyRace,
     IdempotencyRecord,
-    UsageAggregate,
     VersionConflict,
     WalletChange,
 )
 from prepaid.domain.card import Card
+from prepaid.domain.ledger import LedgerEntry
 from prepaid.domain.price_book import PriceBook
 from prepaid.domain.rate_card import RateCard
+from prepaid.domain.usage_hours import HourUsage, merged_hours
 from prepaid.domain.wallet import Wallet
 
 if TYPE_CHECKING:
@@ -43,6 +46,16 @@ def _drop_none(value: Any) -> Any:
     if isinstance(value, list):
         return [_drop_none(v) for v in value]
     return value
+
+
+def query_pages(client: DynamoDBClient, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every item a Query finds, read a page at a time as the caller goes."""
+    while True:
+        page = client.query(**kwargs)
+        yield from page["Items"]
+        if "LastEvaluatedKey" not in page:
+            return
+        kwargs = {**kwargs, "ExclusiveStartKey": page["LastEvaluatedKey"]}
 
 
 class StorageError(Exception):
@@ -105,8 +118,8 @@ class DynamoWalletStore:
             record = self._new_item(items.usage_event_item(customer_id, wallet.version, drawn, change.at))
             record["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
             transaction.append({"Put": record})
-        for aggregate in change.aggregates:
-            transaction.append({"Update": self._aggregate_update(customer_id, aggregate)})
+        for hour in change.hours:
+            transaction.append({"Update": self._hour_update(customer_id, hour)})
         idempotency_index = None
         if change.idempotency is not None:
             idempotency_index = len(transaction)
@@ -114,16 +127,65 @@ class DynamoWalletStore:
             transaction.append({"Put": self._new_item(item)})
         self._transact(transaction, idempotency_index, range(first_usage, first_usage + len(change.usage)))
 
-    def _aggregate_update(self, customer_id: str, aggregate: UsageAggregate) -> dict[str, Any]:
-        # ADD needs no read: concurrent drawdowns of one hour add up without conflicting on this item.
+    def _hour_update(self, customer_id: str, hour: HourUsage) -> dict[str, Any]:
+        # ADD needs no read, and adds up whatever else was added to the hour.
+        additions = list(items.hour_additions(hour).items())
+        names = {f"#a{i}": name for i, (name, _) in enumerate(additions)}
+        values: items.Item = {f":a{i}": value for i, (_, value) in enumerate(additions)}
         return {
             "TableName": self._table,
-            "Key": to_attributes(items.aggregate_key(customer_id, aggregate)),
-            "UpdateExpression": "ADD quantity :q, credits :c, events :n SET itemType = :t",
-            "ExpressionAttributeValues": to_attributes(
-                {":q": aggregate.quantity, ":c": aggregate.credits, ":n": aggregate.events, ":t": "aggregate"}
-            ),
+            "Key": {"PK": {"S": items.hours_pk(customer_id)}, "SK": {"S": items.hour_sk(hour.hour)}},
+            "UpdateExpression": f"ADD {', '.join(f'#a{i} :a{i}' for i in range(len(additions)))} SET itemType = :t",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": to_attributes({**values, ":t": "hour"}),
         }
+
+    def hourly_usage(self, customer_id: str, start: datetime, end: datetime) -> list[HourUsage]:
+        """Usage per hour in [start, end), oldest first: the stored hours and the wallet's open hour.
+
+        The wallet is read first: an hour closed after that read is then found stored (see `merged_hours`).
+        """
+        wallet = self.load(customer_id)
+        stored = [
+            items.hour_from_item(item)
+            for item in self._query(items.hours_pk(customer_id), items.hour_sk(start), items.hour_sk(end))
+        ]
+        open_hour = wallet.open_hour if wallet is not None else None
+        return [h for h in merged_hours(open_hour, stored) if start <= h.hour < end]
+
+    def _query(self, pk: str, low: str, high: str, *, newest_first: bool = False) -> Iterator[items.Item]:
+        """Items of a partition with `low <= SK <= high`, in key order (or reversed), read a page at a time."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "PK = :pk AND SK BETWEEN :low AND :high",
+            "ExpressionAttributeValues": {":pk": {"S": pk}, ":low": {"S": low}, ":high": {"S": high}},
+            "ConsistentRead": True,
+            "ScanIndexForward": not newest_first,
+        }
+        yield from (from_attributes(i) for i in self._paged_query(kwargs))
+
+    def _paged_query(self, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        return query_pages(self._client, kwargs)
+
+    def ledger_entries(self, customer_id: str, before: str | None) -> Iterator[tuple[str, LedgerEntry]]:
+        """(entry id, entry) newest first; after the entry `before` when given (its id names its sort key)."""
+        low, high = items.LEDGER_PREFIX, items.LEDGER_PREFIX + (before if before is not None else "~")
+        for item in self._query(items.wallet_pk(customer_id), low, high, newest_first=True):
+            if item["SK"] != high:
+                yield item["entryId"], items.ledger_from_item(item)
+
+    def customers_granted_on(self, day_of_month: int) -> Iterator[str]:
+        """Customers whose recurring grant falls on that day (the sparse `RecurringIndex`)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": items.RECURRING_INDEX,
+            "KeyConditionExpression": "recurringDay = :day",
+            "ExpressionAttributeValues": {":day": {"N": str(day_of_month)}},
+        }
+        yield from (i["PK"]["S"].removeprefix(items.WALLET_PREFIX) for i in self._paged_query(kwargs))
+
+    def exists(self, customer_id: str) -> bool:
+        return self._get(items.wallet_pk(customer_id), items.WALLET_SK) is not None
 
     def _new_item(self, item: items.Item) -> dict[str, Any]:
         # Immutable records: a write never replaces one.

@@ -7,7 +7,7 @@ Keys (see README, "Data model"):
   idempotency  PK=I#<customerId>#<scope>#<key>         SK=IDEMPOTENCY
   outbox       PK=O#<eventId>                          SK=OUTBOX
   usage event  PK=E#<usage eventId>                    SK=EVENT   (exactly once: written only if absent)
-  aggregate    PK=A#<customerId>                       SK=<meter>#<hour, ISO 8601>
+  hourly usage PK=A#<customerId>                       SK=H#<hour, ISO 8601>   (q:/c:/n:<meter> per meter)
   catalog      PK=CATALOG                              SK=PRICE_BOOK | RATE_CARD
 """
 
@@ -15,18 +15,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from prepaid.application.ports import IdempotencyRecord, OutboxEvent, RecordedEvent, UsageAggregate
+from prepaid.application.ports import IdempotencyRecord, OutboxEvent, RecordedEvent
 from prepaid.domain.card import Card, CardSource, CardStatus
 from prepaid.domain.ledger import Draw, EntryType, LedgerEntry
 from prepaid.domain.money import Money
 from prepaid.domain.price_book import PriceBook, PricingMode, Tier
 from prepaid.domain.rate_card import RateCard
 from prepaid.domain.settings import AutoRecharge, RecurringGrant, WalletSettings
-from prepaid.domain.wallet import EventDraw, Retired, Wallet
+from prepaid.domain.usage_hours import HourUsage, MeterUsage
+from prepaid.domain.wallet import EventDraw, Recharges, Retired, Wallet
 from prepaid.domain.wire import instant
 
 WALLET_SK = "WALLET"
@@ -41,12 +42,19 @@ IDEMPOTENCY_RETENTION = timedelta(days=30)
 Item = dict[str, Any]
 
 
+WALLET_PREFIX = "W#"
+RECURRING_INDEX = "RecurringIndex"
+
+
 def wallet_pk(customer_id: str) -> str:
-    return f"W#{customer_id}"
+    return f"{WALLET_PREFIX}{customer_id}"
+
+
+LEDGER_PREFIX = "L#"
 
 
 def ledger_sk(version: int, commit_id: str, index: int) -> str:
-    return f"L#{version:012d}#{commit_id}#{index:03d}"
+    return f"{LEDGER_PREFIX}{version:012d}#{commit_id}#{index:03d}"
 
 
 def idempotency_pk(customer_id: str, scope: str, key: str) -> str:
@@ -191,7 +199,26 @@ def wallet_item(wallet: Wallet) -> Item:
         # One JSON string rather than a map of maps: a smaller item (fewer write units per change) that is read
         # and written whole anyway. Amounts inside stay decimal strings, so nothing is rounded.
         "cards": json.dumps([card_item(card) for card in wallet.cards.values()], separators=(",", ":"), default=str),
+        "openHour": None if wallet.open_hour is None else _open_hour_text(wallet.open_hour),
+        # the key of the sparse RecurringIndex: present only for wallets with a recurring grant
+        "recurringDay": wallet.settings.recurring.day_of_month if wallet.settings.recurring else None,
+        "recharges": None
+        if wallet.recharges is None
+        else {"day": wallet.recharges.day.isoformat(), "count": wallet.recharges.count},
     }
+
+
+def _open_hour_text(hour: HourUsage) -> str:
+    meters = {m: [str(u.quantity), str(u.credits), u.events] for m, u in hour.meters.items()}
+    return json.dumps({"hour": instant(hour.hour), "meters": meters}, separators=(",", ":"))
+
+
+def _open_hour(text: str | None) -> HourUsage | None:
+    if text is None:
+        return None
+    value = json.loads(text)
+    meters = {m: MeterUsage(Decimal(q), Decimal(c), int(n)) for m, (q, c, n) in value["meters"].items()}
+    return HourUsage(_at(value["hour"]), meters)
 
 
 def wallet_from_item(item: Item) -> Wallet:
@@ -210,6 +237,10 @@ def wallet_from_item(item: Item) -> Wallet:
             count=int(item["retired"]["count"]),
         ),
         settings=settings_from_item(item["settings"]),
+        open_hour=_open_hour(item.get("openHour")),
+        recharges=Recharges(date.fromisoformat(item["recharges"]["day"]), int(item["recharges"]["count"]))
+        if item.get("recharges")
+        else None,
     )
 
 
@@ -234,6 +265,7 @@ def ledger_item(customer_id: str, version: int, commit_id: str, index: int, entr
         "eventId": entry.event_id,
         "meter": entry.meter,
         "quantity": entry.quantity,
+        "events": entry.events or None,
     }
 
 
@@ -250,6 +282,7 @@ def ledger_from_item(item: Item) -> LedgerEntry:
         event_id=item.get("eventId"),
         meter=item.get("meter"),
         quantity=item.get("quantity"),
+        events=int(item.get("events", 0)),
     )
 
 
@@ -374,5 +407,39 @@ def recorded_event_from_item(item: Item) -> RecordedEvent:
     )
 
 
-def aggregate_key(customer_id: str, aggregate: UsageAggregate) -> Item:
-    return {"PK": f"A#{customer_id}", "SK": f"{aggregate.meter}#{instant(aggregate.hour)}"}
+# -- hourly usage ----------------------------------------------------------------------------------------------------
+
+HOUR_PREFIX = "H#"
+# One item per customer and hour, a number attribute per meter and measure, so that one write covers every meter
+# (DynamoDB's ADD works on top-level attributes without reading the item first).
+MEASURES = (("q:", "quantity"), ("c:", "credits"), ("n:", "events"))
+
+
+def hours_pk(customer_id: str) -> str:
+    return f"A#{customer_id}"
+
+
+def hour_sk(hour: datetime) -> str:
+    return f"{HOUR_PREFIX}{instant(hour)}"
+
+
+def hour_additions(hour: HourUsage) -> dict[str, Decimal | int]:
+    """The attributes to ADD to the hour's item: `q:<meter>`, `c:<meter>`, `n:<meter>`."""
+    return {
+        f"{prefix}{meter}": getattr(usage, field) for meter, usage in hour.meters.items() for prefix, field in MEASURES
+    }
+
+
+def hour_from_item(item: Item) -> HourUsage:
+    meters: dict[str, dict[str, Any]] = {}
+    for name, value in item.items():
+        for prefix, field in MEASURES:
+            if name.startswith(prefix):
+                meters.setdefault(name.removeprefix(prefix), {})[field] = value
+    return HourUsage(
+        _at(item["SK"].removeprefix(HOUR_PREFIX)),
+        {
+            m: MeterUsage(Decimal(v.get("quantity", 0)), Decimal(v.get("credits", 0)), int(v.get("events", 0)))
+            for m, v in meters.items()
+        },
+    )

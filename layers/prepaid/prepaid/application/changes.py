@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 
-from prepaid.application.ports import IdempotencyRecord, OutboxEvent, UsageAggregate, WalletChange
+from prepaid.application.ports import IdempotencyRecord, OutboxEvent, WalletChange
+from prepaid.domain.usage_hours import HourUsage
 from prepaid.domain.wallet import Outcome, Wallet
 
 
@@ -16,7 +17,7 @@ def change_of(
     commit_id: str,
     *,
     idempotency: IdempotencyRecord | None = None,
-    aggregates: tuple[UsageAggregate, ...] = (),
+    hours: tuple[HourUsage, ...] = (),
 ) -> WalletChange:
     """The change that moves `before` to `outcome`: the next version, and events with ids stable for consumers."""
     events = tuple(
@@ -34,7 +35,7 @@ def change_of(
         idempotency=idempotency,
         retired=outcome.retired,
         usage=outcome.usage,
-        aggregates=aggregates,
+        hours=hours,
     )
 
 
@@ -46,6 +47,6 @@ def items_written(change: WalletChange) -> int:
         + len(change.events)
         + len(change.retired)
         + len(change.usage)
-        + len(change.aggregates)
+        + len(change.hours)
         + (1 if change.idempotency else 0)
     )

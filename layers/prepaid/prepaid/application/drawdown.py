@@ -2,29 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 
 from prepaid.application.changes import change_of, items_written
 from prepaid.application.ports import (
     Clock,
     EventsAlreadyRecorded,
     IdFactory,
-    UsageAggregate,
     VersionConflict,
     WalletChange,
     WalletStore,
 )
 from prepaid.application.retry import RetryPolicy
-from prepaid.domain.numbers import ZERO
+from prepaid.domain.usage_hours import tally
 from prepaid.domain.wallet import RatedUsage, Wallet
 
 MAX_ITEMS = 100  # DynamoDB's limit on one TransactWriteItems
-MAX_EVENTS_PER_COMMIT = 90
+# The rest of a transaction's 100 items: the wallet, the ledger entry, and room for outbox events, retired cards
+# and late hours; a change that still does not fit is cut short (`_commit`).
+MAX_EVENTS_PER_COMMIT = 94
 
 
 @dataclass(frozen=True)
@@ -46,16 +47,6 @@ class DrawdownReport:
     refused: list[Refusal] = field(default_factory=list)
     commits: int = 0
     conflicts_retried: int = 0
-
-
-def aggregates_of(usages: Sequence[RatedUsage]) -> tuple[UsageAggregate, ...]:
-    """Usage per meter and hour of the events' own timestamps."""
-    sums: dict[tuple[str, datetime], tuple[Decimal, Decimal, int]] = {}
-    for u in usages:
-        hour = u.at.replace(minute=0, second=0, microsecond=0)
-        quantity, credits, count = sums.get((u.meter, hour), (ZERO, ZERO, 0))
-        sums[(u.meter, hour)] = (quantity + u.quantity, credits + u.credits, count + 1)
-    return tuple(UsageAggregate(meter, hour, q, c, n) for (meter, hour), (q, c, n) in sums.items())
 
 
 class DrawdownService:
@@ -159,4 +150,6 @@ class DrawdownService:
 
     def _change(self, wallet: Wallet, usages: list[RatedUsage], now: datetime) -> WalletChange:
         outcome = wallet.draw_batch(usages, now)
-        return change_of(wallet, outcome, now, self._new_id(), aggregates=aggregates_of(usages))
+        open_hour, hours = tally(wallet.open_hour, usages)
+        outcome = dataclasses.replace(outcome, wallet=dataclasses.replace(outcome.wallet, open_hour=open_hour))
+        return change_of(wallet, outcome, now, self._new_id(), hours=hours)

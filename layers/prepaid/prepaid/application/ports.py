@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -12,6 +12,7 @@ from prepaid.domain.card import Card
 from prepaid.domain.ledger import LedgerEntry
 from prepaid.domain.price_book import PriceBook
 from prepaid.domain.rate_card import RateCard
+from prepaid.domain.usage_hours import HourUsage
 from prepaid.domain.wallet import EventDraw, Wallet
 
 Clock = Callable[[], datetime]
@@ -42,17 +43,6 @@ class EventsAlreadyRecorded(Exception):
     def __init__(self, recorded: list[RecordedEvent]) -> None:
         super().__init__(f"{len(recorded)} event(s) already recorded")
         self.recorded = recorded
-
-
-@dataclass(frozen=True)
-class UsageAggregate:
-    """Usage of one customer on one meter in one hour, added to by each drawdown."""
-
-    meter: str
-    hour: datetime
-    quantity: Decimal
-    credits: Decimal
-    events: int
 
 
 @dataclass(frozen=True)
@@ -88,7 +78,7 @@ class WalletChange:
     idempotency: IdempotencyRecord | None = None
     retired: tuple[Card, ...] = ()  # cards this change ended, moved out of the wallet into their own items
     usage: tuple[EventDraw, ...] = ()  # usage events drawn: one record each, keyed by event id (exactly once)
-    aggregates: tuple[UsageAggregate, ...] = ()
+    hours: tuple[HourUsage, ...] = ()  # usage to add to stored hourly aggregates (the open hour is on the wallet)
 
 
 class WalletStore(Protocol):
@@ -115,3 +105,16 @@ class CatalogStore(Protocol):
     def rate_card(self) -> RateCard | None: ...
 
     def save_rate_card(self, card: RateCard) -> None: ...
+
+
+class Scheduler(Protocol):
+    def once(self, name: str, at: datetime, payload: dict[str, Any]) -> None:
+        """Deliver `payload` to the lifecycle function once, at `at` (rounded up to the second). Scheduling a
+        name again changes nothing (the first schedule stands): callers name a schedule by what it is for."""
+        ...
+
+
+class RecurringRegistry(Protocol):
+    def customers_granted_on(self, day_of_month: int) -> Iterator[str]:
+        """Customers whose recurring grant falls on that day of the month."""
+        ...

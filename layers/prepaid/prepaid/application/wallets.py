@@ -75,6 +75,15 @@ class PurchaseRequest:
         return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 
+# How a new card joins a wallet: the outcome to commit, or None to buy nothing.
+Decide = Callable[[Wallet, Card, datetime], Outcome | None]
+
+
+def add_card(wallet: Wallet, card: Card, now: datetime) -> Outcome:
+    """The plain purchase: the card joins the wallet."""
+    return wallet.add_card(card, now)
+
+
 @dataclass(frozen=True)
 class Receipt:
     """An answer that may be the replay of the first answer to the same idempotency key."""
@@ -104,6 +113,15 @@ class WalletService:
 
     def purchase(self, customer_id: str, request: PurchaseRequest, idempotency_key: str | None = None) -> Receipt:
         """Add a card to the wallet (creating it on first use), priced from the price book unless priced."""
+        receipt = self.buy(customer_id, request, idempotency_key, add_card)
+        assert receipt is not None, "a plain purchase always buys"
+        return receipt
+
+    def buy(
+        self, customer_id: str, request: PurchaseRequest, idempotency_key: str | None, decide: Decide
+    ) -> Receipt | None:
+        """A purchase whose last word is `decide(wallet, card, now)`: the outcome to commit, or None to buy
+        nothing (decided on the fresh read of every attempt, so a concurrent change is always seen)."""
         check_customer_id(customer_id)
         exact_credits(request.credits)
         if not 0 <= request.priority <= 100:
@@ -119,7 +137,7 @@ class WalletService:
         price = request.price if request.price is not None else self.quote(request.credits).price
         card_id = self._new_id()
 
-        def attempt() -> dict[str, Any]:
+        def attempt() -> dict[str, Any] | None:
             now = self._clock()
             effective_at, expires_at = self._lifetime(request, now)
             wallet = self._store.load(customer_id) or Wallet(customer_id=customer_id, created_at=now)
@@ -133,7 +151,9 @@ class WalletService:
                 expires_at=expires_at,
                 created_at=now,
             )
-            outcome = wallet.add_card(card, now)
+            outcome = decide(wallet, card, now)
+            if outcome is None:
+                return None
             body = {"card": card_to_wire(outcome.card(card_id), now), "balance": to_wire(outcome.wallet.balance(now))}
             record = None
             if idempotency_key is not None:
@@ -142,12 +162,13 @@ class WalletService:
             return body
 
         try:
-            return Receipt(self._retry.run(customer_id, attempt))
+            body = self._retry.run(customer_id, attempt)
         except IdempotencyRace:
             assert idempotency_key is not None
             replay = self._replay(customer_id, idempotency_key, fingerprint)
             assert replay is not None, "an idempotency race leaves the winner's record behind"
             return replay
+        return Receipt(body) if body is not None else None
 
     @staticmethod
     def _lifetime(request: PurchaseRequest, now: datetime) -> tuple[datetime, datetime | None]:

@@ -108,3 +108,37 @@ class ConcurrentUpdate(DomainError):
     code: ClassVar[str] = "concurrent_update"
     customer_id: str
     attempts: int
+
+
+@dataclass(frozen=True)
+class InvalidCursor(DomainError):
+    """A page cursor that this deployment did not hand out for this query (altered, forged or reused elsewhere)."""
+
+    code: ClassVar[str] = "invalid_cursor"
+
+
+@dataclass(frozen=True)
+class DashboardTokenRefused(DomainError):
+    """A dashboard token that opens nothing: missing, expired, or not one this deployment signed."""
+
+    code: ClassVar[str] = "token_refused"
+
+
+@dataclass(frozen=True)
+class TokenMissing(DashboardTokenRefused):
+    code: ClassVar[str] = "token_missing"
+
+
+@dataclass(frozen=True)
+class TokenExpired(DashboardTokenRefused):
+    """A genuine dashboard token past its expiry: the SaaS backend must ask for a new link."""
+
+    code: ClassVar[str] = "token_expired"
+    expired_at: str
+
+
+@dataclass(frozen=True)
+class InvalidToken(DashboardTokenRefused):
+    """A dashboard token altered, forged, or signed for another purpose (such as a page cursor)."""
+
+    code: ClassVar[str] = "invalid_token"

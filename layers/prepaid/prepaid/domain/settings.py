@@ -31,3 +31,9 @@ class WalletSettings:
     auto_recharge: AutoRecharge | None = None
     recurring: RecurringGrant | None = None
     webhook_url: str | None = None
+
+    @property
+    def alert_thresholds(self) -> tuple[Decimal, ...]:
+        """The balances whose crossing raises an event: the thresholds, and auto-recharge's own."""
+        extra = () if self.auto_recharge is None else (self.auto_recharge.threshold,)
+        return tuple(sorted(set(self.thresholds) | set(extra), reverse=True))

@@ -5,13 +5,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from prepaid.domain.card import Card, CardStatus, drawdown_order
 from prepaid.domain.errors import CardNotFound, CardNotVoidable
 from prepaid.domain.events import (
+    AUTO_RECHARGE_PURCHASED,
     CREDITS_EXPIRED,
+    CREDITS_EXPIRING_SOON,
     CREDITS_PURCHASED,
     CREDITS_VOIDED,
     OVERAGE_RECORDED,
@@ -22,7 +24,10 @@ from prepaid.domain.ledger import Draw, EntryType, LedgerEntry
 from prepaid.domain.money import Money
 from prepaid.domain.numbers import ZERO, to_wire
 from prepaid.domain.settings import WalletSettings
-from prepaid.domain.wire import card_to_wire
+from prepaid.domain.usage_hours import HourUsage
+from prepaid.domain.wire import card_to_wire, instant
+
+EXPIRY_INSTANT = timedelta(microseconds=1)  # the last instant a card counts is its expiry minus this
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,17 @@ class Retired:
             self.voided + card.voided,
             self.count + 1,
         )
+
+
+@dataclass(frozen=True)
+class Recharges:
+    """How many auto-recharges one wallet bought on one UTC day, against `maxPerDay`."""
+
+    day: date
+    count: int
+
+    def on(self, day: date) -> int:
+        return self.count if self.day == day else 0
 
 
 @dataclass(frozen=True)
@@ -133,6 +149,8 @@ class Wallet:
     overage: Decimal = ZERO
     rated: Decimal = ZERO
     settings: WalletSettings = field(default_factory=WalletSettings)
+    open_hour: HourUsage | None = None  # usage of the latest hour drawn, kept here until a later hour opens
+    recharges: Recharges | None = None  # auto-recharges bought on the latest day there was one (UTC)
 
     # -- reading -----------------------------------------------------------------------------------------------
 
@@ -233,10 +251,57 @@ class Wallet:
         events = [
             purchased,
             *balance_events(
-                self.customer_id, before, after, self.settings.thresholds, was_funded=self.totals(at).credits > 0
+                self.customer_id, before, after, self.settings.alert_thresholds, was_funded=self.totals(at).credits > 0
             ),
         ]
         return self._settle(wallet, ledger, events)
+
+    def auto_recharge(self, card: Card, at: datetime, threshold: Decimal) -> Outcome | None:
+        """Buy `card` for a crossing of `threshold` downward, or None when auto-recharge should not buy.
+
+        It buys only if auto-recharge is set for that threshold, the balance is still at or below it (a purchase
+        made since — another alert's, or a person's — already answered the crossing) and today's count is below
+        `maxPerDay`.
+        """
+        auto = self.settings.auto_recharge
+        if auto is None or auto.threshold != threshold or self.balance(at) > threshold:
+            return None
+        today = at.date()
+        bought = self.recharges.on(today) if self.recharges else 0
+        if bought >= auto.max_per_day:
+            return None
+        outcome = self.add_card(card, at)
+        wallet = dataclasses.replace(outcome.wallet, recharges=Recharges(today, bought + 1))
+        event = DomainEvent(
+            AUTO_RECHARGE_PURCHASED,
+            {
+                "customerId": self.customer_id,
+                "balance": to_wire(wallet.balance(at)),
+                "threshold": to_wire(threshold),
+                "card": card_to_wire(wallet.cards.get(card.card_id, card)),
+                "todayCount": bought + 1,
+                "maxPerDay": auto.max_per_day,
+            },
+        )
+        return dataclasses.replace(outcome, wallet=wallet, events=(*outcome.events, event))
+
+    def expiring_soon(self, card_id: str, at: datetime) -> Outcome:
+        """The `Credits Expiring Soon` notice for a card that still has credits to lose; nothing otherwise."""
+        card = self.cards.get(card_id)
+        if card is None or card.expires_at is None or card.remaining <= 0 or not card.counts_at(at):
+            return Outcome(self)
+        event = DomainEvent(
+            CREDITS_EXPIRING_SOON,
+            {
+                "customerId": self.customer_id,
+                "balance": to_wire(self.balance(at)),
+                "cardId": card_id,
+                "remaining": to_wire(card.remaining),
+                "expiresAt": instant(card.expires_at),
+                "card": card_to_wire(card, at),
+            },
+        )
+        return Outcome(self, events=(event,))
 
     def void_card(self, card_id: str, at: datetime) -> Outcome:
         """Void what remains of a card. Voiding a voided card changes nothing."""
@@ -262,7 +327,8 @@ class Wallet:
                 "card": card_to_wire(voided),
             },
         )
-        return self._settle(wallet, (entry,), (event, *balance_events(self.customer_id, before, after, ())))
+        thresholds = self.settings.alert_thresholds
+        return self._settle(wallet, (entry,), (event, *balance_events(self.customer_id, before, after, thresholds)))
 
     def draw(self, usage: RatedUsage, at: datetime) -> Outcome:
         """Draw one rated usage event (see `draw_batch`)."""
@@ -321,7 +387,7 @@ class Wallet:
             quantity=single.quantity if single else None,
             events=len(usages),
         )
-        events = list(balance_events(self.customer_id, before, after, self.settings.thresholds))
+        events = list(balance_events(self.customer_id, before, after, self.settings.alert_thresholds))
         if short_total > 0:
             events.append(
                 DomainEvent(
@@ -347,6 +413,10 @@ class Wallet:
         cards = dict(self.cards)
         ledger: list[LedgerEntry] = []
         events: list[DomainEvent] = []
+        # Reads stop counting a card at its expiry, before this runs: the balance does not change here, so the
+        # crossing is judged from the balance just before the first card expired.
+        first = min(c.expires_at for c in due if c.expires_at is not None)
+        before = self.balance(first - EXPIRY_INSTANT)
         balance = self.balance(at)
         for card in sorted(due, key=drawdown_order):
             cards[card.card_id] = card.expire()
@@ -364,4 +434,5 @@ class Wallet:
                     },
                 )
             )
+        events.extend(balance_events(self.customer_id, before, balance, self.settings.alert_thresholds))
         return self._settle(self._with(cards), ledger, events)

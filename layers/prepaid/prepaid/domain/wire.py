@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from prepaid.domain.card import Card, CardStatus
+from prepaid.domain.ledger import LedgerEntry
 from prepaid.domain.numbers import ZERO, to_wire
 from prepaid.domain.settings import WalletSettings
 
@@ -95,3 +96,23 @@ def wallet_to_wire(wallet: Wallet, at: datetime) -> dict[str, Any]:
         "version": wallet.version,
         "asOf": instant(at),
     }
+
+
+def ledger_entry_to_wire(entry_id: str, entry: LedgerEntry) -> dict[str, Any]:
+    """A ledger entry as `GET /wallets/{customerId}/ledger` shows it; fields that do not apply are left out."""
+    shown: dict[str, Any] = {
+        "entryId": entry_id,
+        "type": entry.type.value,
+        "credits": to_wire(entry.credits),
+        "at": instant(entry.at),
+        "balanceAfter": to_wire(entry.balance_after),
+        "cardId": entry.card_id,
+        "draws": [{"cardId": d.card_id, "credits": to_wire(d.credits)} for d in entry.draws] or None,
+        "overage": to_wire(entry.overage) if entry.overage else None,
+        "value": entry.value.to_wire() if entry.value else None,
+        "eventId": entry.event_id,
+        "meter": entry.meter,
+        "quantity": to_wire(entry.quantity) if entry.quantity is not None else None,
+        "events": entry.events or None,
+    }
+    return {k: v for k, v in shown.items() if v is not None}

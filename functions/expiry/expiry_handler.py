@@ -1,0 +1,72 @@
+"""Expiry: schedules each new card's expiry (on `Credits Purchased`), and runs the schedules when they fire.
+
+Two kinds of event reach it: a `Credits Purchased` event from the bus (a card with `expiresAt` gets a one-time
+EventBridge Scheduler schedule at that instant, and one for its expiring-soon notice), and a schedule's payload
+(`{"action": "expire" | "warn", "customerId", "cardId", "expiresAt"}`). Every step is idempotent, so Lambda's
+retries and duplicate deliveries are harmless.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any, Literal
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+from prepaid.application.lifecycle import EXPIRE, CreditLifecycle
+from prepaid.assembly import credit_lifecycle
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+class ScheduledStep(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel)
+    action: Literal["expire", "warn"]
+    customer_id: str
+    card_id: str
+    expires_at: AwareDatetime
+
+
+class CardBought(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel)
+    customer_id: str
+    card: dict[str, Any]
+
+
+class CreditsPurchased(EventBridgeModel):
+    detail: CardBought
+
+
+@cache
+def lifecycle(own_arn: str) -> CreditLifecycle:
+    return credit_lifecycle(schedule_target_arn=own_arn)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # The schedules target this function itself: its own ARN is the one the context was invoked as.
+    service = lifecycle(context.invoked_function_arn)
+    if "detail-type" in event:
+        purchased = parse(event=event, model=CreditsPurchased).detail
+        done = service.schedule_expiry(purchased.customer_id, purchased.card)
+        logger.info("card lifecycle scheduled", extra={"cardId": purchased.card.get("cardId"), "done": done})
+        return {"scheduled": done}
+    step = parse(event=event, model=ScheduledStep)
+    logger.append_keys(customerId=step.customer_id, cardId=step.card_id)
+    if step.action == EXPIRE:
+        expired = service.expire(step.customer_id, step.card_id, step.expires_at)
+        metrics.add_metric(name="CardsExpired", unit=MetricUnit.Count, value=expired)
+        return {"expired": expired}
+    warned = service.warn_expiring(step.customer_id, step.card_id)
+    metrics.add_metric(name="ExpiryWarnings", unit=MetricUnit.Count, value=int(warned))
+    return {"warned": warned}

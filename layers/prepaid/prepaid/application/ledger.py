@@ -1,0 +1,85 @@
+"""Reading the ledger: a wallet's immutable entries, newest first, a page at a time."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from prepaid.application.signing import Signer
+from prepaid.domain.errors import InvalidCursor, InvalidRequest, WalletNotFound
+from prepaid.domain.ledger import EntryType, LedgerEntry
+from prepaid.domain.wire import instant, ledger_entry_to_wire
+
+MAX_PAGE = 500
+DEFAULT_PAGE = 100
+
+
+@dataclass(frozen=True)
+class LedgerQuery:
+    """Which entries: of one type, and `start <= at < end` (each optional)."""
+
+    type: EntryType | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def matches(self, entry: LedgerEntry) -> bool:
+        return (
+            (self.type is None or entry.type == self.type)
+            and (self.start is None or entry.at >= self.start)
+            and (self.end is None or entry.at < self.end)
+        )
+
+    def fingerprint(self, customer_id: str) -> str:
+        """Ties a cursor to the query it was handed out for."""
+        parts = [customer_id, self.type or "", *(instant(t) if t else "" for t in (self.start, self.end))]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+class LedgerReader(Protocol):
+    def ledger_entries(self, customer_id: str, before: str | None) -> Iterator[tuple[str, LedgerEntry]]:
+        """(entry id, entry) newest first, starting after the entry `before` (its id) when given."""
+        ...
+
+    def exists(self, customer_id: str) -> bool: ...
+
+
+class Ledger:
+    """Pages of a wallet's ledger. A cursor names the last entry handed out; entries written later are newer, so
+    they never shift a page a client is walking through (they appear on a fresh first page)."""
+
+    def __init__(self, reader: LedgerReader, signer: Callable[[], Signer]) -> None:
+        self._reader = reader
+        self._signer = signer
+
+    def page(
+        self, customer_id: str, query: LedgerQuery, limit: int = DEFAULT_PAGE, cursor: str | None = None
+    ) -> dict[str, Any]:
+        """`{"entries": [...], "nextCursor": ... | None}`."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidRequest(field="limit", reason=f"between 1 and {MAX_PAGE}")
+        if query.start and query.end and query.start >= query.end:
+            raise InvalidRequest(field="from", reason="before to")
+        fingerprint = query.fingerprint(customer_id)
+        before = self._after(cursor, fingerprint) if cursor else None
+        found: list[tuple[str, LedgerEntry]] = []
+        for entry_id, entry in self._reader.ledger_entries(customer_id, before):
+            if query.matches(entry):
+                found.append((entry_id, entry))
+                if len(found) > limit:
+                    break
+        if not found and cursor is None and not self._reader.exists(customer_id):
+            raise WalletNotFound(customer_id=customer_id)
+        more = len(found) > limit
+        shown = found[:limit]
+        next_cursor = self._signer().seal({"q": fingerprint, "after": shown[-1][0]}) if more else None
+        return {"entries": [ledger_entry_to_wire(i, e) for i, e in shown], "nextCursor": next_cursor}
+
+    def _after(self, cursor: str, fingerprint: str) -> str:
+        payload = self._signer().open(cursor)
+        if payload is None or payload.get("q") != fingerprint or not isinstance(payload.get("after"), str):
+            raise InvalidCursor()
+        after: str = payload["after"]
+        return after

@@ -1,0 +1,195 @@
+"""The credit lifecycle: expiry on time, a notice before it, auto-recharge on a low balance, monthly grants."""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from prepaid.application.changes import change_of
+from prepaid.application.ports import (
+    Clock,
+    IdempotencyRace,
+    IdempotencyRecord,
+    IdFactory,
+    RecurringRegistry,
+    Scheduler,
+    WalletStore,
+)
+from prepaid.application.retry import RetryPolicy
+from prepaid.application.wallets import PurchaseRequest, Receipt, WalletService, add_card
+from prepaid.domain.card import CardSource
+from prepaid.domain.errors import IdempotencyKeyReused
+
+EXPIRE = "expire"
+WARN = "warn"
+EXPIRING_SOON_SCOPE = "expiring_soon"
+CATCH_UP_DAYS = 2  # a monthly grant missed by up to this many daily runs is still made, in its own month
+
+
+class NotYetDue(Exception):
+    """A schedule fired before its time (clock skew); raising makes the invocation retry later."""
+
+    def __init__(self, customer_id: str, card_id: str, expires_at: datetime) -> None:
+        super().__init__(f"card {card_id} of {customer_id} expires at {expires_at.isoformat()}")
+        self.expires_at = expires_at
+
+
+def expiry_schedule_names(card_id: str) -> tuple[str, str]:
+    """The names of a card's two schedules (Scheduler allows 64 characters; card ids are 32)."""
+    return f"{EXPIRE}-{card_id}", f"{WARN}-{card_id}"
+
+
+class CreditLifecycle:
+    """What happens to credits with time and balance, each step safe to run twice or out of order."""
+
+    def __init__(
+        self,
+        wallets: WalletService,
+        store: WalletStore,
+        clock: Clock,
+        new_id: IdFactory,
+        *,
+        scheduler: Scheduler | None = None,
+        registry: RecurringRegistry | None = None,
+        warn_before: timedelta = timedelta(days=7),
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._wallets = wallets
+        self._store = store
+        self._clock = clock
+        self._new_id = new_id
+        self._scheduler = scheduler
+        self._registry = registry
+        self._warn_before = warn_before
+        self._retry = retry or RetryPolicy()
+
+    # -- expiry ------------------------------------------------------------------------------------------------
+
+    def schedule_expiry(self, customer_id: str, card: dict[str, Any]) -> list[str]:
+        """For a card just bought (a `Credits Purchased` event's card): schedule its expiry and, when there is
+        still time, its expiring-soon notice. Returns what was scheduled or done at once."""
+        if not card.get("expiresAt"):
+            return []
+        assert self._scheduler is not None
+        card_id = card["cardId"]
+        expires_at = datetime.fromisoformat(card["expiresAt"])
+        now = self._clock()
+        expire_name, warn_name = expiry_schedule_names(card_id)
+        payload = {"customerId": customer_id, "cardId": card_id, "expiresAt": card["expiresAt"]}
+        done = []
+        if expires_at <= now:
+            self.expire(customer_id, card_id, expires_at)
+            done.append(EXPIRE)
+        else:
+            self._scheduler.once(expire_name, expires_at, {"action": EXPIRE, **payload})
+            done.append(expire_name)
+            warn_at = expires_at - self._warn_before
+            if warn_at > now:
+                self._scheduler.once(warn_name, warn_at, {"action": WARN, **payload})
+                done.append(warn_name)
+            else:
+                self.warn_expiring(customer_id, card_id)
+                done.append(WARN)
+        return done
+
+    def expire(self, customer_id: str, card_id: str, expires_at: datetime) -> int:
+        """Expire every card of the wallet that is due (the scheduled one among them); returns how many. Run
+        again, it finds nothing due and changes nothing."""
+        if self._clock() < expires_at:
+            raise NotYetDue(customer_id, card_id, expires_at)
+
+        def attempt() -> int:
+            now = self._clock()
+            wallet = self._store.load(customer_id)
+            if wallet is None:
+                return 0
+            outcome = wallet.expire_due(now)
+            if not outcome.ledger:
+                return 0
+            self._store.commit(change_of(wallet, outcome, now, self._new_id()))
+            return len(outcome.retired)
+
+        return self._retry.run(customer_id, attempt)
+
+    def warn_expiring(self, customer_id: str, card_id: str) -> bool:
+        """Publish `Credits Expiring Soon` for a card, once (an idempotency record per card rides along)."""
+        if self._store.idempotency_record(customer_id, EXPIRING_SOON_SCOPE, card_id) is not None:
+            return False
+
+        def attempt() -> bool:
+            now = self._clock()
+            wallet = self._store.load(customer_id)
+            if wallet is None:
+                return False
+            outcome = wallet.expiring_soon(card_id, now)
+            if not outcome.events:
+                return False
+            record = IdempotencyRecord(EXPIRING_SOON_SCOPE, card_id, card_id, {"cardId": card_id})
+            self._store.commit(change_of(wallet, outcome, now, self._new_id(), idempotency=record))
+            return True
+
+        try:
+            return self._retry.run(customer_id, attempt)
+        except IdempotencyRace:
+            return False
+
+    # -- auto-recharge -----------------------------------------------------------------------------------------
+
+    def auto_recharge(self, customer_id: str, crossing_id: str, threshold: Decimal) -> Receipt | None:
+        """Answer a `Balance Low` crossing (its event id) with the wallet's auto-recharge purchase, once.
+
+        The crossing's id is the purchase's idempotency key, so redelivered or concurrent alerts buy once; the
+        wallet decides on every attempt's fresh read whether to buy at all (see `Wallet.auto_recharge`).
+        """
+        wallet = self._store.load(customer_id)
+        auto = wallet.settings.auto_recharge if wallet else None
+        if auto is None or auto.threshold != threshold:
+            return None
+        request = PurchaseRequest(credits=auto.credits, price=auto.price, source=CardSource.AUTO_RECHARGE)
+        return self._wallets.buy(
+            customer_id,
+            request,
+            f"auto-recharge:{crossing_id}",
+            lambda current, card, now: current.auto_recharge(card, now, threshold),
+        )
+
+    # -- recurring grants --------------------------------------------------------------------------------------
+
+    def recurring_due(self, today: date) -> Iterator[str]:
+        """Customers whose grant of this month falls on one of the last few days up to today."""
+        assert self._registry is not None
+        for day in grant_days(today):
+            yield from self._registry.customers_granted_on(day)
+
+    def grant_recurring(self, customer_id: str, today: date) -> Receipt | None:
+        """This month's recurring grant, if due by `today` and not made yet (one per customer and month)."""
+        wallet = self._store.load(customer_id)
+        grant = wallet.settings.recurring if wallet else None
+        if grant is None or grant_date(today.year, today.month, grant.day_of_month) > today:
+            return None
+        request = PurchaseRequest(
+            credits=grant.credits, price=grant.price, expires_in=grant.expires_in, source=CardSource.RECURRING
+        )
+        key = f"recurring:{today:%Y-%m}"
+        try:
+            return self._wallets.buy(customer_id, request, key, add_card)
+        except IdempotencyKeyReused:
+            return None  # granted this month already, before the grant's settings changed
+
+
+def grant_date(year: int, month: int, day_of_month: int) -> date:
+    """The grant's day in a month; in a shorter month, its last day."""
+    return date(year, month, min(day_of_month, calendar.monthrange(year, month)[1]))
+
+
+def grant_days(today: date) -> list[int]:
+    """Days of the month whose grants are due today or were due in the last `CATCH_UP_DAYS` days: on the last day
+    of a short month, the days it does not have as well."""
+    last = calendar.monthrange(today.year, today.month)[1]
+    days = list(range(max(1, today.day - CATCH_UP_DAYS), today.day + 1))
+    if today.day == last:
+        days.extend(range(last + 1, 32))
+    return days

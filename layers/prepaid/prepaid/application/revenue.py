@@ -1,0 +1,58 @@
+"""Revenue: the ledger projected into daily sums per currency (from the table's stream), and the report."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import date
+from typing import Any, Protocol
+
+from prepaid.domain.errors import InvalidRequest
+from prepaid.domain.ledger import LedgerEntry
+from prepaid.domain.numbers import to_wire
+from prepaid.domain.revenue import DayRevenue, report
+
+MAX_REPORT_DAYS = 3660
+
+
+class RevenueStore(Protocol):
+    def add(self, entries: Sequence[tuple[str, LedgerEntry]]) -> int:
+        """Add the entries (keyed by a unique id) to the daily sums, each exactly once however often it comes;
+        return how many were new."""
+        ...
+
+    def days_before(self, end: date) -> Iterator[DayRevenue]:
+        """Every stored day before `end`, oldest first."""
+        ...
+
+
+class Revenue:
+    def __init__(self, store: RevenueStore) -> None:
+        self._store = store
+
+    def record(self, entries: Sequence[tuple[str, LedgerEntry]]) -> int:
+        """Project new ledger entries (the stream's inserts) into the daily sums."""
+        return self._store.add(entries)
+
+    def report(self, start: date, end: date) -> dict[str, Any]:
+        """`GET /reports/revenue?from=&to=`: per currency, for the UTC days in [from, to)."""
+        if start >= end:
+            raise InvalidRequest(field="from", reason="before to")
+        if (end - start).days > MAX_REPORT_DAYS:
+            raise InvalidRequest(field="from", reason=f"at most {MAX_REPORT_DAYS} days")
+        rows = report(self._store.days_before(end), start, end)
+        return {
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+            "currencies": [
+                {
+                    "currency": r.currency,
+                    "deferredAtStart": to_wire(r.deferred_at_start),
+                    "purchased": to_wire(r.purchased),
+                    "recognised": to_wire(r.recognised),
+                    "breakage": to_wire(r.breakage),
+                    "voided": to_wire(r.voided),
+                    "deferred": to_wire(r.deferred_at_end),
+                }
+                for r in rows
+            ],
+        }

@@ -1,0 +1,101 @@
+"""Usage series: a wallet's usage and credits per meter, in hour or day buckets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Protocol
+
+from prepaid.domain.errors import InvalidRequest, WalletNotFound
+from prepaid.domain.numbers import to_wire
+from prepaid.domain.usage_hours import HourUsage, MeterUsage, hour_of
+from prepaid.domain.wire import instant
+
+
+class Granularity(StrEnum):
+    HOUR = "hour"
+    DAY = "day"
+
+
+STEP = {Granularity.HOUR: timedelta(hours=1), Granularity.DAY: timedelta(days=1)}
+DEFAULT_SPAN = {Granularity.HOUR: timedelta(hours=24), Granularity.DAY: timedelta(days=30)}
+MAX_BUCKETS = 1000  # 41 days of hours, or 2.7 years of days
+
+
+class HourlyUsageReader(Protocol):
+    def hourly_usage(self, customer_id: str, start: datetime, end: datetime) -> list[HourUsage]: ...
+
+    def exists(self, customer_id: str) -> bool: ...
+
+
+def bucket_of(at: datetime, granularity: Granularity) -> datetime:
+    hour = hour_of(at)
+    return hour if granularity is Granularity.HOUR else hour.replace(hour=0)
+
+
+@dataclass(frozen=True)
+class SeriesQuery:
+    granularity: Granularity = Granularity.HOUR
+    start: datetime | None = None
+    end: datetime | None = None
+    meter: str | None = None
+
+
+class UsageSeries:
+    """Buckets cover [from, to) with `from` rounded down and `to` rounded up to whole buckets (UTC); buckets
+    without usage are listed with zeros, so a chart needs no gap filling."""
+
+    def __init__(self, reader: HourlyUsageReader, clock: Callable[[], datetime]) -> None:
+        self._reader = reader
+        self._clock = clock
+
+    def read(self, customer_id: str, query: SeriesQuery) -> dict[str, Any]:
+        step = STEP[query.granularity]
+        end = query.end or self._clock()
+        end_bucket = bucket_of(end, query.granularity)
+        end = end_bucket if end_bucket == end else end_bucket + step
+        start = bucket_of(query.start or end - DEFAULT_SPAN[query.granularity], query.granularity)
+        if start >= end:
+            raise InvalidRequest(field="from", reason="before to")
+        if (end - start) / step > MAX_BUCKETS:
+            raise InvalidRequest(field="from", reason=f"at most {MAX_BUCKETS} {query.granularity.value} buckets")
+        hours = self._reader.hourly_usage(customer_id, start, end)
+        if not hours and not self._reader.exists(customer_id):
+            raise WalletNotFound(customer_id=customer_id)
+        sums: dict[str, dict[datetime, MeterUsage]] = {}
+        for hour in hours:
+            bucket = bucket_of(hour.hour, query.granularity)
+            for meter, usage in hour.meters.items():
+                if query.meter is None or meter == query.meter:
+                    by_bucket = sums.setdefault(meter, {})
+                    by_bucket[bucket] = by_bucket.get(bucket, MeterUsage()).plus(usage)
+        if query.meter is not None:
+            sums.setdefault(query.meter, {})
+        starts = [start + i * step for i in range(int((end - start) / step))]
+        return {
+            "customerId": customer_id,
+            "granularity": query.granularity.value,
+            "from": instant(start),
+            "to": instant(end),
+            "meters": [
+                {
+                    "meter": meter,
+                    "quantity": to_wire(sum((u.quantity for u in by_bucket.values()), MeterUsage().quantity)),
+                    "credits": to_wire(sum((u.credits for u in by_bucket.values()), MeterUsage().credits)),
+                    "events": sum(u.events for u in by_bucket.values()),
+                    "buckets": [_bucket(at, by_bucket.get(at, MeterUsage())) for at in starts],
+                }
+                for meter, by_bucket in sorted(sums.items())
+            ],
+        }
+
+
+def _bucket(at: datetime, usage: MeterUsage) -> dict[str, Any]:
+    return {
+        "start": instant(at),
+        "quantity": to_wire(usage.quantity),
+        "credits": to_wire(usage.credits),
+        "events": usage.events,
+    }

@@ -1,0 +1,218 @@
+"""A real webhook receiver on 127.0.0.1 for the alerting tests: it records every request it gets, and can be told
+to answer 500, to be slow, or to be down (its port closed) for a while."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from prepaid_local.stack import Stack
+from support.aws import REGION
+from support.usage import Table
+
+
+@dataclass
+class Received:
+    """One request as the receiver got it: headers (as sent), the raw body, and what it answered (None: it was
+    too slow and the sender hung up, or it is still answering)."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    answered: int | None = None
+
+    @property
+    def event_id(self) -> str:
+        return self.headers["Prepaid-Webhook-Id"]
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Receiver:
+    """`url` has a path and a query (a token, as real webhook URLs often do) that must never show up elsewhere."""
+
+    PATH = "/hooks/credits?token=receiver-path-token"
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}{self.PATH}"
+        self.received: list[Received] = []
+        self._script: deque[tuple[str, float]] = deque()  # what to do with the next requests
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- behaviour -------------------------------------------------------------------------------------------------
+
+    def fail_next(self, count: int, status: int = 500) -> None:
+        with self._lock:
+            self._script.extend([("status", float(status))] * count)
+
+    def slow_next(self, count: int, seconds: float) -> None:
+        with self._lock:
+            self._script.extend([("slow", seconds)] * count)
+
+    def start(self) -> Receiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                got = Received(self.path, dict(self.headers.items()), self.rfile.read(length))
+                with receiver._lock:
+                    receiver.received.append(got)
+                    action, value = receiver._script.popleft() if receiver._script else ("status", 200.0)
+                if action == "slow":
+                    time.sleep(value)
+                    status = 200
+                else:
+                    status = int(value)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    got.answered = status
+                except OSError:  # the sender gave up waiting
+                    pass
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Down: the port is closed, so a POST is refused at once."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    # -- what arrived ----------------------------------------------------------------------------------------------
+
+    def accepted(self) -> list[Received]:
+        """Requests answered with a 2xx."""
+        return [r for r in self.received if r.answered is not None and 200 <= r.answered < 300]
+
+    def accepted_once_per_id(self) -> dict[str, Received]:
+        """What a receiver that dedupes on `Prepaid-Webhook-Id` keeps: the first accepted request of each id."""
+        kept: dict[str, Received] = {}
+        for request in self.accepted():
+            kept.setdefault(request.event_id, request)
+        return kept
+
+
+# -- the alerting side of the stack ------------------------------------------------------------------------------------
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+SNIPPET_FUNCTION = "verify_prepaid_webhook"
+
+
+def readme_verifier() -> Callable[..., bool]:
+    """The verification snippet of README.md ("Alerting and webhooks"), run as written: the test uses the very code
+    a receiver would copy, so the two cannot drift apart."""
+    text = README.read_text()
+    section = text.split("## Alerting and webhooks", 1)[1]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    (snippet,) = [b for b in blocks if f"def {SNIPPET_FUNCTION}(" in b]
+    namespace: dict[str, Any] = {}
+    exec(compile(snippet, "README.md", "exec"), namespace)
+    verify: Callable[..., bool] = namespace[SNIPPET_FUNCTION]
+    return verify
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    body: str
+    attributes: dict[str, str]
+
+    def envelope(self) -> Any:
+        return json.loads(self.body)
+
+
+class AlertSide:
+    """The alerting queues, topic, secret and delivery records of a stack, read as an operator would."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.sqs = boto3.client("sqs", region_name=REGION)
+        self.queue = stack.name("WebhookQueue")
+        self.dead = stack.name("WebhookDeadLetterQueue")
+        self.topic_arn = stack.name("AlertTopic")
+        self._topic_queue: str | None = None
+
+    def secret(self) -> str:
+        """The signing key, as the SaaS reads it (`aws secretsmanager get-secret-value --secret-id <arn>`)."""
+        client = boto3.client("secretsmanager", region_name=REGION)
+        value: str = client.get_secret_value(SecretId=self.stack.name("WebhookSigningSecret"))["SecretString"]
+        return value
+
+    def subscribe_topic(self) -> None:
+        """An account team's subscription: a queue subscribed to the alert topic."""
+        url = self.sqs.create_queue(QueueName="account-team-alerts")["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        boto3.client("sns", region_name=REGION).subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=arn)
+        self._topic_queue = url
+
+    def topic_messages(self) -> list[dict[str, Any]]:
+        """SNS notifications the subscribed queue got (read and deleted)."""
+        assert self._topic_queue is not None, "subscribe_topic() first"
+        return [json.loads(m["Body"]) for m in self._drain(self._topic_queue)]
+
+    def send(self, envelope: Any) -> None:
+        """A message on the alert queue exactly as the rule delivers one: the body is the event's JSON envelope."""
+        self.sqs.send_message(QueueUrl=self.queue, MessageBody=json.dumps(envelope))
+
+    def take_queued(self) -> list[dict[str, Any]]:
+        """The envelopes waiting on the alert queue (read and deleted, so no function gets them)."""
+        return [json.loads(m["Body"]) for m in self._drain(self.queue)]
+
+    def dead_letters(self) -> list[DeadLetter]:
+        return [
+            DeadLetter(m["Body"], {k: v["StringValue"] for k, v in m.get("MessageAttributes", {}).items()})
+            for m in self._drain(self.dead)
+        ]
+
+    def depth(self, url: str) -> int:
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+    def delivery(self, event_id: str, channel: str = "WEBHOOK") -> dict[str, Any] | None:
+        found = [i for i in Table(self.stack).query(f"D#{event_id}", channel)]
+        return found[0] if found else None
+
+    def _drain(self, url: str) -> list[Any]:
+        taken: list[Any] = []
+        while True:
+            got = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]).get(
+                "Messages", []
+            )
+            if not got:
+                return taken
+            for message in got:
+                taken.append(message)
+                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])

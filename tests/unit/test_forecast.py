@@ -1,0 +1,139 @@
+"""Forecast backtests on synthetic histories: the projected depletion lands near the true one, expiries included.
+
+Each backtest builds a usage history from a known process, forecasts from its first 28 days, then runs the same
+process on (with fresh noise) against the same cards to find when they truly run dry. Stated error bounds:
+steady burn with ±10% daily noise → within 1 day; a weekday/weekend pattern → within 1 day; expiring cards →
+the credits lost to expiry are counted exactly and the runway within 1 day.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from prepaid.domain.card import Card, CardSource
+from prepaid.domain.forecast import burn_rate, credits_to_buy, project
+from prepaid.domain.money import Money
+
+NOW = datetime(2026, 11, 24, 0, 0, tzinfo=UTC)  # a Tuesday, midnight: whole days from here
+TODAY = NOW.date()
+HISTORY = 28
+
+
+def card(card_id: str, credits: int, expires_in_days: float | None = None, priority: int = 50) -> Card:
+    return Card.issue(
+        card_id=card_id,
+        credits=Decimal(credits),
+        price=Money(Decimal(credits) / 100, "USD"),
+        source=CardSource.PURCHASE,
+        priority=priority,
+        effective_at=NOW - timedelta(days=60),
+        expires_at=NOW + timedelta(days=expires_in_days) if expires_in_days is not None else None,
+        created_at=NOW - timedelta(days=60),
+    )
+
+
+def history(daily: dict[int, Decimal]) -> dict[date, Decimal]:
+    """Credits per day, keyed by days before today (1 = yesterday)."""
+    return {TODAY - timedelta(days=ago): credits for ago, credits in daily.items()}
+
+
+def true_depletion(cards: list[Card], burn_on: list[Decimal]) -> float:
+    """Days until the cards, drawn in order and each lost at its expiry, cannot pay the true daily burn."""
+    left = {c.card_id: c.remaining for c in cards}
+    for day, burn in enumerate(burn_on):
+        need = burn
+        for c in sorted(cards, key=lambda c: (c.priority, c.expires_at or datetime.max.replace(tzinfo=UTC))):
+            usable = c.expires_at is None or c.expires_at > NOW + timedelta(days=day)
+            if usable and need > 0:
+                take = min(left[c.card_id], need)
+                left[c.card_id] -= take
+                need -= take
+        if need > 0:
+            return day + float((burn - need) / burn)
+        for c in cards:
+            if c.expires_at is not None and c.expires_at <= NOW + timedelta(days=day + 1):
+                left[c.card_id] = Decimal(0)
+    raise AssertionError("never ran dry")
+
+
+def forecast_days(cards: list[Card], past: dict[date, Decimal], horizon: int = 60) -> float:
+    burn = burn_rate(past, TODAY, TODAY - timedelta(days=HISTORY))
+    result = project(cards, Decimal(0), burn, NOW, horizon)
+    assert result.depletion_at is not None
+    return (result.depletion_at - NOW).total_seconds() / 86_400
+
+
+def noisy(rng: random.Random, mean: Decimal) -> Decimal:
+    return (mean * Decimal(rng.randint(90, 110)) / 100).quantize(Decimal("0.01"))
+
+
+def test_steady_burn_lands_within_a_day_of_the_true_depletion() -> None:
+    # Given 28 days of about 50 credits a day (±10%), and 1,000 credits left
+    rng = random.Random(7)
+    past = history({ago: noisy(rng, Decimal(50)) for ago in range(1, HISTORY + 1)})
+    cards = [card("a", 1000)]
+    # When forecast, and when the same process truly runs on
+    forecast = forecast_days(cards, past)
+    truth = true_depletion(cards, [noisy(rng, Decimal(50)) for _ in range(60)])
+    # Then the two agree within one day (both near 20 days)
+    assert abs(forecast - truth) <= 1.0, (forecast, truth)
+    assert 18 <= forecast <= 22
+
+
+def test_a_weekday_pattern_is_learned_and_projected() -> None:
+    # Given 4 weeks of 70 credits on weekdays and none at weekends
+    past = history(
+        {ago: Decimal(70) if (TODAY - timedelta(days=ago)).weekday() < 5 else Decimal(0) for ago in range(1, 29)}
+    )
+    burn = burn_rate(past, TODAY, TODAY - timedelta(days=HISTORY))
+    # Then weekends get a factor of zero and weekdays 1.4 (70 / the mean of 50)
+    assert burn.weekday_factors is not None
+    assert burn.weekday_factors[5:] == (Decimal(0), Decimal(0))
+    assert all(f == Decimal("1.4") for f in burn.weekday_factors[:5])
+    # And 700 credits from a Tuesday midnight last to Tuesday the week after next: ten weekdays of 70
+    cards = [card("a", 700)]
+    truth = true_depletion(
+        cards, [Decimal(70) if (TODAY + timedelta(days=d)).weekday() < 5 else Decimal(0) for d in range(60)]
+    )
+    assert abs(forecast_days(cards, past) - truth) <= 1.0
+    assert 13 <= truth <= 14
+
+
+def test_credits_that_expire_before_use_do_not_extend_the_runway() -> None:
+    # Given 50 credits a day, a 500-credit card expiring in 5 days (drawn first) and 1,000 without expiry
+    past = history({ago: Decimal(50) for ago in range(1, HISTORY + 1)})
+    cards = [card("soon", 500, expires_in_days=5), card("later", 1000)]
+    burn = burn_rate(past, TODAY, TODAY - timedelta(days=HISTORY))
+
+    # When projected over 30 days
+    result = project(cards, Decimal(0), burn, NOW, 30)
+
+    # Then 250 credits expire unused, and the runway is 5 + 20 = 25 days, not the 30 the balance suggests
+    assert [(e.card_id, e.credits) for e in result.expiring_unused] == [("soon", Decimal(250))]
+    assert result.depletion_at == NOW + timedelta(days=25)
+    assert abs(25 - true_depletion(cards, [Decimal(50)] * 60)) <= 1e-9
+    # And the purchase covering 30 days is the 5 days the cards cannot pay: 250 credits
+    assert result.projected_usage == Decimal(1500)
+    assert credits_to_buy(result.shortfall) == Decimal(250)
+
+
+def test_overage_owed_is_part_of_the_recommended_purchase() -> None:
+    past = history({ago: Decimal(10) for ago in range(1, HISTORY + 1)})
+    burn = burn_rate(past, TODAY, TODAY - timedelta(days=HISTORY))
+    result = project([card("a", 1000)], Decimal("12.5"), burn, NOW, 30)
+    assert result.depletion_at is not None and result.shortfall == Decimal("12.5")
+    assert credits_to_buy(result.shortfall) == Decimal(13)
+
+
+def test_a_new_wallet_uses_the_days_it_has_and_no_usage_means_no_depletion() -> None:
+    # Given usage only for the last 3 days: the rate is the mean of those days, weighted to the latest
+    past = history({1: Decimal(30), 2: Decimal(30), 3: Decimal(30)})
+    burn = burn_rate(past, TODAY, TODAY - timedelta(days=3))
+    assert (burn.per_day, burn.days_of_history, burn.weekday_factors) == (Decimal(30), 3, None)
+    # And a wallet that never used anything never runs dry and needs nothing
+    idle = burn_rate({}, TODAY, None)
+    result = project([card("a", 100)], Decimal(0), idle, NOW, 30)
+    assert (result.depletion_at, result.shortfall) == (None, Decimal(0))
+    assert len(result.days) == 30 and result.days[-1].balance == Decimal(100)
