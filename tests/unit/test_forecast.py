@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from prepaid.domain.card import Card, CardSource
-from prepaid.domain.forecast import burn_rate, credits_to_buy, project
+from prepaid.domain.forecast import burn_rate, burn_rate_from_today, credits_to_buy, project
 from prepaid.domain.money import Money
 
 NOW = datetime(2026, 11, 24, 0, 0, tzinfo=UTC)  # a Tuesday, midnight: whole days from here
@@ -137,3 +137,14 @@ def test_a_new_wallet_uses_the_days_it_has_and_no_usage_means_no_depletion() -> 
     result = project([card("a", 100)], Decimal(0), idle, NOW, 30)
     assert (result.depletion_at, result.shortfall) == (None, Decimal(0))
     assert len(result.days) == 30 and result.days[-1].balance == Decimal(100)
+
+
+def test_a_wallet_with_usage_only_today_is_projected_from_today() -> None:
+    # Given 30 credits used in the first 6 hours of the only day of usage
+    burn = burn_rate_from_today(Decimal(30), timedelta(hours=6))
+    # Then it burns 120 a day, and 100 credits last 20 hours
+    assert (burn.per_day, burn.days_of_history) == (Decimal(120), 0)
+    result = project([card("a", 100)], Decimal(0), burn, NOW, 30)
+    assert result.depletion_at == NOW + timedelta(hours=20)
+    # And in the first minutes of a day, at least an hour counts as elapsed (no wild rate)
+    assert burn_rate_from_today(Decimal(1), timedelta(minutes=1)).per_day == Decimal(24)

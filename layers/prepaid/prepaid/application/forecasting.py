@@ -10,7 +10,15 @@ from typing import Any
 from prepaid.application.ports import WalletStore
 from prepaid.application.usage_series import HourlyUsageReader
 from prepaid.domain.errors import InvalidRequest, PriceBookMissing, WalletNotFound
-from prepaid.domain.forecast import DAY, WINDOW_DAYS, Forecast, burn_rate, credits_to_buy, project
+from prepaid.domain.forecast import (
+    DAY,
+    WINDOW_DAYS,
+    Forecast,
+    burn_rate,
+    burn_rate_from_today,
+    credits_to_buy,
+    project,
+)
 from prepaid.domain.numbers import CREDIT_QUANTUM, ZERO, to_wire
 from prepaid.domain.price_book import Quote
 from prepaid.domain.wire import instant, optional_instant
@@ -51,7 +59,7 @@ class Forecasts:
         today = now.date()
         window_start = datetime.combine(today - WINDOW_DAYS * DAY, time(), tzinfo=UTC)
         daily: dict[date, Decimal] = {}
-        for hour in self._usage.hourly_usage(customer_id, window_start, datetime.combine(today, time(), tzinfo=UTC)):
+        for hour in self._usage.hourly_usage(customer_id, window_start, now):
             credits = sum((u.credits for u in hour.meters.values()), ZERO)
             daily[hour.hour.date()] = daily.get(hour.hour.date(), ZERO) + credits
         if wallet.created_at < window_start:
@@ -59,6 +67,9 @@ class Forecasts:
         else:
             first_usage = min((d for d, c in daily.items() if c > 0), default=None)
         burn = burn_rate(daily, today, first_usage)
+        if burn.days_of_history == 0 and daily.get(today, ZERO) > 0:
+            midnight = datetime.combine(today, time(), tzinfo=UTC)
+            burn = burn_rate_from_today(daily[today], now - midnight)
         result = project(list(wallet.cards.values()), wallet.overage, burn, now, horizon_days)
         return self._to_wire(customer_id, now, horizon_days, wallet.balance(now), result)
 

@@ -88,6 +88,13 @@ def burn_rate(daily: Mapping[date, Decimal], today: date, first_usage: date | No
     return BurnRate(rate, factors, len(days))
 
 
+def burn_rate_from_today(credits_today: Decimal, elapsed: timedelta) -> BurnRate:
+    """For a wallet with no complete day of usage yet: today's usage so far, scaled to a whole day (at least an
+    hour is assumed elapsed, so the first minutes do not project a wild rate)."""
+    seconds = max(Decimal(elapsed.total_seconds()), Decimal(3600))
+    return BurnRate((credits_today * SECONDS_PER_DAY / seconds).quantize(RATE_QUANTUM), None, 0)
+
+
 def project(cards: Sequence[Card], overage: Decimal, burn: BurnRate, now: datetime, horizon_days: int) -> Forecast:
     """Draw the projected burn from the cards, from `now`, and see when they run out."""
     live = sorted((c for c in cards if c.counts_at(now) and c.remaining > 0), key=drawdown_order)
