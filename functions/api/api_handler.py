@@ -125,7 +125,7 @@ def revenue() -> Revenue:
 @cache
 def forecasts() -> Forecasts:
     store = DynamoWalletStore(boto3.client("dynamodb"), table_settings().table_name)
-    return Forecasts(store, store, wallet_service().quote, _now)
+    return Forecasts(store, wallet_service().quote, _now)
 
 
 @cache

@@ -59,7 +59,7 @@ def dashboard() -> Dashboard:
     store = DynamoWalletStore(client, table)
     wallets = WalletService(store, DynamoCatalogStore(client, table), _now, _new_id)
     links = DashboardLinks(store, lambda: dashboard_signer(signing_key()()), _now)
-    return Dashboard(links, wallets, UsageSeries(store, _now), Forecasts(store, store, wallets.quote, _now))
+    return Dashboard(links, wallets, UsageSeries(store, _now), Forecasts(store, wallets.quote, _now))
 
 
 def _token() -> str | None:

@@ -13,6 +13,7 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer
 
 from prepaid.adapters.dynamodb import DynamoWalletStore
+from prepaid.application.usage_series import hourly_usage
 from prepaid_local.stack import Stack
 from support.aws import REGION
 
@@ -177,9 +178,12 @@ class Table:
     def hourly_usage(self, customer: str) -> list[dict[str, Any]]:
         """Usage per hour and meter as the store reads it (stored hours and the wallet's open hour)."""
         store = DynamoWalletStore(self.client, self.name)
+        wallet = store.load(customer)
+        assert wallet is not None, customer
+        start, end = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
         return [
             {"hour": hour.hour, "meter": meter, "quantity": u.quantity, "credits": u.credits, "events": u.events}
-            for hour in store.hourly_usage(customer, datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+            for hour in hourly_usage(store, wallet, start, end)
             for meter, u in sorted(hour.meters.items())
         ]
 

@@ -21,7 +21,7 @@ from prepaid.domain.card import Card
 from prepaid.domain.ledger import LedgerEntry
 from prepaid.domain.price_book import PriceBook
 from prepaid.domain.rate_card import RateCard
-from prepaid.domain.usage_hours import HourUsage, merged_hours
+from prepaid.domain.usage_hours import HourUsage
 from prepaid.domain.wallet import Wallet
 
 if TYPE_CHECKING:
@@ -140,18 +140,12 @@ class DynamoWalletStore:
             "ExpressionAttributeValues": to_attributes({**values, ":t": "hour"}),
         }
 
-    def hourly_usage(self, customer_id: str, start: datetime, end: datetime) -> list[HourUsage]:
-        """Usage per hour in [start, end), oldest first: the stored hours and the wallet's open hour.
-
-        The wallet is read first: an hour closed after that read is then found stored (see `merged_hours`).
-        """
-        wallet = self.load(customer_id)
-        stored = [
+    def stored_hours(self, customer_id: str, start: datetime, end: datetime) -> list[HourUsage]:
+        """The stored hourly usage items from `start` to `end` (the wallet's open hour is not among them)."""
+        return [
             items.hour_from_item(item)
             for item in self._query(items.hours_pk(customer_id), items.hour_sk(start), items.hour_sk(end))
         ]
-        open_hour = wallet.open_hour if wallet is not None else None
-        return [h for h in merged_hours(open_hour, stored) if start <= h.hour < end]
 
     def _query(self, pk: str, low: str, high: str, *, newest_first: bool = False) -> Iterator[items.Item]:
         """Items of a partition with `low <= SK <= high`, in key order (or reversed), read a page at a time."""

@@ -7,8 +7,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
-from prepaid.application.ports import WalletStore
-from prepaid.application.usage_series import HourlyUsageReader
+from prepaid.application.usage_series import HourlyUsageReader, hourly_usage
 from prepaid.domain.errors import InvalidRequest, PriceBookMissing, WalletNotFound
 from prepaid.domain.forecast import (
     DAY,
@@ -38,12 +37,10 @@ def _credits(value: Decimal) -> Decimal:
 class Forecasts:
     def __init__(
         self,
-        store: WalletStore,
         usage: HourlyUsageReader,
         quote: Callable[[Decimal], Quote],
         clock: Callable[[], datetime],
     ) -> None:
-        self._store = store
         self._usage = usage
         self._quote = quote
         self._clock = clock
@@ -53,13 +50,13 @@ class Forecasts:
         if not 1 <= horizon_days <= MAX_HORIZON_DAYS:
             raise InvalidRequest(field="horizonDays", reason=f"between 1 and {MAX_HORIZON_DAYS}")
         now = self._clock()
-        wallet = self._store.load(customer_id)
+        wallet = self._usage.load(customer_id)
         if wallet is None:
             raise WalletNotFound(customer_id=customer_id)
         today = now.date()
         window_start = datetime.combine(today - WINDOW_DAYS * DAY, time(), tzinfo=UTC)
         daily: dict[date, Decimal] = {}
-        for hour in self._usage.hourly_usage(customer_id, window_start, now):
+        for hour in hourly_usage(self._usage, wallet, window_start, now):
             credits = sum((u.credits for u in hour.meters.values()), ZERO)
             daily[hour.hour.date()] = daily.get(hour.hour.date(), ZERO) + credits
         if wallet.created_at < window_start:

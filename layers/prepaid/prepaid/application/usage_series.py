@@ -9,8 +9,9 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from prepaid.domain.errors import InvalidRequest, WalletNotFound
-from prepaid.domain.numbers import to_wire
-from prepaid.domain.usage_hours import HourUsage, MeterUsage, hour_of
+from prepaid.domain.numbers import ZERO, to_wire
+from prepaid.domain.usage_hours import HourUsage, MeterUsage, hour_of, merged_hours
+from prepaid.domain.wallet import Wallet
 from prepaid.domain.wire import instant
 
 
@@ -25,9 +26,19 @@ MAX_BUCKETS = 1000  # 41 days of hours, or 2.7 years of days
 
 
 class HourlyUsageReader(Protocol):
-    def hourly_usage(self, customer_id: str, start: datetime, end: datetime) -> list[HourUsage]: ...
+    def load(self, customer_id: str) -> Wallet | None: ...
 
-    def exists(self, customer_id: str) -> bool: ...
+    def stored_hours(self, customer_id: str, start: datetime, end: datetime) -> list[HourUsage]: ...
+
+
+def hourly_usage(reader: HourlyUsageReader, wallet: Wallet, start: datetime, end: datetime) -> list[HourUsage]:
+    """A wallet's usage per hour in [start, end), oldest first: the stored hours and the wallet's open hour.
+
+    `wallet` must have been read before the stored hours are: an hour closed after that read is then found stored
+    (see `merged_hours`).
+    """
+    stored = reader.stored_hours(wallet.customer_id, start, end)
+    return [h for h in merged_hours(wallet.open_hour, stored) if start <= h.hour < end]
 
 
 def bucket_of(at: datetime, granularity: Granularity) -> datetime:
@@ -61,9 +72,10 @@ class UsageSeries:
             raise InvalidRequest(field="from", reason="before to")
         if (end - start) / step > MAX_BUCKETS:
             raise InvalidRequest(field="from", reason=f"at most {MAX_BUCKETS} {query.granularity.value} buckets")
-        hours = self._reader.hourly_usage(customer_id, start, end)
-        if not hours and not self._reader.exists(customer_id):
+        wallet = self._reader.load(customer_id)
+        if wallet is None:
             raise WalletNotFound(customer_id=customer_id)
+        hours = hourly_usage(self._reader, wallet, start, end)
         sums: dict[str, dict[datetime, MeterUsage]] = {}
         for hour in hours:
             bucket = bucket_of(hour.hour, query.granularity)
@@ -82,8 +94,8 @@ class UsageSeries:
             "meters": [
                 {
                     "meter": meter,
-                    "quantity": to_wire(sum((u.quantity for u in by_bucket.values()), MeterUsage().quantity)),
-                    "credits": to_wire(sum((u.credits for u in by_bucket.values()), MeterUsage().credits)),
+                    "quantity": to_wire(sum((u.quantity for u in by_bucket.values()), ZERO)),
+                    "credits": to_wire(sum((u.credits for u in by_bucket.values()), ZERO)),
                     "events": sum(u.events for u in by_bucket.values()),
                     "buckets": [_bucket(at, by_bucket.get(at, MeterUsage())) for at in starts],
                 }
