@@ -148,3 +148,18 @@ def test_a_wallet_with_usage_only_today_is_projected_from_today() -> None:
     assert result.depletion_at == NOW + timedelta(hours=20)
     # And in the first minutes of a day, at least an hour counts as elapsed (no wild rate)
     assert burn_rate_from_today(Decimal(1), timedelta(minutes=1)).per_day == Decimal(24)
+
+
+def test_a_horizon_starting_at_any_instant_of_the_day_needs_exactly_what_it_burns() -> None:
+    # Given 900 credits, a steady 10 a day, and "now" at odd instants (CI once ran at 12:06:13.932 and asked for 301)
+    past = history({ago: Decimal(10) for ago in range(1, 11)})
+    burn = burn_rate(past, TODAY, TODAY - timedelta(days=10))
+    rng = random.Random(7)
+    for _ in range(200):
+        now = NOW + timedelta(microseconds=rng.randrange(86_400 * 10**6))
+        result = project([card("a", 900)], Decimal(0), burn, now, 120)
+        # Then 120 days burn 1,200, the card supplies 900, and the purchase is 300 credits, not one more
+        assert result.projected_usage.quantize(Decimal("1e-12")) == Decimal(1200)
+        assert credits_to_buy(result.shortfall) == Decimal(300), now
+        # And it runs dry 90 days from now, to the microsecond
+        assert result.depletion_at == now + timedelta(days=90)

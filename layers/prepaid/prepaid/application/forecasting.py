@@ -16,6 +16,7 @@ from prepaid.domain.forecast import (
     burn_rate,
     burn_rate_from_today,
     credits_to_buy,
+    days_in,
     project,
 )
 from prepaid.domain.numbers import CREDIT_QUANTUM, ZERO, to_wire
@@ -76,7 +77,7 @@ class Forecasts:
         burn = result.burn
         runway = None
         if result.depletion_at is not None:
-            runway = to_wire((Decimal((result.depletion_at - now).total_seconds()) / 86_400).quantize(Decimal("0.01")))
+            runway = to_wire(days_in(result.depletion_at - now).quantize(Decimal("0.01")))
         return {
             "customerId": customer_id,
             "asOf": instant(now),

@@ -27,7 +27,16 @@ WEEKDAY_PATTERN_DAYS = 28
 DAY = timedelta(days=1)
 MAX_PROJECTION_DAYS = 3 * 366  # a depletion further away than this is reported as none in sight
 RATE_QUANTUM = Decimal("0.000001")
-SECONDS_PER_DAY = Decimal(86_400)
+# Sums of day shares carry division remainders far below a credit's smallest unit; totals are rounded to this
+# so that 120 days at 10 a day are 1,200 and not 1,200.0000000000000004 (which would buy one credit more).
+TOTAL_QUANTUM = Decimal("1e-12")
+MICROSECOND = timedelta(microseconds=1)
+MICROSECONDS_PER_DAY = Decimal(DAY // MICROSECOND)
+
+
+def days_in(span: timedelta) -> Decimal:
+    """A time span in days, exactly (timedelta.total_seconds() is a float)."""
+    return Decimal(span // MICROSECOND) / MICROSECONDS_PER_DAY
 
 
 @dataclass(frozen=True)
@@ -91,8 +100,8 @@ def burn_rate(daily: Mapping[date, Decimal], today: date, first_usage: date | No
 def burn_rate_from_today(credits_today: Decimal, elapsed: timedelta) -> BurnRate:
     """For a wallet with no complete day of usage yet: today's usage so far, scaled to a whole day (at least an
     hour is assumed elapsed, so the first minutes do not project a wild rate)."""
-    seconds = max(Decimal(elapsed.total_seconds()), Decimal(3600))
-    return BurnRate((credits_today * SECONDS_PER_DAY / seconds).quantize(RATE_QUANTUM), None, 0)
+    micros = max(elapsed, timedelta(hours=1)) // MICROSECOND
+    return BurnRate((credits_today * MICROSECONDS_PER_DAY / micros).quantize(RATE_QUANTUM), None, 0)
 
 
 def project(cards: Sequence[Card], overage: Decimal, burn: BurnRate, now: datetime, horizon_days: int) -> Forecast:
@@ -115,7 +124,7 @@ def project(cards: Sequence[Card], overage: Decimal, burn: BurnRate, now: dateti
         instants = [e for c in live for e in (c.expires_at, c.effective_at) if e is not None] + [horizon_end]
         start = cursor
         for end in [*sorted({e for e in instants if cursor < e < day_end}), day_end]:
-            wanted = rate * Decimal((end - start).total_seconds()) / SECONDS_PER_DAY
+            wanted = rate * days_in(end - start)
             need = wanted
             for card in live:
                 if need <= 0:
@@ -131,7 +140,8 @@ def project(cards: Sequence[Card], overage: Decimal, burn: BurnRate, now: dateti
                 burned_today += wanted
             if need > 0 and depletion is None:
                 # dry inside this piece, after the share of it the cards could still pay for
-                depletion = start + (end - start) * float((wanted - need) / wanted)
+                share = (wanted - need) / wanted
+                depletion = start + MICROSECOND * int((((end - start) // MICROSECOND) * share).to_integral_value())
             for card in live:
                 if card.expires_at == end and left[card.card_id] > 0:
                     if end <= horizon_end:
@@ -144,6 +154,7 @@ def project(cards: Sequence[Card], overage: Decimal, burn: BurnRate, now: dateti
         cursor = day_end
         if burn.per_day == 0 and cursor >= horizon_end:
             break  # nothing is burned: the rest is expiries only, already seen within the horizon
+    projected, supplied = projected.quantize(TOTAL_QUANTUM), supplied.quantize(TOTAL_QUANTUM)
     shortfall = max(ZERO, projected - supplied) + overage
     return Forecast(burn, depletion, tuple(expiring), projected, supplied, shortfall, tuple(days))
 
