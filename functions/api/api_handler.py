@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, date, datetime
+from datetime import date
 from functools import cache
 from http import HTTPStatus
 from typing import Annotated, Any
@@ -62,6 +61,7 @@ from prepaid.application.revenue import Revenue
 from prepaid.application.signing import Signer
 from prepaid.application.usage_series import Granularity, SeriesQuery, UsageSeries
 from prepaid.application.wallets import WalletService
+from prepaid.assembly import new_id, now
 from prepaid.config import signing_settings, table_settings, usage_settings
 from prepaid.domain.errors import DomainError, TooManyEvents
 from prepaid.domain.ledger import EntryType
@@ -81,21 +81,13 @@ IdempotencyKey = Annotated[
 ]
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _new_id() -> str:
-    return uuid.uuid4().hex
-
-
 @cache
 def usage_intake() -> UsageIntake:
     client = boto3.client("dynamodb")
     table, usage = table_settings().table_name, usage_settings()
     wallets = DynamoWalletStore(client, table)
     known = wallet_required(wallets, usage.unknown_customers)
-    return UsageIntake(RateCards(DynamoCatalogStore(client, table), ttl=usage.rate_card_ttl_seconds), _now, known)
+    return UsageIntake(RateCards(DynamoCatalogStore(client, table), ttl=usage.rate_card_ttl_seconds), now, known)
 
 
 @cache
@@ -108,7 +100,7 @@ def wallet_service() -> WalletService:
     """Built on first use, so importing the handler needs no environment."""
     client = boto3.client("dynamodb")
     table = table_settings().table_name
-    return WalletService(DynamoWalletStore(client, table), DynamoCatalogStore(client, table), _now, _new_id)
+    return WalletService(DynamoWalletStore(client, table), DynamoCatalogStore(client, table), now, new_id)
 
 
 @cache
@@ -119,24 +111,24 @@ def ledger() -> Ledger:
 
 @cache
 def revenue() -> Revenue:
-    return Revenue(DynamoRevenueStore(boto3.client("dynamodb"), table_settings().table_name, _now))
+    return Revenue(DynamoRevenueStore(boto3.client("dynamodb"), table_settings().table_name, now))
 
 
 @cache
 def forecasts() -> Forecasts:
     store = DynamoWalletStore(boto3.client("dynamodb"), table_settings().table_name)
-    return Forecasts(store, wallet_service().quote, _now)
+    return Forecasts(store, wallet_service().quote, now)
 
 
 @cache
 def usage_series() -> UsageSeries:
-    return UsageSeries(DynamoWalletStore(boto3.client("dynamodb"), table_settings().table_name), _now)
+    return UsageSeries(DynamoWalletStore(boto3.client("dynamodb"), table_settings().table_name), now)
 
 
 @cache
 def dashboard_links() -> DashboardLinks:
     store = DynamoWalletStore(boto3.client("dynamodb"), table_settings().table_name)
-    return DashboardLinks(store, lambda: dashboard_signer(signing_key()), _now)
+    return DashboardLinks(store, lambda: dashboard_signer(signing_key()), now)
 
 
 @cache

@@ -45,6 +45,49 @@ def verify_prepaid_webhook(
     return hmac.compare_digest(expected.encode(), fields.get("v1", "").encode())
 
 
+class PostServer:
+    """An HTTP server on 127.0.0.1, in its own thread, that hands each POST to `answer(path, headers, body)` and
+    replies with the status it returns (no body). Port 0 takes a free one; `stop()` closes the port."""
+
+    def __init__(self, answer: Callable[[str, dict[str, str], bytes], int], port: int = 0, name: str = "post") -> None:
+        self._answer, self._name = answer, name
+        self.port = port
+        self._server: ThreadingHTTPServer | None = None
+
+    def start(self) -> PostServer:
+        answer = self._answer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                status = answer(self.path, dict(self.headers.items()), body)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                except OSError:  # the sender gave up waiting
+                    pass
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet: callers show what arrived
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, name=self._name, daemon=True).start()
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
 @dataclass
 class Delivery:
     """One request the receiver got: the raw body and headers, whether its signature verified, what it answered."""
@@ -89,41 +132,23 @@ class WebhookReceiver:
     secret: str
     path: str = "/webhooks/prepaid"
     now: Callable[[], float] = time.time
-    host: str = "127.0.0.1"
     requests: list[Delivery] = field(default_factory=list, init=False)  # every request, in arrival order
     kept: dict[str, Delivery] = field(default_factory=dict, init=False)  # event id → its first verified request
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
-    _server: ThreadingHTTPServer | None = field(default=None, init=False, repr=False)
-    _port: int = field(default=0, init=False)
+    _server: PostServer | None = field(default=None, init=False, repr=False)
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self._port}{self.path}"
+        port = self._server.port if self._server else 0
+        return f"http://127.0.0.1:{port}{self.path}"
 
     def start(self) -> WebhookReceiver:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                status = receiver.receive(self.path, dict(self.headers.items()), body)
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:  # quiet: the demo shows what arrived
-                return
-
-        self._server = ThreadingHTTPServer((self.host, 0), Handler)  # port 0: a free one
-        self._server.daemon_threads = True
-        self._port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, name="demo-webhook-receiver", daemon=True).start()
+        self._server = PostServer(self.receive, name="demo-webhook-receiver").start()
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
 
     def __enter__(self) -> WebhookReceiver:

@@ -76,6 +76,7 @@ class LocalServer:
         url: str,
         moto_url: str,
         saved_env: dict[str, str],
+        deliver: bool = True,
     ) -> None:
         self.stack = stack
         self.url = url
@@ -86,12 +87,13 @@ class LocalServer:
         self._saved_env = saved_env
         self._stopping = threading.Event()
         self.bus = bus
-        self._threads = [
-            threading.Thread(target=http.serve_forever, name="prepaid-local-http", daemon=True),
-            threading.Thread(
-                target=_pump, args=(stack, self.bus, self._stopping), name="prepaid-local-pump", daemon=True
-            ),
-        ]
+        self._threads = [threading.Thread(target=http.serve_forever, name="prepaid-local-http", daemon=True)]
+        if deliver:
+            self._threads.append(
+                threading.Thread(
+                    target=_pump, args=(stack, self.bus, self._stopping), name="prepaid-local-pump", daemon=True
+                )
+            )
         self._stopped = False
 
     def serve(self) -> None:
@@ -124,8 +126,12 @@ class LocalServer:
         self.stop()
 
 
-def start(host: str = "127.0.0.1", port: int = 3000, moto_port: int = 4566, seed: bool = False) -> LocalServer:
-    """Start moto, create the stack in it, and serve the API; port 0 picks a free port. Returns once serving."""
+def start(
+    host: str = "127.0.0.1", port: int = 3000, moto_port: int = 4566, seed: bool = False, deliver: bool = True
+) -> LocalServer:
+    """Start moto, create the stack in it, and serve the API; port 0 picks a free port. Returns once serving.
+    `deliver=False` leaves out the background delivery (streams, rules, schedules, queues): for a caller that
+    drives the functions itself and wants no other work competing with it."""
     saved_env = dict(os.environ)
     serialize_dynamodb()  # class-level patch of moto's backend, which the embedded server runs in this process
     moto = _MotoServer(MOTO_HOST, moto_port, verbose=False)
@@ -158,7 +164,9 @@ def start(host: str = "127.0.0.1", port: int = 3000, moto_port: int = 4566, seed
         _restore_environment(saved_env)
         raise
     url = f"http://{host}:{http.server_port}"
-    server = LocalServer(stack=stack, bus=bus, http=http, moto=moto, url=url, moto_url=moto_url, saved_env=saved_env)
+    server = LocalServer(
+        stack=stack, bus=bus, http=http, moto=moto, url=url, moto_url=moto_url, saved_env=saved_env, deliver=deliver
+    )
     server.seeded = seeded
     server.serve()
     return server

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import importlib
 import json
 import logging
@@ -174,10 +175,10 @@ class Stack:
         their cached clients point at the moto they were built against. Every cached function of every module under
         the template's code folders is cleared, so a new one cannot be forgotten."""
         code = [*layer_paths(self.template), *(spec.code_uri for spec in self.functions.values())]
-        folders = [(ROOT / path).resolve() for path in code]
+        folders = tuple((ROOT / path).resolve() for path in code)
         for module in list(sys.modules.values()):
             file = getattr(module, "__file__", None)
-            if not file or not any(Path(file).resolve().is_relative_to(folder) for folder in folders):
+            if not file or not _within(file, folders):
                 continue
             for value in list(vars(module).values()):
                 if getattr(value, "__module__", None) == module.__name__ and callable(
@@ -540,3 +541,11 @@ def _message_attribute(value: dict[str, Any]) -> dict[str, Any]:
     if "BinaryValue" in value:
         out["binaryValue"] = base64.b64encode(value["BinaryValue"]).decode()
     return out | {"stringListValues": [], "binaryListValues": [], "dataType": value["DataType"]}
+
+
+@functools.cache
+def _within(file: str, folders: tuple[Path, ...]) -> bool:
+    # cached: a module's file does not move, and resolving and comparing paths of every module per cold start
+    # took seconds per test
+    resolved = Path(file).resolve()
+    return any(resolved.is_relative_to(folder) for folder in folders)

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import random
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +22,7 @@ from prepaid.adapters.dynamodb import DynamoWalletStore
 from prepaid.application.drawdown import DrawdownService
 from prepaid.application.ingest import rated_to_wire
 from prepaid.application.wallets import WalletService
+from prepaid.assembly import new_id, now
 from prepaid.domain.wallet import RatedUsage
 from prepaid_local.apigateway import Gateway
 from prepaid_local.lambda_context import LocalContext
@@ -41,17 +40,17 @@ REDELIVERIES = 5  # the drawdown queue's maxReceiveCount
 def _stores(version_condition: bool) -> None:
     """This environment's handlers, on a store whose version condition may be off, pausing between read and write."""
     store, catalog = racy_store(version_condition, pause=0.001)
-    drawdown = DrawdownService(store, lambda: datetime.now(UTC), lambda: uuid.uuid4().hex)
-    wallets = WalletService(store, catalog, api_handler._now, api_handler._new_id)
+    drawdown = DrawdownService(store, now, new_id)
+    wallets = WalletService(store, catalog, now, new_id)
     drawdown_handler.drawdown = lambda: drawdown  # type: ignore[assignment]
     api_handler.wallet_service = lambda: wallets  # type: ignore[assignment]
 
 
 def _usage(n: int, rng: random.Random) -> list[RatedUsage]:
-    now = datetime.now(UTC)
+    at = now()
     return [
         RatedUsage(
-            f"w{n}-e{i}", "api_calls", Decimal(1), Decimal(f"{rng.randint(0, 2)}.{rng.randint(0, 10**9 - 1):09d}"), now
+            f"w{n}-e{i}", "api_calls", Decimal(1), Decimal(f"{rng.randint(0, 2)}.{rng.randint(0, 10**9 - 1):09d}"), at
         )
         for i in range(EVENTS_PER_WORKER)
     ]
@@ -101,8 +100,7 @@ def _problems(server: LocalServer, rated: Decimal, bought: list[str]) -> list[st
     table = server.stack.name("WalletTable")
     wallet = DynamoWalletStore(client, table).load("acme")
     assert wallet is not None
-    now = datetime.now(UTC)
-    totals = wallet.totals(now)
+    totals = wallet.totals(now())
     events = client.scan(
         TableName=table, FilterExpression="itemType = :u", ExpressionAttributeValues={":u": {"S": "usage"}}
     )

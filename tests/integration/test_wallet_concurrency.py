@@ -22,6 +22,7 @@ import api_handler
 from prepaid.adapters.dynamodb import DynamoWalletStore
 from prepaid.adapters.items import retired_card_from_item
 from prepaid.application.wallets import WalletService
+from prepaid.assembly import new_id, now
 from prepaid.domain.card import Card, CardStatus
 from prepaid.domain.wallet import Wallet
 from prepaid_local.apigateway import Gateway
@@ -45,7 +46,7 @@ class Findings:
 def _use_store(version_condition: bool) -> None:
     """The handler's service, with a pause between reading and committing that makes races likely."""
     store, catalog = racy_store(version_condition, pause=0.002)
-    service = WalletService(store, catalog, api_handler._now, api_handler._new_id)
+    service = WalletService(store, catalog, now, new_id)
     api_handler.wallet_service = lambda: service  # type: ignore[assignment]
 
 

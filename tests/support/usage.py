@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 from boto3.dynamodb.types import TypeDeserializer
 
-from prepaid.adapters.dynamodb import DynamoWalletStore
+from prepaid.adapters.dynamodb import DynamoWalletStore, query_pages
 from prepaid.application.usage_series import hourly_usage
 from prepaid_local.stack import Stack
 from support.aws import REGION
@@ -146,18 +146,11 @@ class Table:
         return {k: self._deserialize(v) for k, v in item.items()}
 
     def scan(self) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"TableName": self.name}
-        while True:
-            page = self.client.scan(**kwargs)
-            items.extend(self._plain(i) for i in page["Items"])
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        pages = self.client.get_paginator("scan").paginate(TableName=self.name)
+        return [self._plain(i) for page in pages for i in page["Items"]]
 
     def query(self, pk: str, sk_prefix: str) -> list[dict[str, Any]]:
         """Items of one partition whose sort key begins with a prefix, in key order."""
-        items: list[dict[str, Any]] = []
         values = {":pk": {"S": pk}} | ({":sk": {"S": sk_prefix}} if sk_prefix else {})
         kwargs: dict[str, Any] = {
             "TableName": self.name,
@@ -165,12 +158,7 @@ class Table:
             "ExpressionAttributeValues": values,
             "ConsistentRead": True,
         }
-        while True:
-            page = self.client.query(**kwargs)
-            items.extend(self._plain(i) for i in page["Items"])
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return [self._plain(i) for i in query_pages(self.client, kwargs)]
 
     def ledger(self, customer: str) -> list[dict[str, Any]]:
         return self.query(f"W#{customer}", "L#")

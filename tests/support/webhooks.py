@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import boto3
 
+from prepaid_local.demo_webhooks import PostServer
 from prepaid_local.stack import Stack
 from support.aws import REGION
 from support.usage import Table
@@ -40,26 +39,17 @@ class Received:
         return json.loads(self.body)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 class Receiver:
     """`url` has a path and a query (a token, as real webhook URLs often do) that must never show up elsewhere."""
 
     PATH = "/hooks/credits?token=receiver-path-token"
 
     def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}{self.PATH}"
         self.received: list[Received] = []
         self._script: deque[tuple[str, float]] = deque()  # what to do with the next requests
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server = PostServer(self._answer, name="test-webhook-receiver")
+        self.url = ""
 
     # -- behaviour -------------------------------------------------------------------------------------------------
 
@@ -71,44 +61,30 @@ class Receiver:
         with self._lock:
             self._script.extend([("slow", seconds)] * count)
 
+    @property
+    def port(self) -> int:
+        return self._server.port
+
     def start(self) -> Receiver:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                got = Received(self.path, dict(self.headers.items()), self.rfile.read(length))
-                with receiver._lock:
-                    receiver.received.append(got)
-                    action, value = receiver._script.popleft() if receiver._script else ("status", 200.0)
-                if action == "slow":
-                    time.sleep(value)
-                    status = 200
-                else:
-                    status = int(value)
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    got.answered = status
-                except OSError:  # the sender gave up waiting
-                    pass
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        """Up (again on the same port, once it had one)."""
+        self._server.start()
+        self.url = f"http://127.0.0.1:{self._server.port}{self.PATH}"
         return self
 
     def stop(self) -> None:
         """Down: the port is closed, so a POST is refused at once."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        self._server.stop()
+
+    def _answer(self, path: str, headers: dict[str, str], body: bytes) -> int:
+        got = Received(path, headers, body)
+        with self._lock:
+            self.received.append(got)
+            action, value = self._script.popleft() if self._script else ("status", 200.0)
+        if action == "slow":
+            time.sleep(value)  # the sender may have hung up by now: `answered` stays None until this point
+            value = 200.0
+        got.answered = int(value)
+        return got.answered
 
     # -- what arrived ----------------------------------------------------------------------------------------------
 
