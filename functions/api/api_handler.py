@@ -87,7 +87,8 @@ def usage_intake() -> UsageIntake:
     table, usage = table_settings().table_name, usage_settings()
     wallets = DynamoWalletStore(client, table)
     known = wallet_required(wallets, usage.unknown_customers)
-    return UsageIntake(RateCards(DynamoCatalogStore(client, table), ttl=usage.rate_card_ttl_seconds), now, known)
+    rate_cards = RateCards(DynamoCatalogStore(client, table), ttl=usage.rate_card_ttl_seconds)
+    return UsageIntake(rate_cards, now, known, records=wallets)
 
 
 @cache
@@ -288,6 +289,7 @@ def post_usage(body: UsageBody) -> Response[UsageOut]:
     metrics.add_metric(name="UsageQueued", unit=MetricUnit.Count, value=len(screening.accepted))
     answer = {
         "accepted": [e.event_id for e in screening.accepted],
+        "duplicates": screening.duplicates,
         "rejected": [r.to_wire() for r in screening.refused],
     }
     return _json(answer, HTTPStatus.ACCEPTED)

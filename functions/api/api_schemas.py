@@ -218,6 +218,7 @@ class RejectedOut(BaseModel):
 
 class UsageOut(BaseModel):
     accepted: list[str]
+    duplicates: list[str]  # event ids already seen with the same content: nothing queued, not an error
     rejected: list[RejectedOut]
 
 

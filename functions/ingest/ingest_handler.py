@@ -56,6 +56,7 @@ class Batch:
 
     accepted: list[Any] = field(default_factory=list)
     refused: list[tuple[Any, str]] = field(default_factory=list)
+    duplicates: int = 0  # the same event twice in a message: sent on once
 
 
 def unpack(body: str) -> list[Any] | str:
@@ -84,6 +85,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
             return
         screening = intake.screen(events)
         batch.accepted.extend(screening.accepted)
+        batch.duplicates += len(screening.duplicates)
         batch.refused.extend((events[r.index], r.reason) for r in screening.refused)
 
     with processor(records=event["Records"], handler=read, lambda_context=context):
@@ -99,6 +101,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
         )
     metrics.add_metric(name="UsageAccepted", unit=MetricUnit.Count, value=len(batch.accepted))
     metrics.add_metric(name="UsageRefused", unit=MetricUnit.Count, value=len(batch.refused))
+    metrics.add_metric(name="UsageDuplicates", unit=MetricUnit.Count, value=batch.duplicates)
     return processor.response()
 
 

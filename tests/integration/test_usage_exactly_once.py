@@ -323,13 +323,14 @@ def test_a_crash_at_a_step_boundary_loses_nothing_and_doubles_nothing(
 # -- c. the same eventId with other content ----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("via", ["http", "sqs"])
 @pytest.mark.parametrize(
     ("customer", "meter", "quantity"),
     [("acme", "api_calls", "20"), ("acme", "storage_gb", "10"), ("globex", "api_calls", "10")],
     ids=["other quantity", "other meter", "other customer"],
 )
-def test_an_event_id_reused_with_other_content_is_refused_and_dead_lettered(
-    stack: Stack, customer: str, meter: str, quantity: str
+def test_an_event_id_reused_with_other_content_is_refused_with_its_reason(
+    stack: Stack, customer: str, meter: str, quantity: str, via: str
 ) -> None:
     # Given event X (10 api calls for acme) drawn
     fund(stack, "acme", "100")
@@ -339,15 +340,29 @@ def test_an_event_id_reused_with_other_content_is_refused_and_dead_lettered(
     before = {c: wallet(stack, c) for c in ("acme", "globex")}
     ledger_before = {c: Table(stack).ledger(c) for c in ("acme", "globex")}
     assert before["acme"]["balance"] == "95"
-    # When X comes again later with other content
-    answer = stack.api("POST", "/usage", {"events": [usage_event("X", customer, quantity, meter)]})
-    assert answer.status == 202
-    stack.pump_queues()
-    # Then it is refused with its reason, in the usage dead-letter queue
-    letters = Queues(stack).dead_letters()
-    assert [(d.reason, d.attribute, d.message["eventId"]) for d in letters] == [
-        ("event_id_reused_with_other_content", "event_id_reused_with_other_content", "X")
-    ]
+    # When X comes again later with other content, by HTTP or straight onto the usage queue
+    reused = usage_event("X", customer, quantity, meter)
+    if via == "http":
+        answer = stack.api("POST", "/usage", {"events": [reused]})
+        # Then the answer refuses it at once with its reason, and nothing is queued
+        assert answer.status == 202
+        assert answer.body == {
+            "accepted": [],
+            "duplicates": [],
+            "rejected": [
+                {"index": 0, "eventId": "X", "reason": "event_id_reused_with_other_content", "field": "eventId"}
+            ],
+        }
+        stack.pump_queues()
+        assert Queues(stack).dead_letters() == []
+    else:
+        Queues(stack).send_usage(reused)
+        stack.pump_queues()
+        # Then the drawdown refuses it with its reason, in the usage dead-letter queue
+        letters = Queues(stack).dead_letters()
+        assert [(d.reason, d.attribute, d.message["eventId"]) for d in letters] == [
+            ("event_id_reused_with_other_content", "event_id_reused_with_other_content", "X")
+        ]
     # And no wallet changed, and X's record is still the first event's
     for c in ("acme", "globex"):
         assert wallet(stack, c) | {"asOf": None} == before[c] | {"asOf": None}
@@ -363,26 +378,43 @@ def test_an_event_id_replayed_with_the_same_content_is_a_duplicate_not_an_error(
     stack.api("POST", "/usage", {"events": [event]})
     stack.pump_queues()
     before = wallet(stack, "acme")
-    # When the very same event is posted again, later
-    answer = stack.api("POST", "/usage", {"events": [event]})
+    # When the very same event is posted again, later, beside a new one
+    answer = stack.api("POST", "/usage", {"events": [event, usage_event("Y", "acme", "2")]})
     stack.pump_queues()
-    # Then it is accepted, changes nothing, and is not dead-lettered
-    assert answer.status == 202 and answer.body["accepted"] == ["X"]
-    assert wallet(stack, "acme") | {"asOf": None} == before | {"asOf": None}
+    # Then the answer reports X as a duplicate (not an error), Y is drawn, X changes nothing, nothing dead-lettered
+    assert answer.status == 202
+    assert answer.body == {"accepted": ["Y"], "duplicates": ["X"], "rejected": []}
+    assert Decimal(wallet(stack, "acme")["balance"]) == Decimal(before["balance"]) - 1
+    assert Queues(stack).dead_letters() == []
+    # And the same replay straight onto the usage queue is dropped by the drawdown just as quietly
+    Queues(stack).send_usage(event)
+    stack.pump_queues()
+    assert Decimal(wallet(stack, "acme")["balance"]) == Decimal(before["balance"]) - 1
     assert Queues(stack).dead_letters() == []
 
 
-def test_an_event_id_reused_with_other_content_in_one_batch_draws_the_first_only(stack: Stack) -> None:
+def test_an_event_id_twice_in_one_batch_counts_once(stack: Stack) -> None:
     # Given a wallet of 100 credits
     fund(stack, "acme", "100")
-    # When one request holds X twice with different quantities
-    answer = stack.api("POST", "/usage", {"events": [usage_event("X", "acme", "10"), usage_event("X", "acme", "30")]})
+    # When one request holds X twice with the same content, and Z twice with different quantities
+    events = [usage_event("X", "acme", "4"), usage_event("Z", "acme", "10"), usage_event("X", "acme", "4")]
+    answer = stack.api("POST", "/usage", {"events": [*events, usage_event("Z", "acme", "30")]})
     stack.pump_queues()
-    # Then the first is drawn and the second refused with its reason
+    # Then the first of each is drawn, the second X is a duplicate and the second Z refused with its reason
     assert answer.status == 202
-    assert wallet(stack, "acme")["balance"] == "95"
+    assert answer.body == {
+        "accepted": ["X", "Z"],
+        "duplicates": ["X"],
+        "rejected": [{"index": 3, "eventId": "Z", "reason": "event_id_reused_with_other_content", "field": "eventId"}],
+    }
+    assert wallet(stack, "acme")["balance"] == "93"
+    # And the same batch as one message on the usage queue: the second Z is dead-lettered with the reason
+    again = [usage_event("X2", "acme", "4"), usage_event("Z2", "acme", "10"), usage_event("Z2", "acme", "30")]
+    Queues(stack).send_usage({"events": again})
+    stack.pump_queues()
+    assert wallet(stack, "acme")["balance"] == "86"
     letters = Queues(stack).dead_letters()
-    assert [(d.reason, d.message["eventId"]) for d in letters] == [("event_id_reused_with_other_content", "X")]
+    assert [(d.reason, d.message["eventId"]) for d in letters] == [("event_id_reused_with_other_content", "Z2")]
 
 
 def test_an_event_id_reused_while_the_first_is_still_queued_is_refused_not_dropped(stack: Stack) -> None:

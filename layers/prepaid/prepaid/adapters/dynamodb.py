@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Collection, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ from prepaid.application.ports import (
     EventsAlreadyRecorded,
     IdempotencyRace,
     IdempotencyRecord,
+    RecordedEvent,
     VersionConflict,
     WalletChange,
 )
@@ -58,6 +60,10 @@ def query_pages(client: DynamoDBClient, kwargs: dict[str, Any]) -> Iterator[dict
         kwargs = {**kwargs, "ExclusiveStartKey": page["LastEvaluatedKey"]}
 
 
+BATCH_GET_KEYS = 100
+BATCH_GET_TRIES = 4
+
+
 class StorageError(Exception):
     """DynamoDB refused a write for a reason that is not a lost race."""
 
@@ -91,6 +97,26 @@ class DynamoWalletStore:
     def idempotency_record(self, customer_id: str, scope: str, key: str) -> IdempotencyRecord | None:
         item = self._get(items.idempotency_pk(customer_id, scope, key), items.IDEMPOTENCY_SK)
         return items.idempotency_from_item(scope, key, item) if item else None
+
+    def recorded_events(self, event_ids: Collection[str]) -> dict[str, RecordedEvent]:
+        """Events already drawn, read 100 keys at a time (BatchGetItem's limit), eventually consistent: this is
+        the intake's early answer; the drawdown's conditional write stays the authority. Keys DynamoDB leaves
+        unprocessed after a few tries are left out (their events are sorted out at drawdown)."""
+        found: dict[str, RecordedEvent] = {}
+        keys = [{"PK": {"S": items.usage_event_pk(i)}, "SK": {"S": items.EVENT_SK}} for i in dict.fromkeys(event_ids)]
+        projection = {"ProjectionExpression": "PK, customerId, meter, quantity"}
+        for start in range(0, len(keys), BATCH_GET_KEYS):
+            request: Any = {self._table: {"Keys": keys[start : start + BATCH_GET_KEYS], **projection}}
+            for attempt in range(BATCH_GET_TRIES):
+                answer = self._client.batch_get_item(RequestItems=request)
+                for item in answer["Responses"].get(self._table, []):
+                    recorded = items.recorded_event_from_item(from_attributes(item))
+                    found[recorded.event_id] = recorded
+                request = answer.get("UnprocessedKeys") or None
+                if not request:
+                    break
+                time.sleep(0.01 * 2**attempt)  # throttled: back off as the SDKs do
+        return found
 
     def retired_card(self, customer_id: str, card_id: str) -> Card | None:
         item = self._get(items.wallet_pk(customer_id), f"C#{card_id}")

@@ -19,6 +19,7 @@ from prepaid.application.ports import (
     WalletStore,
 )
 from prepaid.application.retry import RetryPolicy
+from prepaid.domain.usage import ID_REUSED, EventContent
 from prepaid.domain.usage_hours import tally
 from prepaid.domain.wallet import RatedUsage, Wallet
 
@@ -85,7 +86,7 @@ class DrawdownService:
             elif (seen.meter, seen.quantity) == (usage.meter, usage.quantity):
                 report.duplicates.append(usage.event_id)
             else:
-                report.refused.append(Refusal(usage, "event_id_reused_with_other_content"))
+                report.refused.append(Refusal(usage, ID_REUSED))
         queue = deque(pending)
         while queue:
             batch = [queue.popleft() for _ in range(min(self._max_events, len(queue)))]
@@ -117,15 +118,10 @@ class DrawdownService:
         by_id = {u.event_id: u for u in batch}
         for recorded in known.recorded:
             usage = by_id[recorded.event_id]
-            same = (recorded.customer_id, recorded.meter, recorded.quantity) == (
-                customer_id,
-                usage.meter,
-                usage.quantity,
-            )
-            if same:
+            if recorded.content == EventContent(customer_id, usage.meter, usage.quantity):
                 report.duplicates.append(usage.event_id)
             else:
-                report.refused.append(Refusal(usage, "event_id_reused_with_other_content"))
+                report.refused.append(Refusal(usage, ID_REUSED))
 
     def _commit(self, customer_id: str, usages: list[RatedUsage], report: DrawdownReport) -> int | None:
         """One attempt: draw the longest prefix of `usages` that fits a transaction; return its length."""

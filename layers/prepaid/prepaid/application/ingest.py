@@ -9,10 +9,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from prepaid.application.ports import CatalogStore, Clock, WalletStore
+from prepaid.application.ports import CatalogStore, Clock, UsageRecords, WalletStore
 from prepaid.domain.numbers import to_wire
 from prepaid.domain.rate_card import RateCard
-from prepaid.domain.usage import Rejection, UsageEvent, check_rated, parse_usage
+from prepaid.domain.usage import ID_REUSED, EventContent, Rejection, UsageEvent, check_rated, parse_usage
 from prepaid.domain.wallet import RatedUsage
 from prepaid.domain.wire import instant
 
@@ -56,6 +56,7 @@ class Refused:
 class Screening:
     accepted: list[UsageEvent] = field(default_factory=list)
     refused: list[Refused] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)  # ids of replays: nothing to do, and not an error
 
 
 def wallet_required(store: WalletStore, unknown_customers: str) -> Callable[[str], bool] | None:
@@ -66,21 +67,30 @@ def wallet_required(store: WalletStore, unknown_customers: str) -> Callable[[str
 
 
 class UsageIntake:
-    """Screens and rates usage events. `known_customer`, when given, refuses events for customers with no wallet."""
+    """Screens and rates usage events. `known_customer`, when given, refuses events for customers with no wallet;
+    `records`, when given, finds replays of events already drawn, so the sender hears at once."""
 
     def __init__(
-        self, rate_cards: RateCards, clock: Clock, known_customer: Callable[[str], bool] | None = None
+        self,
+        rate_cards: RateCards,
+        clock: Clock,
+        known_customer: Callable[[str], bool] | None = None,
+        records: UsageRecords | None = None,
     ) -> None:
         self._rate_cards = rate_cards
         self._clock = clock
         self._known_customer = known_customer
+        self._records = records
 
     def screen(self, raw_events: Sequence[Any]) -> Screening:
-        """Validate each event on its own: one bad event never holds back its neighbours."""
+        """Validate each event on its own: one bad event never holds back its neighbours. An event id seen
+        earlier (in the request, or drawn before when `records` is given) is a duplicate when the content is the
+        same, else refused as a conflict; the drawdown decides the same way for whatever this cannot see yet."""
         now = self._clock()
         card = self._rate_cards.current()
         screening = Screening()
         known: dict[str, bool] = {}
+        passed: list[tuple[int, UsageEvent]] = []
         for index, raw in enumerate(raw_events):
             parsed = parse_usage(raw, now)
             if isinstance(parsed, UsageEvent):
@@ -96,7 +106,20 @@ class UsageIntake:
             if isinstance(parsed, Rejection):
                 screening.refused.append(Refused(index, parsed.event_id, parsed.reason, parsed.field))
             else:
-                screening.accepted.append(parsed)
+                passed.append((index, parsed))
+        seen: dict[str, EventContent] = {}
+        if self._records is not None and passed:
+            seen = {i: r.content for i, r in self._records.recorded_events([e.event_id for _, e in passed]).items()}
+        for index, event in passed:
+            content = event.content
+            before = seen.setdefault(event.event_id, content)
+            if before is content:  # the first time this id is seen
+                screening.accepted.append(event)
+            elif before == event.content:
+                screening.duplicates.append(event.event_id)
+            else:
+                screening.refused.append(Refused(index, event.event_id, ID_REUSED, "eventId"))
+        screening.refused.sort(key=lambda r: r.index)
         return screening
 
     def rate(self, events: Sequence[UsageEvent]) -> dict[str, list[RatedUsage]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -12,6 +12,7 @@ from prepaid.domain.card import Card
 from prepaid.domain.ledger import LedgerEntry
 from prepaid.domain.price_book import PriceBook
 from prepaid.domain.rate_card import RateCard
+from prepaid.domain.usage import EventContent
 from prepaid.domain.usage_hours import HourUsage
 from prepaid.domain.wallet import EventDraw, Wallet
 
@@ -35,6 +36,10 @@ class RecordedEvent:
     customer_id: str
     meter: str
     quantity: Decimal
+
+    @property
+    def content(self) -> EventContent:
+        return EventContent(self.customer_id, self.meter, self.quantity)
 
 
 class EventsAlreadyRecorded(Exception):
@@ -92,6 +97,12 @@ class WalletStore(Protocol):
 
     def retired_card(self, customer_id: str, card_id: str) -> Card | None:
         """A card that left the wallet (depleted, expired or voided), as it ended."""
+        ...
+
+
+class UsageRecords(Protocol):
+    def recorded_events(self, event_ids: Collection[str]) -> dict[str, RecordedEvent]:
+        """Those of `event_ids` already drawn, by id (a read that may lag a commit by a moment)."""
         ...
 
 

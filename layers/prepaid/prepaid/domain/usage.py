@@ -19,6 +19,16 @@ FIELDS = frozenset({"eventId", "customerId", "meter", "quantity", "timestamp", "
 MAX_QUANTITY = MAX_CREDITS
 MAX_DIMENSIONS = 20
 FUTURE_TOLERANCE = timedelta(minutes=5)
+ID_REUSED = "event_id_reused_with_other_content"  # the reason given when an event id comes back with other content
+
+
+@dataclass(frozen=True)
+class EventContent:
+    """What an event id stands for: a replay with the same content is a duplicate, with other content a conflict."""
+
+    customer_id: str
+    meter: str
+    quantity: Decimal
 
 
 @dataclass(frozen=True)
@@ -30,9 +40,9 @@ class UsageEvent:
     timestamp: datetime
     dimensions: Mapping[str, str] = field(default_factory=dict)
 
-    def same_as(self, customer_id: str, meter: str, quantity: Decimal) -> bool:
-        """Whether a replay with this id is the same event (a duplicate) rather than a conflicting one."""
-        return (self.customer_id, self.meter, self.quantity) == (customer_id, meter, quantity)
+    @property
+    def content(self) -> EventContent:
+        return EventContent(self.customer_id, self.meter, self.quantity)
 
 
 @dataclass(frozen=True)
