@@ -20,18 +20,34 @@ MAX_EVENTS_PER_REQUEST = 1000
 
 
 class RateCards:
-    """The rate card, cached for `ttl` seconds: rating must not read the table for every batch."""
+    """The rate card, cached for `ttl` seconds: rating must not read the table for every batch. A meter the cached
+    card does not know may have been added since (a PUT served by another execution environment), so before an
+    event is refused for it the card is read again, at most once every `recheck` seconds."""
 
-    def __init__(self, catalog: CatalogStore, ttl: float = 30.0, monotonic: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        catalog: CatalogStore,
+        ttl: float = 30.0,
+        monotonic: Callable[[], float] = time.monotonic,
+        recheck: float = 1.0,
+    ):
         self._catalog = catalog
         self._ttl = ttl
+        self._recheck = recheck
         self._monotonic = monotonic
         self._card: RateCard | None = None
         self._read_at: float | None = None
 
     def current(self) -> RateCard | None:
+        return self._read_if_older_than(self._ttl)
+
+    def recheck(self) -> RateCard | None:
+        """The card read again, unless it was read less than `recheck` seconds ago."""
+        return self._read_if_older_than(self._recheck)
+
+    def _read_if_older_than(self, seconds: float) -> RateCard | None:
         now = self._monotonic()
-        if self._read_at is None or now - self._read_at >= self._ttl:
+        if self._read_at is None or now - self._read_at >= seconds:
             self._card, self._read_at = self._catalog.rate_card(), now
         return self._card
 
@@ -94,6 +110,8 @@ class UsageIntake:
         for index, raw in enumerate(raw_events):
             parsed = parse_usage(raw, now)
             if isinstance(parsed, UsageEvent):
+                if card is None or check_rated(parsed, card) is not None:
+                    card = self._rate_cards.recheck()  # the meter may be newer than the cached card
                 if card is None:
                     parsed = Rejection("no_rate_card", "meter", parsed.event_id)
                 else:
