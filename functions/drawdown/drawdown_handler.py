@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from prepaid.adapters.dynamodb import DynamoWalletStore
 from prepaid.adapters.sqs import DeadLetters
 from prepaid.application.drawdown import DrawdownService
-from prepaid.application.ingest import rated_from_wire, rated_to_wire
+from prepaid.application.ingest import rated_from_wire, usage_of
 from prepaid.config import table_settings, usage_settings
 from prepaid.domain.wallet import RatedUsage
 
@@ -59,13 +59,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
         try:
             report = drawdown().apply(customer_id, usages)
             if report.refused:
-                refused = rated_to_wire(customer_id, [r.usage for r in report.refused])["events"]
-                dead_letters().send_refused(
-                    [
-                        ({"customerId": customer_id, **event}, r.reason)
-                        for event, r in zip(refused, report.refused, strict=True)
-                    ]
-                )
+                dead_letters().send_refused([(usage_of(customer_id, r.usage), r.reason) for r in report.refused])
         except Exception:
             logger.exception("drawdown failed", extra={"customerId": customer_id, "events": len(usages)})
             failures.extend({"itemIdentifier": m} for m in message_ids)

@@ -55,7 +55,8 @@ class Batch:
     """What the records of one invocation yield, sent on once every record is read."""
 
     accepted: list[Any] = field(default_factory=list)
-    refused: list[tuple[Any, str]] = field(default_factory=list)
+    refused: list[tuple[Any, str]] = field(default_factory=list)  # (event, reason)
+    poison: list[tuple[str, str]] = field(default_factory=list)  # (message body, reason)
     duplicates: int = 0  # the same event twice in a message: sent on once
 
 
@@ -81,7 +82,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     def read(record: SQSRecord) -> None:
         events = unpack(record.body)
         if isinstance(events, str):
-            batch.refused.append((record.body, events))
+            batch.poison.append((record.body, events))
             return
         screening = intake.screen(events)
         batch.accepted.extend(screening.accepted)
@@ -94,13 +95,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     # (drawdown's per-event records make the replay harmless).
     rated = intake.rate(batch.accepted)
     wiring().drawdown.send_rated([(c, rated_to_wire(c, usages)) for c, usages in _chunks(rated)])
-    if batch.refused:
+    if batch.refused or batch.poison:
         wiring().dead_letters.send_refused(batch.refused)
+        wiring().dead_letters.send_poison(batch.poison)
+        reasons = sorted({r for _, r in batch.refused} | {r for _, r in batch.poison})
         logger.info(
-            "refused usage", extra={"count": len(batch.refused), "reasons": sorted({r for _, r in batch.refused})}
+            "refused usage", extra={"events": len(batch.refused), "messages": len(batch.poison), "reasons": reasons}
         )
     metrics.add_metric(name="UsageAccepted", unit=MetricUnit.Count, value=len(batch.accepted))
-    metrics.add_metric(name="UsageRefused", unit=MetricUnit.Count, value=len(batch.refused))
+    metrics.add_metric(name="UsageRefused", unit=MetricUnit.Count, value=len(batch.refused) + len(batch.poison))
     metrics.add_metric(name="UsageDuplicates", unit=MetricUnit.Count, value=batch.duplicates)
     return processor.response()
 

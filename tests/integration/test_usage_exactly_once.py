@@ -360,9 +360,11 @@ def test_an_event_id_reused_with_other_content_is_refused_with_its_reason(
         stack.pump_queues()
         # Then the drawdown refuses it with its reason, in the usage dead-letter queue
         letters = Queues(stack).dead_letters()
-        assert [(d.reason, d.attribute, d.message["eventId"]) for d in letters] == [
-            ("event_id_reused_with_other_content", "event_id_reused_with_other_content", "X")
-        ]
+        assert [(d.reason, d.refused) for d in letters] == [("event_id_reused_with_other_content", "event")]
+        # as the producer sent it (normalized: UTC instant in milliseconds), ready for a redrive
+        fields = ("eventId", "customerId", "meter", "quantity")
+        assert {k: letters[0].message[k] for k in fields} == {k: reused[k] for k in fields}
+        assert set(letters[0].message) == {*fields, "timestamp"}
     # And no wallet changed, and X's record is still the first event's
     for c in ("acme", "globex"):
         assert wallet(stack, c) | {"asOf": None} == before[c] | {"asOf": None}

@@ -65,9 +65,10 @@ def wallet(stack: Stack, customer: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class DeadLetter:
-    reason: str | None
-    attribute: str | None
-    message: Any
+    reason: str | None  # the `reason` attribute
+    refused: str | None  # the `refused` attribute: "event" or "message"
+    message: Any  # the event refused (parsed), or the message body refused whole
+    body: str  # as it sits in the queue: what a redrive sends back
 
 
 class Queues:
@@ -85,6 +86,12 @@ class Queues:
         """One message on the usage queue, as a producer sends it (a dict or list is sent as JSON)."""
         text = body if isinstance(body, str) else json.dumps(body)
         self.sqs.send_message(QueueUrl=self.usage, MessageBody=text)
+
+    def redrive(self, letters: list[DeadLetter]) -> None:
+        """What a DLQ redrive (`aws sqs start-message-move-task`, which moto lacks) does: each dead letter's body,
+        unchanged, back onto the usage queue."""
+        for letter in letters:
+            self.sqs.send_message(QueueUrl=self.usage, MessageBody=letter.body)
 
     def send_drawdown(self, body: str, customer: str) -> None:
         """A drawdown message sent again (a fresh deduplication id, so SQS does not drop it)."""
@@ -113,16 +120,13 @@ class Queues:
             if not got:
                 return list(self._letters)
             for message in got:
-                attributes: dict[str, Any] = dict(message.get("MessageAttributes", {}))
-                attribute = attributes.get("reason", {}).get("StringValue")
-                try:
-                    body = json.loads(message["Body"])
-                except ValueError:
-                    body = None
-                if isinstance(body, dict) and set(body) == {"reason", "message"}:
-                    self._letters.append(DeadLetter(body["reason"], attribute, body["message"]))
-                else:  # moved here by the redrive policy after too many failed receives: no reason attached
-                    self._letters.append(DeadLetter(None, attribute, message["Body"]))
+                attributes = {k: v["StringValue"] for k, v in message.get("MessageAttributes", {}).items()}
+                # an event refused on its own is its JSON; a message refused whole (or moved here by the redrive
+                # policy after too many receives, with no reason attached) is its body as it came
+                body = json.loads(message["Body"]) if attributes.get("refused") == "event" else message["Body"]
+                self._letters.append(
+                    DeadLetter(attributes.get("reason"), attributes.get("refused"), body, message["Body"])
+                )
                 self.sqs.delete_message(QueueUrl=self.dead, ReceiptHandle=message["ReceiptHandle"])
 
     def depth(self, url: str) -> int:

@@ -90,14 +90,28 @@ class DrawdownQueue(Queue):
 
 
 class DeadLetters(Queue):
-    """Refused events and poison messages, each with its reason (body and message attribute)."""
+    """Refused usage with its reason in the message attributes (`reason`, and `refused`: `event` or `message`) and
+    the body as a producer would send it, so that a redrive (`aws sqs start-message-move-task`) sends it back
+    through ingest once the cause is fixed (a meter added to the rate card, a wallet created)."""
 
     def send_refused(self, refused: Sequence[tuple[Any, str]]) -> int:
-        entries = [
-            {
-                "MessageBody": json.dumps({"reason": reason, "message": content}, separators=(",", ":"), default=str),
-                "MessageAttributes": {"reason": {"DataType": "String", "StringValue": reason}},
-            }
-            for content, reason in refused
-        ]
-        return self.send(entries)
+        """Events refused one by one: each as a message of its own holding just that event."""
+        return self._send([(json.dumps(event, separators=(",", ":"), default=str), r, "event") for event, r in refused])
+
+    def send_poison(self, messages: Sequence[tuple[str, str]]) -> int:
+        """Messages refused whole: the body exactly as it came."""
+        return self._send([(body, reason, "message") for body, reason in messages])
+
+    def _send(self, letters: Sequence[tuple[str, str, str]]) -> int:
+        return self.send(
+            [
+                {
+                    "MessageBody": body,
+                    "MessageAttributes": {
+                        "reason": {"DataType": "String", "StringValue": reason},
+                        "refused": {"DataType": "String", "StringValue": kind},
+                    },
+                }
+                for body, reason, kind in letters
+            ]
+        )

@@ -184,6 +184,17 @@ def rated_to_wire(customer_id: str, usages: Sequence[RatedUsage]) -> dict[str, A
     }
 
 
+def usage_of(customer_id: str, usage: RatedUsage) -> dict[str, Any]:
+    """Rated usage as the usage event a producer sent (without the credits), e.g. to be dead-lettered for a redrive."""
+    return {
+        "eventId": usage.event_id,
+        "customerId": customer_id,
+        "meter": usage.meter,
+        "quantity": to_wire(usage.quantity),
+        "timestamp": instant(usage.at),
+    }
+
+
 def rated_from_wire(body: dict[str, Any]) -> tuple[str, list[RatedUsage]]:
     return body["customerId"], [
         RatedUsage(
