@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import contextvars
 import functools
 import importlib
 import json
@@ -35,6 +36,10 @@ Clients = Callable[[str], Any]
 Observer = Callable[[str, Any], None]
 
 log = logging.getLogger("prepaid_local")
+
+# The template function whose handler is running in this thread (set by `Stack.invoke`), None outside any: lets a
+# test tell a function's AWS calls from the stack's own plumbing (tests/support/aws_calls.py).
+RUNNING_FUNCTION: contextvars.ContextVar[str | None] = contextvars.ContextVar("RUNNING_FUNCTION", default=None)
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation payload quota (6,291,456 bytes)
 DEFAULT_VISIBILITY_TIMEOUT = 30  # SQS's, for a queue that sets none
@@ -154,7 +159,11 @@ class Stack:
         for observer in list(self.observers):
             observer(logical_id, event)
         with self._invoke_locks[logical_id]:
-            return self.handler(logical_id)(event, context)
+            running = RUNNING_FUNCTION.set(logical_id)
+            try:
+                return self.handler(logical_id)(event, context)
+            finally:
+                RUNNING_FUNCTION.reset(running)
 
     def invoke_async(self, logical_id: str, event: Any) -> str:
         """Accept an event as Lambda's asynchronous `Invoke` does; a later pump runs it (with retries)."""

@@ -17,14 +17,12 @@ import time
 from collections.abc import Iterator
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
 
 import pytest
-from samtranslator.translator.transform import transform  # type: ignore[import-untyped]
 
 from prepaid_local.template import ROOT, load
+from support.template_roles import Template, function_ids, listed, of_type, role_of, statements, transformed
 
-REGION = "us-east-1"
 SAM = ROOT / ".venv-sam" / "bin" / "sam"
 SAM_CACHE = ROOT / ".aws-sam" / "cache"
 BUILD_PARENT = ROOT / ".aws-sam" / "test-build"
@@ -41,40 +39,10 @@ ALLOWED_MANAGED_POLICIES = {
     },
 }
 
-Template = dict[str, Any]
-
-
-class OfflinePolicies:
-    """The managed-policy loader `transform` asks for; the real one lists policies through IAM."""
-
-    def load(self) -> dict[str, str]:
-        return {}
-
 
 @pytest.fixture(scope="module")
-def cfn() -> Iterator[Template]:
-    """template.yaml after the SAM transform, as CloudFormation would process it."""
-    template = load()
-    for resource in template["Resources"].values():
-        props = resource.get("Properties", {})
-        for key in ("CodeUri", "ContentUri"):
-            if isinstance(props.get(key), str):
-                props[key] = f"s3://packaged-artifacts/{props[key]}"
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("AWS_DEFAULT_REGION", REGION)  # the translator resolves AWS::Region from a boto3 session
-        yield transform(template, {}, OfflinePolicies())
-
-
-def of_type(cfn: Template, kind: str) -> dict[str, dict[str, Any]]:
-    return {k: v for k, v in cfn["Resources"].items() if v["Type"] == kind}
-
-
-def function_ids() -> list[str]:
-    return sorted(k for k, v in load()["Resources"].items() if v["Type"] == "AWS::Serverless::Function")
-
-
-def listed(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
+def cfn() -> Template:
+    return transformed()
 
 
 # -- API Gateway -------------------------------------------------------------------------------------------------
@@ -154,28 +122,10 @@ def test_every_function_has_a_log_group_with_retention(cfn: Template) -> None:
         assert found[0]["Properties"].get("RetentionInDays"), f"{logical}'s log group keeps logs forever"
 
 
-def _role_of(cfn: Template, function: str) -> dict[str, Any]:
-    role = cfn["Resources"][function]["Properties"]["Role"]
-    assert "Fn::GetAtt" in role, f"{function} uses a role from outside the template"
-    resource: dict[str, Any] = cfn["Resources"][role["Fn::GetAtt"][0]]
-    return resource
-
-
-def _statements(role: dict[str, Any], cfn: Template) -> list[dict[str, Any]]:
-    """Inline statements of a role, and of AWS::IAM::Policy resources attached to it."""
-    documents = [p["PolicyDocument"] for p in role["Properties"].get("Policies", [])]
-    documents += [
-        p["Properties"]["PolicyDocument"]
-        for p in of_type(cfn, "AWS::IAM::Policy").values()
-        if role in [cfn["Resources"].get(r.get("Ref"), {}) for r in p["Properties"].get("Roles", [])]
-    ]
-    return [s for d in documents for s in listed(d["Statement"])]
-
-
 def test_the_api_function_cannot_delete_or_scan_the_table(cfn: Template) -> None:
     # Given every policy of ApiFunction's role
-    role = _role_of(cfn, "ApiFunction")
-    allowed = [s for s in _statements(role, cfn) if s.get("Effect") == "Allow"]
+    role = role_of(cfn, "ApiFunction")
+    allowed = [s for s in statements(role, cfn) if s.get("Effect") == "Allow"]
     # Then no statement allows by exclusion, and no action (wildcards included) reaches a delete or a scan
     assert [s for s in allowed if "NotAction" in s] == []
     actions = [a for s in allowed for a in listed(s.get("Action", []))]
@@ -188,8 +138,8 @@ def test_the_api_function_cannot_delete_or_scan_the_table(cfn: Template) -> None
 
 def test_the_dashboard_function_only_reads_wallets_usage_and_the_price_book(cfn: Template) -> None:
     # Given every statement of DashboardFunction's role (it answers requests without IAM)
-    role = _role_of(cfn, "DashboardFunction")
-    allowed = [s for s in _statements(role, cfn) if s.get("Effect") == "Allow"]
+    role = role_of(cfn, "DashboardFunction")
+    allowed = [s for s in statements(role, cfn) if s.get("Effect") == "Allow"]
     table = [s for s in allowed if any(str(a).startswith("dynamodb:") for a in listed(s.get("Action", [])))]
     # Then its table access is GetItem and Query, on wallet, hourly-usage and catalog items only
     assert [sorted(listed(s["Action"])) for s in table] == [["dynamodb:GetItem", "dynamodb:Query"]]
