@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
-from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -19,6 +17,7 @@ from prepaid.adapters.dynamodb import DynamoWalletStore
 from prepaid.adapters.sqs import DeadLetters
 from prepaid.application.drawdown import DrawdownService
 from prepaid.application.ingest import rated_from_wire, usage_of
+from prepaid.assembly import new_id, now
 from prepaid.config import table_settings, usage_settings
 from prepaid.domain.wallet import RatedUsage
 
@@ -31,7 +30,7 @@ metrics = Metrics()
 def drawdown() -> DrawdownService:
     store = DynamoWalletStore(boto3.client("dynamodb"), table_settings().table_name)
     create = usage_settings().unknown_customers == "create"
-    return DrawdownService(store, lambda: datetime.now(UTC), lambda: uuid.uuid4().hex, create_unknown_wallets=create)
+    return DrawdownService(store, now, new_id, create_unknown_wallets=create)
 
 
 @cache

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -20,6 +19,7 @@ from prepaid.adapters.dynamodb import DynamoCatalogStore, DynamoWalletStore
 from prepaid.adapters.sqs import DeadLetters, DrawdownQueue
 from prepaid.application.drawdown import MAX_EVENTS_PER_COMMIT
 from prepaid.application.ingest import RateCards, UsageIntake, rated_to_wire, wallet_required
+from prepaid.assembly import now
 from prepaid.config import table_settings, usage_settings
 
 logger = Logger()
@@ -44,7 +44,7 @@ def wiring() -> Wiring:
     known = wallet_required(wallets, usage.unknown_customers)
     rate_cards = RateCards(DynamoCatalogStore(dynamodb, table), ttl=usage.rate_card_ttl_seconds)
     return Wiring(
-        UsageIntake(rate_cards, lambda: datetime.now(UTC), known),
+        UsageIntake(rate_cards, now, known),
         DrawdownQueue(sqs, usage.drawdown_queue_url),
         DeadLetters(sqs, usage.dead_letter_queue_url),
     )
@@ -103,7 +103,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
             "refused usage", extra={"events": len(batch.refused), "messages": len(batch.poison), "reasons": reasons}
         )
     metrics.add_metric(name="UsageAccepted", unit=MetricUnit.Count, value=len(batch.accepted))
-    metrics.add_metric(name="UsageRefused", unit=MetricUnit.Count, value=len(batch.refused) + len(batch.poison))
+    metrics.add_metric(name="UsageRefused", unit=MetricUnit.Count, value=len(batch.refused))
+    metrics.add_metric(name="UsagePoisonMessages", unit=MetricUnit.Count, value=len(batch.poison))
     metrics.add_metric(name="UsageDuplicates", unit=MetricUnit.Count, value=batch.duplicates)
     return processor.response()
 

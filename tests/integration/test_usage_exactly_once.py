@@ -380,10 +380,11 @@ def test_an_event_id_replayed_with_the_same_content_is_a_duplicate_not_an_error(
     stack.api("POST", "/usage", {"events": [event]})
     stack.pump_queues()
     before = wallet(stack, "acme")
-    # When the very same event is posted again, later, beside a new one
-    answer = stack.api("POST", "/usage", {"events": [event, usage_event("Y", "acme", "2")]})
+    # When the very same event is posted again, later, beside a new one (and once more in the same request)
+    answer = stack.api("POST", "/usage", {"events": [event, usage_event("Y", "acme", "2"), event]})
     stack.pump_queues()
-    # Then the answer reports X as a duplicate (not an error), Y is drawn, X changes nothing, nothing dead-lettered
+    # Then the answer reports X as a duplicate, once (not an error), Y is drawn, X changes nothing, nothing
+    # dead-lettered
     assert answer.status == 202
     assert answer.body == {"accepted": ["Y"], "duplicates": ["X"], "rejected": []}
     assert Decimal(wallet(stack, "acme")["balance"]) == Decimal(before["balance"]) - 1

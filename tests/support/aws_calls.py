@@ -5,10 +5,14 @@ AccessDenied. `AwsCallRecorder` patches botocore's one funnel for API calls (`Ba
 boto3 client, resource, paginator and Powertools provider goes through) and records, for each call made while
 `Stack.invoke` runs a handler (`RUNNING_FUNCTION`), the function's logical id and the IAM action the call needs.
 
-Calls made outside a handler (the test itself, the stack's pollers and schedulers) are not recorded: on AWS they are
-made by Lambda's or EventBridge's own principals. `RUNNING_FUNCTION` is a context variable, so each thread (the local
-server answers each request and pumps deliveries in threads of their own) sees only its own function. A thread a
-handler started itself would not inherit it (none of the handlers starts one).
+Calls made outside a handler (the test itself, the stack's pollers, schedulers and asynchronous destinations) are
+not recorded. On AWS some of those use the function's role too (the SQS and stream pollers reading, a failed
+asynchronous invocation sent to its DeadLetterQueue or OnFailure destination): SAM adds those policies itself, and
+they are not checked here. Only the calls the scenario makes are checked.
+
+`RUNNING_FUNCTION` is a context variable, so each thread (the local server answers each request and pumps
+deliveries in threads of their own) sees only its own function. A thread a handler started itself would not
+inherit it (none of the handlers starts one).
 """
 
 from __future__ import annotations

@@ -83,6 +83,9 @@ def run_environments(
     """Run `worker(n, gateway, *args)` in `count` processes started together; return their results in order."""
     # Forked from a server process that imported the handlers once (as a fresh Lambda environment has imported
     # them before its first invocation), so eight environments start in a second rather than eight imports' time.
+    # The server is started once per test process, by its first caller, and imported the handlers under that
+    # caller's environment: this holds because handlers read settings and build clients on first use, never at
+    # import (and each worker sets its own environment and boto3 session first).
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(sorted({"boto3", *(h.rsplit(".", 1)[0] for h in environment.handlers.values())}))
     results = context.Queue()

@@ -62,12 +62,13 @@ def role_of(cfn: Template, function: str) -> dict[str, Any]:
 
 
 def statements(role: dict[str, Any], cfn: Template) -> list[dict[str, Any]]:
-    """Inline statements of a role, and of AWS::IAM::Policy resources attached to it."""
+    """Inline statements of a role, and of AWS::IAM::Policy resources attached to it (by `Ref` to its logical id)."""
+    (role_id,) = [k for k, v in cfn["Resources"].items() if v is role]
     documents = [p["PolicyDocument"] for p in role["Properties"].get("Policies", [])]
     documents += [
         p["Properties"]["PolicyDocument"]
         for p in of_type(cfn, "AWS::IAM::Policy").values()
-        if role in [cfn["Resources"].get(r.get("Ref"), {}) for r in p["Properties"].get("Roles", [])]
+        if {"Ref": role_id} in p["Properties"].get("Roles", [])
     ]
     return [s for d in documents for s in listed(d["Statement"])]
 

@@ -163,3 +163,14 @@ def test_a_horizon_starting_at_any_instant_of_the_day_needs_exactly_what_it_burn
         assert credits_to_buy(result.shortfall) == Decimal(300), now
         # And it runs dry 90 days from now, to the microsecond
         assert result.depletion_at == now + timedelta(days=90)
+
+
+def test_a_huge_burn_is_projected_without_running_out_of_digits() -> None:
+    # Given 10^14 credits a day (the contract bounds no wallet's size) and a card of 10^16
+    past = history({ago: Decimal(10) ** 14 for ago in range(1, 11)})
+    burn = burn_rate(past, TODAY, TODAY - timedelta(days=10))
+    # When a year is projected
+    result = project([card("a", 10**16)], Decimal(0), burn, NOW + timedelta(microseconds=123_457), 366)
+    # Then the totals are exact: 366 days burn 3.66 * 10^16, the card supplies 10^16, the rest is to buy
+    assert result.projected_usage == Decimal("3.66E16") and result.supplied == Decimal(10) ** 16
+    assert credits_to_buy(result.shortfall) == Decimal("2.66E16")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Collection, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from prepaid.adapters import items
 from prepaid.application.ports import (
@@ -60,6 +61,8 @@ def query_pages(client: DynamoDBClient, kwargs: dict[str, Any]) -> Iterator[dict
         kwargs = {**kwargs, "ExclusiveStartKey": page["LastEvaluatedKey"]}
 
 
+log = logging.getLogger(__name__)
+
 BATCH_GET_KEYS = 100
 BATCH_GET_TRIES = 4
 
@@ -100,22 +103,32 @@ class DynamoWalletStore:
 
     def recorded_events(self, event_ids: Collection[str]) -> dict[str, RecordedEvent]:
         """Events already drawn, read 100 keys at a time (BatchGetItem's limit), eventually consistent: this is
-        the intake's early answer; the drawdown's conditional write stays the authority. Keys DynamoDB leaves
-        unprocessed after a few tries are left out (their events are sorted out at drawdown)."""
+        the intake's early answer; the drawdown's conditional write stays the authority. So keys DynamoDB leaves
+        unprocessed after a few tries, or a read that fails, leave their events to be sorted out at drawdown
+        (logged), rather than failing the request."""
         found: dict[str, RecordedEvent] = {}
         keys = [{"PK": {"S": items.usage_event_pk(i)}, "SK": {"S": items.EVENT_SK}} for i in dict.fromkeys(event_ids)]
         projection = {"ProjectionExpression": "PK, customerId, meter, quantity"}
         for start in range(0, len(keys), BATCH_GET_KEYS):
             request: Any = {self._table: {"Keys": keys[start : start + BATCH_GET_KEYS], **projection}}
             for attempt in range(BATCH_GET_TRIES):
-                answer = self._client.batch_get_item(RequestItems=request)
+                if attempt:
+                    time.sleep(0.01 * 2**attempt)  # throttled: back off as the SDKs do
+                try:
+                    answer = self._client.batch_get_item(RequestItems=request)
+                except (ClientError, BotoCoreError) as error:
+                    log.warning("BatchGetItem failed: %s", error)
+                    break
                 for item in answer["Responses"].get(self._table, []):
                     recorded = items.recorded_event_from_item(from_attributes(item))
                     found[recorded.event_id] = recorded
                 request = answer.get("UnprocessedKeys") or None
                 if not request:
                     break
-                time.sleep(0.01 * 2**attempt)  # throttled: back off as the SDKs do
+            if request:
+                log.warning(
+                    "%d event records not read; the drawdown will sort them out", len(request[self._table]["Keys"])
+                )
         return found
 
     def retired_card(self, customer_id: str, card_id: str) -> Card | None:

@@ -83,7 +83,7 @@ class DrawdownService:
             if seen is None:
                 first[usage.event_id] = usage
                 pending.append(usage)
-            elif (seen.meter, seen.quantity) == (usage.meter, usage.quantity):
+            elif _content(customer_id, seen) == _content(customer_id, usage):
                 report.duplicates.append(usage.event_id)
             else:
                 report.refused.append(Refusal(usage, ID_REUSED))
@@ -118,7 +118,7 @@ class DrawdownService:
         by_id = {u.event_id: u for u in batch}
         for recorded in known.recorded:
             usage = by_id[recorded.event_id]
-            if recorded.content == EventContent(customer_id, usage.meter, usage.quantity):
+            if recorded.content == _content(customer_id, usage):
                 report.duplicates.append(usage.event_id)
             else:
                 report.refused.append(Refusal(usage, ID_REUSED))
@@ -149,3 +149,7 @@ class DrawdownService:
         open_hour, hours = tally(wallet.open_hour, usages)
         outcome = dataclasses.replace(outcome, wallet=dataclasses.replace(outcome.wallet, open_hour=open_hour))
         return change_of(wallet, outcome, now, self._new_id(), hours=hours)
+
+
+def _content(customer_id: str, usage: RatedUsage) -> EventContent:
+    return EventContent(customer_id, usage.meter, usage.quantity)

@@ -72,7 +72,7 @@ class Refused:
 class Screening:
     accepted: list[UsageEvent] = field(default_factory=list)
     refused: list[Refused] = field(default_factory=list)
-    duplicates: list[str] = field(default_factory=list)  # ids of replays: nothing to do, and not an error
+    duplicates: list[str] = field(default_factory=list)  # ids of replays (each once): nothing to do, not an error
 
 
 def wallet_required(store: WalletStore, unknown_customers: str) -> Callable[[str], bool] | None:
@@ -133,8 +133,9 @@ class UsageIntake:
             before = seen.setdefault(event.event_id, content)
             if before is content:  # the first time this id is seen
                 screening.accepted.append(event)
-            elif before == event.content:
-                screening.duplicates.append(event.event_id)
+            elif before == content:
+                if event.event_id not in screening.duplicates:
+                    screening.duplicates.append(event.event_id)
             else:
                 screening.refused.append(Refused(index, event.event_id, ID_REUSED, "eventId"))
         screening.refused.sort(key=lambda r: r.index)
@@ -185,7 +186,8 @@ def rated_to_wire(customer_id: str, usages: Sequence[RatedUsage]) -> dict[str, A
 
 
 def usage_of(customer_id: str, usage: RatedUsage) -> dict[str, Any]:
-    """Rated usage as the usage event a producer sent (without the credits), e.g. to be dead-lettered for a redrive."""
+    """Rated usage as a usage event a producer could send again (its credits and dimensions left out), e.g. to be
+    dead-lettered for a redrive."""
     return {
         "eventId": usage.event_id,
         "customerId": customer_id,

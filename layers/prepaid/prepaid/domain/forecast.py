@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from decimal import ROUND_CEILING, Decimal
+from decimal import ROUND_CEILING, Decimal, localcontext
 
 from prepaid.domain.card import Card, drawdown_order
-from prepaid.domain.numbers import ZERO
+from prepaid.domain.numbers import DECIMAL_CONTEXT, ZERO
 
 WINDOW_DAYS = 28
 HALF_LIFE_DAYS = Decimal(7)
@@ -106,6 +106,12 @@ def burn_rate_from_today(credits_today: Decimal, elapsed: timedelta) -> BurnRate
 
 def project(cards: Sequence[Card], overage: Decimal, burn: BurnRate, now: datetime, horizon_days: int) -> Forecast:
     """Draw the projected burn from the cards, from `now`, and see when they run out."""
+    # 38 digits, as everywhere credits are computed: totals of 10^16 credits and more still hold 12 decimals
+    with localcontext(DECIMAL_CONTEXT):
+        return _project(cards, overage, burn, now, horizon_days)
+
+
+def _project(cards: Sequence[Card], overage: Decimal, burn: BurnRate, now: datetime, horizon_days: int) -> Forecast:
     live = sorted((c for c in cards if c.counts_at(now) and c.remaining > 0), key=drawdown_order)
     left = {c.card_id: c.remaining for c in live}
     horizon_end = now + horizon_days * DAY
