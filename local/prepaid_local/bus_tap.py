@@ -7,6 +7,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from prepaid_local.queue_messages import take_all
+
 SOURCE_PATTERN = json.dumps({"source": ["prepaid.credits"]})
 
 
@@ -26,13 +28,8 @@ class BusTap:
     def drain(self) -> list[dict[str, Any]]:
         """Read what arrived since the last call; return every event seen so far, oldest first."""
         with self._lock:
-            while True:
-                batch = self._sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get("Messages", [])
-                if not batch:
-                    return list(self.seen)
-                for message in batch:
-                    self.seen.append(json.loads(message["Body"]))
-                    self._sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
+            self.seen.extend(json.loads(message["Body"]) for message in take_all(self._sqs, self.url))
+            return list(self.seen)
 
     def of_type(self, detail_type: str) -> list[dict[str, Any]]:
         return [e for e in self.drain() if e["detail-type"] == detail_type]

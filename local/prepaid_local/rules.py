@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from prepaid_local.queue_messages import take_all
 from prepaid_local.schedule_expression import ScheduleExpression
 from prepaid_local.template import Resolver, resources
 
@@ -186,15 +187,13 @@ class Rules:
                 url = rule.taps.get(target.id)
                 if url is None:
                     continue
-                while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-                    for message in messages:
-                        shaped = target.shape(self._as_sent(target, message["Body"]))
-                        if target.function is not None:
-                            self.submit(target.function, shaped)
-                        else:
-                            self._send_to_queue(target, shaped)
-                        sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-                        handed += 1
+                for message in take_all(sqs, url):
+                    shaped = target.shape(self._as_sent(target, message["Body"]))
+                    if target.function is not None:
+                        self.submit(target.function, shaped)
+                    else:
+                        self._send_to_queue(target, shaped)
+                    handed += 1
         return handed
 
     def fire_due(self, now: datetime) -> int:

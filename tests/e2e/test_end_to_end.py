@@ -26,6 +26,7 @@ from rich.console import Console
 
 from prepaid_local import demo
 from prepaid_local.demo_webhooks import WebhookReceiver
+from prepaid_local.queue_messages import take_all
 from prepaid_local.server import DEMO_PRICE_BOOK, LocalServer
 from support.outside import aws, call
 from support.webhooks import readme_verifier
@@ -78,10 +79,7 @@ class Subscriber:
 
     def of(self, detail_type: str, customer: str) -> list[dict[str, Any]]:
         """Every event of that type for that customer received so far (reading what has arrived since)."""
-        while batch := self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get("Messages", []):
-            for message in batch:
-                self.received.append(json.loads(message["Body"]))
-                self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
+        self.received.extend(json.loads(message["Body"]) for message in take_all(self.sqs, self.url))
         return [
             e for e in self.received if e["detail-type"] == detail_type and e["detail"].get("customerId") == customer
         ]

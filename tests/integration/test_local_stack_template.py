@@ -21,6 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from prepaid_local.clock import Clock
+from prepaid_local.queue_messages import take_all
 from prepaid_local.schedule_expression import ScheduleExpression
 from prepaid_local.stack import MAX_PAYLOAD_BYTES, Stack
 from prepaid_local.template import load
@@ -128,12 +129,7 @@ def of(seen: Seen, function: str) -> list[Any]:
 
 def queue_bodies(stack: Stack, logical: str) -> list[str]:
     """Every message on a queue of the template (read and deleted)."""
-    sqs, url, bodies = clients("sqs"), stack.name(logical), []
-    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-        for message in messages:
-            bodies.append(message["Body"])
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-    return bodies
+    return [message["Body"] for message in take_all(clients("sqs"), stack.name(logical))]
 
 
 # -- routes --------------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from boto3.dynamodb.types import TypeDeserializer
 
 from prepaid.adapters.dynamodb import DynamoWalletStore, query_pages
 from prepaid.application.usage_series import hourly_usage
+from prepaid_local.queue_messages import take_all
 from prepaid_local.stack import Stack
 from support.aws import REGION
 
@@ -102,32 +103,20 @@ class Queues:
     def queued_usage(self) -> list[dict[str, Any]]:
         """The events waiting on the usage queue (read and deleted), in the order the messages hold them."""
         events: list[dict[str, Any]] = []
-        while True:
-            got = self.sqs.receive_message(QueueUrl=self.usage, MaxNumberOfMessages=10).get("Messages", [])
-            if not got:
-                return events
-            for message in got:
-                body = json.loads(message["Body"])
-                events.extend(body["events"] if isinstance(body, dict) and "events" in body else [body])
-                self.sqs.delete_message(QueueUrl=self.usage, ReceiptHandle=message["ReceiptHandle"])
+        for message in take_all(self.sqs, self.usage):
+            body = json.loads(message["Body"])
+            events.extend(body["events"] if isinstance(body, dict) and "events" in body else [body])
+        return events
 
     def dead_letters(self) -> list[DeadLetter]:
         """Every message the usage dead-letter queue received so far (read and deleted)."""
-        while True:
-            got = self.sqs.receive_message(
-                QueueUrl=self.dead, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
-            ).get("Messages", [])
-            if not got:
-                return list(self._letters)
-            for message in got:
-                attributes = {k: v["StringValue"] for k, v in message.get("MessageAttributes", {}).items()}
-                # an event refused on its own is its JSON; a message refused whole (or moved here by the redrive
-                # policy after too many receives, with no reason attached) is its body as it came
-                body = json.loads(message["Body"]) if attributes.get("refused") == "event" else message["Body"]
-                self._letters.append(
-                    DeadLetter(attributes.get("reason"), attributes.get("refused"), body, message["Body"])
-                )
-                self.sqs.delete_message(QueueUrl=self.dead, ReceiptHandle=message["ReceiptHandle"])
+        for message in take_all(self.sqs, self.dead, with_attributes=True):
+            attributes = {k: v["StringValue"] for k, v in message.get("MessageAttributes", {}).items()}
+            # an event refused on its own is its JSON; a message refused whole (or moved here by the redrive
+            # policy after too many receives, with no reason attached) is its body as it came
+            body = json.loads(message["Body"]) if attributes.get("refused") == "event" else message["Body"]
+            self._letters.append(DeadLetter(attributes.get("reason"), attributes.get("refused"), body, message["Body"]))
+        return list(self._letters)
 
     def depth(self, url: str) -> int:
         """Messages in a queue, visible or in flight."""

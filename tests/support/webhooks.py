@@ -16,6 +16,7 @@ from typing import Any
 import boto3
 
 from prepaid_local.demo_webhooks import PostServer
+from prepaid_local.queue_messages import take_all
 from prepaid_local.stack import Stack
 from support.aws import REGION
 from support.usage import Table
@@ -182,13 +183,4 @@ class AlertSide:
         return found[0] if found else None
 
     def _drain(self, url: str) -> list[Any]:
-        taken: list[Any] = []
-        while True:
-            got = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]).get(
-                "Messages", []
-            )
-            if not got:
-                return taken
-            for message in got:
-                taken.append(message)
-                self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return list(take_all(self.sqs, url, with_attributes=True))
