@@ -110,12 +110,11 @@ class UsageIntake:
         for index, raw in enumerate(raw_events):
             parsed = parse_usage(raw, now)
             if isinstance(parsed, UsageEvent):
-                if card is None or check_rated(parsed, card) is not None:
+                unrated = _unrated(parsed, card)
+                if unrated is not None:
                     card = self._rate_cards.recheck()  # the meter may be newer than the cached card
-                if card is None:
-                    parsed = Rejection("no_rate_card", "meter", parsed.event_id)
-                else:
-                    parsed = check_rated(parsed, card) or parsed
+                    unrated = _unrated(parsed, card)
+                parsed = unrated or parsed
             if isinstance(parsed, UsageEvent) and self._known_customer is not None:
                 if parsed.customer_id not in known:
                     known[parsed.customer_id] = self._known_customer(parsed.customer_id)
@@ -152,6 +151,11 @@ class UsageIntake:
                 RatedUsage(e.event_id, e.meter, e.quantity, credits, e.timestamp)
             )
         return by_customer
+
+
+def _unrated(event: UsageEvent, card: RateCard | None) -> Rejection | None:
+    """Why the rate card cannot rate the event, if it cannot."""
+    return Rejection("no_rate_card", "meter", event.event_id) if card is None else check_rated(event, card)
 
 
 def usage_to_wire(event: UsageEvent) -> dict[str, Any]:
