@@ -7,7 +7,6 @@ fresh read whether the balance is still low and today's `maxPerDay` allows it (s
 from __future__ import annotations
 
 from decimal import Decimal
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -18,7 +17,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-from prepaid.application.lifecycle import CreditLifecycle
 from prepaid.assembly import credit_lifecycle
 
 logger = Logger()
@@ -37,18 +35,13 @@ class BalanceLowEvent(EventBridgeModel):
     detail: BalanceLow
 
 
-@cache
-def lifecycle() -> CreditLifecycle:
-    return credit_lifecycle()
-
-
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     low = parse(event=event, model=BalanceLowEvent).detail
     logger.append_keys(customerId=low.customer_id, crossing=low.event_id)
-    receipt = lifecycle().auto_recharge(low.customer_id, low.event_id, low.threshold)
+    receipt = credit_lifecycle().auto_recharge(low.customer_id, low.event_id, low.threshold)
     if receipt is None:
         logger.info("no auto-recharge for this crossing")
         return {"bought": False}

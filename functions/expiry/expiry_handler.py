@@ -8,7 +8,6 @@ retries and duplicate deliveries are harmless.
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any, Literal
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -19,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-from prepaid.application.lifecycle import EXPIRE, CreditLifecycle
+from prepaid.application.lifecycle import EXPIRE
 from prepaid.assembly import credit_lifecycle
 
 logger = Logger()
@@ -45,17 +44,12 @@ class CreditsPurchased(EventBridgeModel):
     detail: CardBought
 
 
-@cache
-def lifecycle(own_arn: str) -> CreditLifecycle:
-    return credit_lifecycle(schedule_target_arn=own_arn)
-
-
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # The schedules target this function itself: its own ARN is the one the context was invoked as.
-    service = lifecycle(context.invoked_function_arn)
+    service = credit_lifecycle(schedule_target_arn=context.invoked_function_arn)
     if "detail-type" in event:
         purchased = parse(event=event, model=CreditsPurchased).detail
         done = service.schedule_expiry(purchased.customer_id, purchased.card)

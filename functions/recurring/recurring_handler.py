@@ -4,7 +4,6 @@ month for days it lacks), once per customer and month, catching up on runs misse
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -13,7 +12,6 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from prepaid.application.lifecycle import CreditLifecycle
 from prepaid.assembly import credit_lifecycle
 
 logger = Logger()
@@ -29,11 +27,6 @@ class GrantsFailed(Exception):
         self.customers = customers
 
 
-@cache
-def lifecycle() -> CreditLifecycle:
-    return credit_lifecycle()
-
-
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
@@ -41,9 +34,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     fired = parse(event=event, model=EventBridgeModel).time
     today: date = fired.astimezone(UTC).date() if fired else datetime.now(UTC).date()
     granted, failed = [], []
-    for customer_id in lifecycle().recurring_due(today):
+    for customer_id in credit_lifecycle().recurring_due(today):
         try:
-            receipt = lifecycle().grant_recurring(customer_id, today)
+            receipt = credit_lifecycle().grant_recurring(customer_id, today)
         except Exception:
             logger.exception("recurring grant failed", extra={"customerId": customer_id})
             failed.append(customer_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from functools import cache
 
 import boto3
 
@@ -22,8 +23,10 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+@cache
 def credit_lifecycle(schedule_target_arn: str | None = None) -> CreditLifecycle:
-    """The lifecycle over the wallet table; with a target, able to schedule (the expiry function's own ARN)."""
+    """The lifecycle over the wallet table; with a target, able to schedule (the expiry function's own ARN).
+    Built once per execution environment (and per target)."""
     client = boto3.client("dynamodb")
     table = table_settings().table_name
     store = DynamoWalletStore(client, table)
