@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from prepaid.adapters.sqs import message_attributes
 from prepaid.application.webhooks import DeadLetter
 
 if TYPE_CHECKING:
@@ -47,9 +48,5 @@ class SqsAlertDeadLetters:
             "detailType": letter.detail_type,
             "customerId": letter.customer_id,
         }
-        attributes = {
-            name: {"DataType": "Number" if isinstance(value, int) else "String", "StringValue": str(value)}
-            for name, value in fields.items()
-            if value not in (None, "")
-        }
-        self._client.send_message(QueueUrl=self.url, MessageBody=message_body, MessageAttributes=attributes)  # type: ignore[arg-type]
+        attributes = message_attributes(fields)
+        self._client.send_message(QueueUrl=self.url, MessageBody=message_body, MessageAttributes=attributes)

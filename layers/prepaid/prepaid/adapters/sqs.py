@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -13,6 +13,15 @@ if TYPE_CHECKING:
 MAX_MESSAGE_BYTES = 200 * 1024  # SQS takes 256 KiB; headroom for attributes
 MAX_EVENTS_PER_MESSAGE = 100
 BATCH = 10  # SendMessageBatch entries
+
+
+def message_attributes(fields: Mapping[str, str | int | None]) -> dict[str, Any]:
+    """SQS message attributes for the fields that have a value (whole numbers as Number, the rest as String)."""
+    return {
+        name: {"DataType": "Number" if isinstance(value, int) else "String", "StringValue": str(value)}
+        for name, value in fields.items()
+        if value not in (None, "")
+    }
 
 
 class QueueUnavailable(Exception):
@@ -105,13 +114,7 @@ class DeadLetters(Queue):
     def _send(self, letters: Sequence[tuple[str, str, str]]) -> int:
         return self.send(
             [
-                {
-                    "MessageBody": body,
-                    "MessageAttributes": {
-                        "reason": {"DataType": "String", "StringValue": reason},
-                        "refused": {"DataType": "String", "StringValue": kind},
-                    },
-                }
+                {"MessageBody": body, "MessageAttributes": message_attributes({"reason": reason, "refused": kind})}
                 for body, reason, kind in letters
             ]
         )
