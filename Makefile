@@ -6,13 +6,15 @@ PY312 := $(firstword $(wildcard /root/.pyenv/versions/3.12*/bin/python3.12) $(sh
 PYTHON ?= $(if $(PY312),$(PY312),python3)
 VENV := .venv
 SAM_VENV := .venv-sam
+CHECKOV_VENV := .venv-checkov
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SAM_STAMP := $(SAM_VENV)/.installed
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
 
-.PHONY: help venv sam-venv lint typecheck template test unit packaging browser local demo bench clean
+.PHONY: help venv sam-venv checkov-venv lint typecheck template test unit packaging browser local demo bench clean
 
 help:
 	@echo "make local   run the system on http://127.0.0.1:3000 (embedded moto, real handlers)"
@@ -39,6 +41,15 @@ $(SAM_STAMP):
 
 sam-venv: $(SAM_STAMP)
 
+# checkov pins its own boto3 (and networkx), so it too lives in a venv of its own.
+$(CHECKOV_STAMP):
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install -q checkov==3.3.30
+	touch $@
+
+checkov-venv: $(CHECKOV_STAMP)
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -46,9 +57,11 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy layers/prepaid/prepaid functions local tests $(wildcard bench/*.py)
 
-template: venv sam-venv
+# checkov fails on any failed check; each check the template does not meet is skipped there with its reason.
+template: venv sam-venv checkov-venv
 	$(BIN)/cfn-lint template.yaml
 	$(SAM_VENV)/bin/sam validate --lint --template-file template.yaml --region us-east-1
+	$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --skip-download --compact --quiet
 
 # sam build needs the runtime's Python first on PATH to build python3.12 for arm64.
 packaging: template
@@ -77,4 +90,4 @@ bench: venv
 	PYTHONPATH=local:layers/prepaid:functions/api:functions/ingest:functions/drawdown:functions/publisher $(BIN)/python bench/run.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .mypy_cache .ruff_cache .hypothesis

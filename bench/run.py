@@ -46,7 +46,7 @@ from moto import mock_aws
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
 from prepaid.adapters.dynamodb import DynamoCatalogStore, DynamoWalletStore
-from prepaid.adapters.sqs import UsageQueue
+from prepaid.adapters.sqs import UsageQueue, pack
 from prepaid.application.drawdown import DrawdownService
 from prepaid.application.ingest import RateCards, UsageIntake
 from prepaid.domain.card import Card, CardSource
@@ -499,7 +499,8 @@ def run_batched(workload: Workload, meter: DynamoMeter) -> RunResult:
         phases["set-up (stack, rate card, purchases)"] = time.perf_counter() - started
         started = time.perf_counter()
         sqs = boto3.client("sqs", region_name=REGION)
-        UsageQueue(sqs, os.environ["USAGE_QUEUE_URL"]).send_events(workload.events)
+        # as a producer sends straight onto the usage queue: events packed into messages of up to 100
+        UsageQueue(sqs, os.environ["USAGE_QUEUE_URL"]).send([{"MessageBody": b} for b in pack(workload.events)])
         phases["producers' sends (not timed)"] = time.perf_counter() - started
         with meter.measuring() as tally:
             started = time.perf_counter()
@@ -539,7 +540,7 @@ def run_naive(workload: Workload, meter: DynamoMeter) -> RunResult:
         screening = intake.screen(workload.events)
         if screening.refused:
             raise AssertionError(f"refused: {screening.refused[:3]}")
-        rated = {c: iter(usages) for c, usages in intake.rate(screening.accepted).items()}
+        rated = {c: iter(usages) for c, usages in screening.by_customer().items()}
         arrivals = [(e.customer_id, next(rated[e.customer_id])) for e in screening.accepted]
         phases["screen and rate (not timed)"] = time.perf_counter() - started
         service = DrawdownService(

@@ -24,7 +24,7 @@ from prepaid.adapters.deliveries import DynamoDeliveryLog, WalletWebhooks
 from prepaid.adapters.dynamodb import DynamoWalletStore
 from prepaid.adapters.secrets import SecretValue
 from prepaid.adapters.sns import SnsAlertTopic
-from prepaid.adapters.webhook_http import UrllibWebhookSender
+from prepaid.adapters.webhook_http import HttpWebhookSender
 from prepaid.application.webhooks import AlertingService
 from prepaid.config import alerting_settings, table_settings
 from prepaid.domain.alerts import Backoff
@@ -48,7 +48,7 @@ def alerting() -> AlertingService:
     return AlertingService(
         directory=WalletWebhooks(DynamoWalletStore(client, table)),
         log=DynamoDeliveryLog(client, table),
-        sender=UrllibWebhookSender(settings.timeout_seconds),
+        sender=HttpWebhookSender(settings.timeout_seconds, allow_local_http=settings.allow_local_http),
         topic=SnsAlertTopic(boto3.client("sns"), settings.topic_arn) if settings.topic_arn else None,
         dead_letters=SqsAlertDeadLetters(boto3.client("sqs"), settings.dead_letter_queue_url),
         # the webhook signing key (Secrets Manager), cached for five minutes; never logged
@@ -59,6 +59,7 @@ def alerting() -> AlertingService:
             base=timedelta(seconds=settings.backoff_base_seconds),
             cap=timedelta(seconds=settings.backoff_max_seconds),
         ),
+        allow_local_http=settings.allow_local_http,
     )
 
 

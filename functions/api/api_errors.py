@@ -10,6 +10,8 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response, content_types
 
 from prepaid.domain import errors as domain
+from prepaid.domain.rules import MAX_JSON_DEPTH
+from prepaid.edge.json_text import JsonRefused, read_json
 
 _MESSAGES: dict[type[domain.DomainError], tuple[HTTPStatus, Callable[[Any], str]]] = {
     domain.InvalidAmount: (HTTPStatus.UNPROCESSABLE_ENTITY, lambda e: f"{e.field} is invalid: {e.reason}"),
@@ -28,6 +30,11 @@ _MESSAGES: dict[type[domain.DomainError], tuple[HTTPStatus, Callable[[Any], str]
         lambda e: "no price book is configured: PUT /price-book first, or give an explicit price",
     ),
     domain.RateCardMissing: (HTTPStatus.NOT_FOUND, lambda e: "no rate card is configured: PUT /rate-card first"),
+    domain.NoEvents: (HTTPStatus.BAD_REQUEST, lambda e: "the request holds no usage event; send 1 to 1,000"),
+    domain.TooManyLiveCards: (
+        HTTPStatus.CONFLICT,
+        lambda e: f"the wallet of {e.customer_id} holds {e.limit} live cards, the most it may; void or use some first",
+    ),
     domain.TooManyEvents: (
         HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
         lambda e: f"{e.count} events in one request; at most {e.limit}",
@@ -79,6 +86,11 @@ def validation_error_response(errors: list[Any]) -> Response[Any]:
     return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error", f"invalid input: {fields}", details)
 
 
+def unavailable_response() -> Response[Any]:
+    """AWS did not take the work (a throttle, an outage): nothing was done that a retry would do twice."""
+    return error_response(HTTPStatus.SERVICE_UNAVAILABLE, "service_unavailable", "try again in a moment")
+
+
 def internal_error_response() -> Response[Any]:
     return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "internal error; it has been logged")
 
@@ -99,9 +111,9 @@ def refuse_unreadable_body(body: str | None, headers: dict[str, str] | None, lim
         refusal = (HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send the body as application/json")
     else:
         try:
-            parsed = json.loads(body)
-        except ValueError:
-            refusal = (HTTPStatus.BAD_REQUEST, "malformed_json", "the request body is not valid JSON")
+            parsed = read_json(body)
+        except JsonRefused as refused:
+            refusal = _UNREADABLE[refused.reason]
         else:
             if not isinstance(parsed, dict):
                 refusal = (
@@ -118,3 +130,14 @@ def refuse_unreadable_body(body: str | None, headers: dict[str, str] | None, lim
         "body": json.dumps({"error": {"code": code, "message": message}}),
         "isBase64Encoded": False,
     }
+
+
+_UNREADABLE = {
+    "not_json": (HTTPStatus.BAD_REQUEST, "malformed_json", "the request body is not valid JSON"),
+    "too_deep": (
+        HTTPStatus.BAD_REQUEST,
+        "json_too_deep",
+        f"the request body nests arrays and objects more than {MAX_JSON_DEPTH} deep",
+    ),
+    "duplicate_key": (HTTPStatus.BAD_REQUEST, "duplicate_key", "the request body repeats a key in an object"),
+}

@@ -12,7 +12,6 @@ import api_errors
 import api_links
 import boto3
 from api_schemas import (
-    CUSTOMER_ID_PATTERN,
     DashboardLinkBody,
     DashboardLinkOut,
     DecimalText,
@@ -53,10 +52,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from prepaid.adapters.dynamodb import DynamoCatalogStore, DynamoWalletStore
 from prepaid.adapters.revenue import DynamoRevenueStore
 from prepaid.adapters.secrets import SecretValue
-from prepaid.adapters.sqs import UsageQueue
+from prepaid.adapters.sqs import QueueUnavailable, UsageQueue
 from prepaid.application.dashboard import DashboardLinks, dashboard_signer
 from prepaid.application.forecasting import MAX_HORIZON_DAYS, Forecasts
-from prepaid.application.ingest import MAX_EVENTS_PER_REQUEST, RateCards, UsageIntake, usage_to_wire, wallet_required
+from prepaid.application.ingest import RateCards, UsageIntake, wallet_required
 from prepaid.application.ledger import DEFAULT_PAGE, MAX_PAGE, Ledger, LedgerQuery
 from prepaid.application.revenue import Revenue
 from prepaid.application.signing import Signer
@@ -64,8 +63,14 @@ from prepaid.application.usage_series import Granularity, SeriesQuery, UsageSeri
 from prepaid.application.wallets import WalletService
 from prepaid.assembly import new_id, now
 from prepaid.config import signing_settings, table_settings, usage_settings
-from prepaid.domain.errors import DomainError, TooManyEvents
+from prepaid.domain.errors import DomainError, NoEvents, TooManyEvents
 from prepaid.domain.ledger import EntryType
+from prepaid.domain.rules import (
+    CARD_ID_PATTERN,
+    CUSTOMER_ID_PATTERN,
+    IDEMPOTENCY_KEY_PATTERN,
+    MAX_EVENTS_PER_REQUEST,
+)
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_USAGE_BODY_BYTES = 2 * 1024 * 1024  # 1,000 events of up to ~2 KiB each
@@ -78,10 +83,8 @@ warnings.filterwarnings("ignore", "No application metrics to publish*")
 app = APIGatewayRestResolver(enable_validation=True)
 
 CustomerId = Annotated[str, Path(pattern=CUSTOMER_ID_PATTERN, description="The SaaS's customer id")]
-CardId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-IdempotencyKey = Annotated[
-    str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")
-]
+CardId = Annotated[str, Path(pattern=CARD_ID_PATTERN)]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", pattern=IDEMPOTENCY_KEY_PATTERN)]
 
 
 @cache
@@ -162,6 +165,12 @@ def _invalid_request(error: RequestValidationError) -> Response[Any]:
 def _domain_error(error: DomainError) -> Response[Any]:
     logger.info("request refused", extra={"code": error.code, "details": error.details()})
     return api_errors.domain_error_response(error)
+
+
+@app.exception_handler(QueueUnavailable)
+def _queue_unavailable(error: QueueUnavailable) -> Response[Any]:
+    logger.warning("usage queue did not take every message", extra={"failed": error.failed})
+    return api_errors.unavailable_response()
 
 
 @app.exception_handler(Exception)
@@ -285,10 +294,12 @@ def put_rate_card(body: RateCardBody) -> Response[RateCardOut]:
 
 @app.post("/usage", summary="Report usage events (up to 1,000)", responses={202: {"description": "queued"}})
 def post_usage(body: UsageBody) -> Response[UsageOut]:
+    if not body.events:
+        raise NoEvents()
     if len(body.events) > MAX_EVENTS_PER_REQUEST:
         raise TooManyEvents(count=len(body.events), limit=MAX_EVENTS_PER_REQUEST)
     screening = usage_intake().screen(body.events)
-    usage_queue().send_events([usage_to_wire(e) for e in screening.accepted])
+    usage_queue().send_events(screening.accepted)
     metrics.add_metric(name="UsageQueued", unit=MetricUnit.Count, value=len(screening.accepted))
     answer = {
         "accepted": [e.event_id for e in screening.accepted],

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-from decimal import Decimal, InvalidOperation
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -14,51 +15,63 @@ from pydantic import (
     Field,
     StrictInt,
     WithJsonSchema,
-    field_validator,
 )
 
 from prepaid.application.dashboard import DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS, MIN_TTL_SECONDS
-
-DECIMAL_PATTERN = r"^-?\d+(\.\d+)?$"
+from prepaid.domain.rules import (
+    CUSTOMER_ID_PATTERN,
+    DECIMAL_TEXT_PATTERN,
+    METER_PATTERN,
+    decimal_from_text,
+    duration_in_range,
+    instant_in_range,
+)
 
 
 def _decimal_text(value: Any) -> Any:
-    """Amounts travel as strings; an integer is exact too, a JSON float or bool is refused."""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ValueError('must be a decimal string such as "12.5"')
-    text = str(value).strip()
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        raise ValueError('must be a decimal string such as "12.5"') from None
-    if not number.is_finite():
-        raise ValueError("must be a finite number")
+    """Amounts travel as decimal strings of ASCII digits (the contract's "Numbers"); anything else is refused."""
+    number = decimal_from_text(value)
+    if number is None:
+        raise ValueError('must be a decimal string such as "12.5" (ASCII digits, no exponent)')
     return number
 
 
 def _text_only(value: Any) -> Any:
-    if not isinstance(value, str):
+    if not isinstance(value, str) or len(value) > 64:
         raise ValueError("must be a string in ISO 8601 form")
+    return value
+
+
+def _instant_in_range(value: datetime) -> datetime:
+    if not instant_in_range(value):
+        raise ValueError("must be from 1970-01-01 up to 9000-01-01")
+    return value
+
+
+def _duration_in_range(value: timedelta) -> timedelta:
+    if not duration_in_range(value):
+        raise ValueError("must be a positive duration of at most 100 years")
     return value
 
 
 DecimalText = Annotated[
     Decimal,
     BeforeValidator(_decimal_text),
-    WithJsonSchema({"type": "string", "pattern": DECIMAL_PATTERN, "examples": ["1000", "12.5"]}),
+    WithJsonSchema({"type": "string", "pattern": DECIMAL_TEXT_PATTERN, "examples": ["1000", "12.5"]}),
 ]
 Instant = Annotated[
     AwareDatetime,
     BeforeValidator(_text_only),
+    AfterValidator(_instant_in_range),
     WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2026-12-31T23:59:59Z"]}),
 ]
 Duration = Annotated[
     timedelta,
     BeforeValidator(_text_only),
+    AfterValidator(_duration_in_range),
     WithJsonSchema({"type": "string", "format": "duration", "examples": ["P30D", "PT12H"]}),
 ]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["USD"])]
-CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
 
 
 class Body(BaseModel):
@@ -78,13 +91,6 @@ class PurchaseBody(Body):
     priority: Annotated[StrictInt, Field(ge=0, le=100)] = 50
     source: Literal["purchase", "promotion", "auto_recharge", "recurring"] = "purchase"
     effective_at: Instant | None = Field(default=None, alias="effectiveAt")
-
-    @field_validator("expires_in")
-    @classmethod
-    def _positive(cls, value: timedelta | None) -> timedelta | None:
-        if value is not None and value <= timedelta(0):
-            raise ValueError("must be a positive duration")
-        return value
 
 
 class AutoRechargeBody(Body):
@@ -123,7 +129,7 @@ class UnitRateBody(Body):
     credits_per_unit: DecimalText = Field(alias="creditsPerUnit")
 
 
-MeterName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
+MeterName = Annotated[str, Field(pattern=METER_PATTERN)]
 CustomerName = Annotated[str, Field(pattern=CUSTOMER_ID_PATTERN)]
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
 
 from api_schemas import MoneyBody, PriceBookBody, PurchaseBody, RateCardBody, SettingsBody, UnitRateBody
 
 from prepaid.application.wallets import PurchaseRequest
+from prepaid.config import webhook_url_settings
 from prepaid.domain.card import CardSource
 from prepaid.domain.errors import InvalidRequest
 from prepaid.domain.money import Money
@@ -16,6 +16,7 @@ from prepaid.domain.numbers import exact_credits, to_wire
 from prepaid.domain.price_book import PriceBook, PricingMode, Tier
 from prepaid.domain.rate_card import RateCard
 from prepaid.domain.settings import AutoRecharge, RecurringGrant, WalletSettings
+from prepaid.domain.webhook_urls import webhook_url_refusal
 
 
 def money(body: MoneyBody | None) -> Money | None:
@@ -40,8 +41,10 @@ def wallet_settings(body: SettingsBody) -> WalletSettings:
         raise InvalidRequest(field="thresholds", reason="duplicate")
     auto, recurring = body.auto_recharge, body.recurring
     url = body.webhook_url
-    if url is not None and not _acceptable_webhook(url):
-        raise InvalidRequest(field="webhookUrl", reason="must_be_https")
+    if url is not None:
+        refusal = webhook_url_refusal(url, allow_local_http=webhook_url_settings().allow_local_http)
+        if refusal:
+            raise InvalidRequest(field="webhookUrl", reason=refusal)
     return WalletSettings(
         thresholds=tuple(sorted(thresholds)),
         auto_recharge=None
@@ -62,14 +65,6 @@ def wallet_settings(body: SettingsBody) -> WalletSettings:
         ),
         webhook_url=url,
     )
-
-
-def _acceptable_webhook(url: str) -> bool:
-    """HTTPS, or plain HTTP to this machine for local receivers."""
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return True
-    return parts.scheme == "http" and parts.hostname in {"127.0.0.1", "localhost", "::1"}
 
 
 def price_book_from_body(body: PriceBookBody) -> PriceBook:

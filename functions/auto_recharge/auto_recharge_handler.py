@@ -1,23 +1,25 @@
 """Auto-recharge: a `Balance Low` event for a wallet with auto-recharge on that threshold buys its credits, once.
 
 The crossing's event id keys the purchase, so redelivered and concurrent alerts buy once; the wallet decides on a
-fresh read whether the balance is still low and today's `maxPerDay` allows it (see `Wallet.auto_recharge`).
+fresh read whether the balance is still low and today's `maxPerDay` allows it (see `Wallet.auto_recharge`). An
+event that no committed change stands for (its outbox record missing or different) buys nothing.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from prepaid.application.lifecycle import UncommittedEvent
 from prepaid.assembly import credit_lifecycle
+from prepaid.domain.rules import CUSTOMER_ID_PATTERN, EVENT_ID_PATTERN
 
 logger = Logger()
 tracer = Tracer()
@@ -25,10 +27,10 @@ metrics = Metrics()
 
 
 class BalanceLow(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel)
-    customer_id: str
-    event_id: str  # the crossing's stable id: the purchase's idempotency key
-    threshold: Decimal
+    model_config = ConfigDict(alias_generator=to_camel, extra="allow")
+    customer_id: Annotated[str, Field(pattern=CUSTOMER_ID_PATTERN)]
+    event_id: Annotated[str, Field(pattern=EVENT_ID_PATTERN)]  # the crossing's stable id: the purchase's key
+    threshold: str
 
 
 class BalanceLowEvent(EventBridgeModel):
@@ -41,7 +43,12 @@ class BalanceLowEvent(EventBridgeModel):
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     low = parse(event=event, model=BalanceLowEvent).detail
     logger.append_keys(customerId=low.customer_id, crossing=low.event_id)
-    receipt = credit_lifecycle().auto_recharge(low.customer_id, low.event_id, low.threshold)
+    try:
+        receipt = credit_lifecycle().auto_recharge(low.customer_id, event["detail"])
+    except UncommittedEvent:
+        logger.warning("refused: not an event this system committed")
+        metrics.add_metric(name="UncommittedEventsRefused", unit=MetricUnit.Count, value=1)
+        return {"bought": False, "refused": "not_committed"}
     if receipt is None:
         logger.info("no auto-recharge for this crossing")
         return {"bought": False}

@@ -1,8 +1,13 @@
-"""Drawdown: FIFO queue of rated usage (grouped by customer) → one transaction per wallet chunk, exactly once."""
+"""Drawdown: FIFO queue of rated usage (grouped by customer) → one transaction per wallet chunk, exactly once.
+
+Only ingest may send to the queue (its policy), and every message is still checked as untrusted: one that is not
+what ingest writes (negative, non-finite or over-precise credits, unknown fields, a customer other than its message
+group) goes to the drawdown dead-letter queue with the reason, and changes no wallet.
+"""
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -14,9 +19,8 @@ from aws_lambda_powertools.utilities.data_classes import SQSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from prepaid.adapters.dynamodb import DynamoWalletStore
-from prepaid.adapters.sqs import DeadLetters
+from prepaid.adapters.sqs import DeadLetters, MalformedRatedMessage, rated_from_wire, usage_of
 from prepaid.application.drawdown import DrawdownService
-from prepaid.application.ingest import rated_from_wire, usage_of
 from prepaid.assembly import new_id, now
 from prepaid.config import table_settings, usage_settings
 from prepaid.domain.wallet import RatedUsage
@@ -26,39 +30,61 @@ tracer = Tracer()
 metrics = Metrics()
 
 
+@dataclass(frozen=True)
+class Wiring:
+    drawdown: DrawdownService
+    refused: DeadLetters  # refused events, as producers send them (redriven through ingest)
+    poison: DeadLetters  # messages that are not what ingest writes
+
+
 @cache
-def drawdown() -> DrawdownService:
+def wiring() -> Wiring:
     store = DynamoWalletStore(boto3.client("dynamodb"), table_settings().table_name)
-    create = usage_settings().unknown_customers == "create"
-    return DrawdownService(store, now, new_id, create_unknown_wallets=create)
+    usage, sqs = usage_settings(), boto3.client("sqs")
+    create = usage.unknown_customers == "create"
+    return Wiring(
+        DrawdownService(store, now, new_id, create_unknown_wallets=create),
+        DeadLetters(sqs, usage.dead_letter_queue_url),
+        DeadLetters(sqs, usage.drawdown_dead_letter_queue_url or usage.dead_letter_queue_url),
+    )
 
 
-@cache
-def dead_letters() -> DeadLetters:
-    return DeadLetters(boto3.client("sqs"), usage_settings().dead_letter_queue_url)
+def group(records: list[Any]) -> tuple[dict[str, tuple[list[str], list[RatedUsage]]], list[tuple[str, str, str]]]:
+    """Each customer's messages of the batch merged, in order (FIFO keeps them in order), and the poison ones as
+    (message id, body, reason)."""
+    groups: dict[str, tuple[list[str], list[RatedUsage]]] = {}
+    poison: list[tuple[str, str, str]] = []
+    for record in records:
+        try:
+            message = rated_from_wire(record.body, now(), record.attributes.message_group_id)
+        except MalformedRatedMessage as bad:
+            poison.append((record.message_id, record.body, bad.reason))
+            continue
+        ids, pending = groups.setdefault(message.customer_id, ([], []))
+        ids.append(record.message_id)
+        pending.extend(message.usages)
+    return groups, poison
 
 
 @tracer.capture_lambda_handler
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    """Merge each customer's messages of the batch (FIFO keeps them in order) and draw them together.
-
-    A customer whose drawdown fails has all its messages of the batch reported as failures, so FIFO redelivers
-    them in order; the other customers' messages go on.
-    """
-    groups: dict[str, tuple[list[str], list[RatedUsage]]] = {}
-    for record in SQSEvent(event).records:
-        customer_id, usages = rated_from_wire(json.loads(record.body))
-        ids, pending = groups.setdefault(customer_id, ([], []))
-        ids.append(record.message_id)
-        pending.extend(usages)
+    """Draw each customer's usage of the batch together. A customer whose drawdown fails has all its messages of
+    the batch reported as failures, so FIFO redelivers them in order; the other customers' messages go on."""
+    groups, poison = group(list(SQSEvent(event).records))
     failures: list[PartialItemFailures] = []
+    if poison:
+        logger.warning("poison drawdown messages", extra={"reasons": sorted({reason for _, _, reason in poison})})
+        sent = wiring().poison.send_poison([(body, reason) for _, body, reason in poison])
+        failures.extend({"itemIdentifier": poison[i][0]} for i in sent.failed)
+        metrics.add_metric(name="DrawdownPoisonMessages", unit=MetricUnit.Count, value=len(poison))
     for customer_id, (message_ids, usages) in groups.items():
         try:
-            report = drawdown().apply(customer_id, usages)
+            report = wiring().drawdown.apply(customer_id, usages)
             if report.refused:
-                dead_letters().send_refused([(usage_of(customer_id, r.usage), r.reason) for r in report.refused])
+                letters = [(usage_of(customer_id, r.usage), r.reason) for r in report.refused]
+                wiring().refused.send_refused(letters).raise_if_failed(wiring().refused.url)
         except Exception:
             logger.exception("drawdown failed", extra={"customerId": customer_id, "events": len(usages)})
             failures.extend({"itemIdentifier": m} for m in message_ids)

@@ -8,18 +8,19 @@ retries and duplicate deliveries are harmless.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from prepaid.application.lifecycle import EXPIRE
+from prepaid.application.lifecycle import EXPIRE, UncommittedEvent
 from prepaid.assembly import credit_lifecycle
+from prepaid.domain.rules import CARD_ID_PATTERN, CUSTOMER_ID_PATTERN
 
 logger = Logger()
 tracer = Tracer()
@@ -29,14 +30,14 @@ metrics = Metrics()
 class ScheduledStep(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel)
     action: Literal["expire", "warn"]
-    customer_id: str
-    card_id: str
+    customer_id: Annotated[str, Field(pattern=CUSTOMER_ID_PATTERN)]
+    card_id: Annotated[str, Field(pattern=CARD_ID_PATTERN)]
     expires_at: AwareDatetime
 
 
 class CardBought(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel)
-    customer_id: str
+    model_config = ConfigDict(alias_generator=to_camel, extra="allow")
+    customer_id: Annotated[str, Field(pattern=CUSTOMER_ID_PATTERN)]
     card: dict[str, Any]
 
 
@@ -52,7 +53,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     service = credit_lifecycle(schedule_target_arn=context.invoked_function_arn)
     if "detail-type" in event:
         purchased = parse(event=event, model=CreditsPurchased).detail
-        done = service.schedule_expiry(purchased.customer_id, purchased.card)
+        try:
+            done = service.schedule_expiry(purchased.customer_id, event["detail"])
+        except UncommittedEvent:
+            logger.warning("refused: not an event this system committed", extra={"customerId": purchased.customer_id})
+            metrics.add_metric(name="UncommittedEventsRefused", unit=MetricUnit.Count, value=1)
+            return {"scheduled": [], "refused": "not_committed"}
         logger.info("card lifecycle scheduled", extra={"cardId": purchased.card.get("cardId"), "done": done})
         return {"scheduled": done}
     step = parse(event=event, model=ScheduledStep)

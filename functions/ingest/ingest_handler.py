@@ -1,31 +1,32 @@
-"""Ingest: usage queue → screen and rate → drawdown queue (FIFO by customer); refusals to the DLQ with reasons."""
+"""Ingest: usage queue → screen and rate → drawdown queue (FIFO by customer); refusals to the DLQ with reasons.
+
+Each message is read on its own, and what cannot be sent on fails only the messages it came from: one producer's
+bad or oversized message never holds back another customer's usage.
+"""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.data_classes import SQSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from prepaid.adapters.dynamodb import DynamoCatalogStore, DynamoWalletStore
-from prepaid.adapters.sqs import DeadLetters, DrawdownQueue
+from prepaid.adapters.sqs import DeadLetters, DrawdownQueue, MalformedUsageMessage, RatedMessage, usage_from_wire
 from prepaid.application.drawdown import MAX_EVENTS_PER_COMMIT
-from prepaid.application.ingest import RateCards, UsageIntake, rated_to_wire, wallet_required
+from prepaid.application.ingest import Delivery, RateCards, UsageIntake, wallet_required
 from prepaid.assembly import now
 from prepaid.config import table_settings, usage_settings
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-processor = BatchProcessor(event_type=EventType.SQS)
 
 
 @dataclass(frozen=True)
@@ -50,65 +51,54 @@ def wiring() -> Wiring:
     )
 
 
-@dataclass
-class Batch:
-    """What the records of one invocation yield, sent on once every record is read."""
+def read(records: list[Any], intake: UsageIntake) -> tuple[Delivery, set[str]]:
+    """Each message screened on its own; returns what they yield and the messages that could not be read (a
+    storage error while screening: they are delivered again)."""
+    delivery, unread = Delivery(), set()
+    for record in records:
+        try:
+            events = usage_from_wire(record.body)
+        except MalformedUsageMessage as bad:
+            delivery.poison.append((record.message_id, record.body, bad.reason))
+            continue
+        try:
+            delivery.add(record.message_id, events, intake.screen(events))
+        except Exception:
+            logger.exception("message not screened", extra={"messageId": record.message_id})
+            unread.add(record.message_id)
+    return delivery, unread
 
-    accepted: list[Any] = field(default_factory=list)
-    refused: list[tuple[Any, str]] = field(default_factory=list)  # (event, reason)
-    poison: list[tuple[str, str]] = field(default_factory=list)  # (message body, reason)
-    duplicates: int = 0  # the same event twice in a message: sent on once
 
-
-def unpack(body: str) -> list[Any] | str:
-    """The events of a message (one event, or `{"events": [...]}`), or why the message is poison."""
-    try:
-        message = json.loads(body)
-    except ValueError:
-        return "body_not_json"
-    if isinstance(message, dict) and "events" in message:
-        events = message["events"]
-        return events if isinstance(events, list) and len(message) == 1 else "malformed_events_envelope"
-    return [message] if isinstance(message, dict) else "not_a_usage_event"
+def send_on(delivery: Delivery, wired: Wiring) -> set[str]:
+    """Rated usage to drawdown, refusals and poison to the dead-letter queue; returns the messages to deliver
+    again because a part of them was not sent."""
+    chunks = delivery.chunks(MAX_EVENTS_PER_COMMIT)
+    sent = wired.drawdown.send_rated([RatedMessage(c, tuple(usages)) for c, usages, _ in chunks])
+    retry = {source for i in sent.failed for source in chunks[i][2]}
+    # a message delivered again is screened again: its refusals are dead-lettered then, once
+    letters = [letter for letter in delivery.refused if letter[0] not in retry]
+    refused = wired.dead_letters.send_refused([(event, reason) for _, event, reason in letters])
+    retry |= {letters[i][0] for i in refused.failed}
+    poison = wired.dead_letters.send_poison([(body, reason) for _, body, reason in delivery.poison])
+    retry |= {delivery.poison[i][0] for i in poison.failed}
+    return retry
 
 
 @tracer.capture_lambda_handler
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    batch = Batch()
-    intake = wiring().intake
-
-    def read(record: SQSRecord) -> None:
-        events = unpack(record.body)
-        if isinstance(events, str):
-            batch.poison.append((record.body, events))
-            return
-        screening = intake.screen(events)
-        batch.accepted.extend(screening.accepted)
-        batch.duplicates += len(screening.duplicates)
-        batch.refused.extend((events[r.index], r.reason) for r in screening.refused)
-
-    with processor(records=event["Records"], handler=read, lambda_context=context):
-        processor.process()
-    # Send on only after every record is read; a failure here fails the whole batch, which SQS delivers again
-    # (drawdown's per-event records make the replay harmless).
-    rated = intake.rate(batch.accepted)
-    wiring().drawdown.send_rated([(c, rated_to_wire(c, usages)) for c, usages in _chunks(rated)])
-    if batch.refused or batch.poison:
-        wiring().dead_letters.send_refused(batch.refused)
-        wiring().dead_letters.send_poison(batch.poison)
-        reasons = sorted({r for _, r in batch.refused} | {r for _, r in batch.poison})
-        logger.info(
-            "refused usage", extra={"events": len(batch.refused), "messages": len(batch.poison), "reasons": reasons}
-        )
-    metrics.add_metric(name="UsageAccepted", unit=MetricUnit.Count, value=len(batch.accepted))
-    metrics.add_metric(name="UsageRefused", unit=MetricUnit.Count, value=len(batch.refused))
-    metrics.add_metric(name="UsagePoisonMessages", unit=MetricUnit.Count, value=len(batch.poison))
-    metrics.add_metric(name="UsageDuplicates", unit=MetricUnit.Count, value=batch.duplicates)
-    return processor.response()
-
-
-def _chunks(rated: dict[str, list[Any]], size: int = MAX_EVENTS_PER_COMMIT) -> list[tuple[str, list[Any]]]:
-    """One drawdown message per customer and up to `size` events (one transaction's worth)."""
-    return [(c, usages[i : i + size]) for c, usages in rated.items() for i in range(0, len(usages), size)]
+    wired = wiring()
+    delivery, unread = read(list(SQSEvent(event).records), wired.intake)
+    retry = unread | send_on(delivery, wired)
+    if delivery.refused or delivery.poison:
+        reasons = sorted({r for _, _, r in delivery.refused} | {r for _, _, r in delivery.poison})
+        logger.info("refused usage", extra={"events": len(delivery.refused), "messages": len(delivery.poison)})
+        logger.info("refusal reasons", extra={"reasons": reasons})
+    if retry:
+        logger.warning("messages to deliver again", extra={"messages": len(retry)})
+    metrics.add_metric(name="UsageAccepted", unit=MetricUnit.Count, value=delivery.accepted)
+    metrics.add_metric(name="UsageRefused", unit=MetricUnit.Count, value=len(delivery.refused))
+    metrics.add_metric(name="UsagePoisonMessages", unit=MetricUnit.Count, value=len(delivery.poison))
+    metrics.add_metric(name="UsageDuplicates", unit=MetricUnit.Count, value=delivery.duplicates)
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in sorted(retry)]}

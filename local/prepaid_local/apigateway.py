@@ -7,7 +7,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -107,6 +107,59 @@ def proxy_event(
     }
 
 
+# The status API Gateway gives a response type when the template does not set one, and its own message.
+_DEFAULT_STATUS = {"MISSING_AUTHENTICATION_TOKEN": 403, "REQUEST_TOO_LARGE": 413, "INTEGRATION_FAILURE": 502}
+_MESSAGES = {
+    "MISSING_AUTHENTICATION_TOKEN": "Missing Authentication Token",
+    "REQUEST_TOO_LARGE": "Request Too Long",
+    "INTEGRATION_FAILURE": "Internal server error",
+}
+
+
+@dataclass(frozen=True)
+class GatewayResponse:
+    """One of the API's `GatewayResponses`: what API Gateway answers itself for a response type."""
+
+    status: int | None = None
+    template: str | None = None  # the application/json response template
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def gateway_responses(template: dict[str, Any]) -> dict[str, GatewayResponse]:
+    """The `GatewayResponses` of the template's (one) REST API, by response type."""
+    found: dict[str, GatewayResponse] = {}
+    for resource in template.get("Resources", {}).values():
+        if resource.get("Type") != "AWS::Serverless::Api":
+            continue
+        for kind, spec in resource.get("Properties", {}).get("GatewayResponses", {}).items():
+            headers = spec.get("ResponseParameters", {}).get("Headers", {})
+            found[kind] = GatewayResponse(
+                status=int(spec["StatusCode"]) if "StatusCode" in spec else None,
+                template=spec.get("ResponseTemplates", {}).get("application/json"),
+                headers={name: str(value).strip("'") for name, value in headers.items()},
+            )
+    return found
+
+
+def gateway_answer(responses: dict[str, GatewayResponse], kind: str, request_id: str = "local") -> dict[str, Any]:
+    """What API Gateway answers for a response type (a proxy answer): the template's response for that type, else
+    its DEFAULT_4XX or DEFAULT_5XX, else API Gateway's own `{"message": ...}`."""
+    status = _DEFAULT_STATUS.get(kind, 500)
+    own = responses.get(kind)
+    fallback = responses.get("DEFAULT_5XX" if (own.status if own and own.status else status) >= 500 else "DEFAULT_4XX")
+    chosen = own if own is not None and own.template is not None else fallback
+    status = own.status if own is not None and own.status is not None else status
+    message = _MESSAGES.get(kind, kind.replace("_", " ").capitalize())
+    if chosen is None or chosen.template is None:
+        body = json.dumps({"message": message})
+    else:
+        body = chosen.template.replace("$context.error.messageString", json.dumps(message))
+        body = body.replace("$context.error.responseType", kind).replace("$context.requestId", request_id)
+    headers = {"Content-Type": "application/json", **(fallback.headers if fallback else {})}
+    headers |= own.headers if own is not None else {}
+    return {"statusCode": status, "headers": headers, "body": body}
+
+
 @dataclass
 class ApiAnswer:
     status: int
@@ -117,9 +170,15 @@ class ApiAnswer:
 class Gateway:
     """API Gateway's REST proxy integration over `invoke(function logical id, event)`."""
 
-    def __init__(self, routes: list[Route], invoke: Callable[[str, dict[str, Any]], Any]) -> None:
+    def __init__(
+        self,
+        routes: list[Route],
+        invoke: Callable[[str, dict[str, Any]], Any],
+        responses: dict[str, GatewayResponse] | None = None,
+    ) -> None:
         self.routes = routes
         self._invoke = invoke
+        self.responses = responses or {}
 
     def route(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         for route in self.routes:
@@ -140,9 +199,8 @@ class Gateway:
     ) -> dict[str, Any]:
         """A request as received → the handler's answer as it returns it (headers and body untouched)."""
         found = self.route(method, path)
-        if found is None:
-            message = {"message": "Missing Authentication Token"}  # what API Gateway answers for unknown routes
-            return {"statusCode": 403, "headers": {"Content-Type": "application/json"}, "body": json.dumps(message)}
+        if found is None:  # an unknown path, or a method the path does not have
+            return gateway_answer(self.responses, "MISSING_AUTHENTICATION_TOKEN")
         route, params = found
         event = proxy_event(method, route, path, params, query, headers, body)
         event["isBase64Encoded"] = base64_body

@@ -14,8 +14,9 @@ import logging
 import os
 import threading
 import urllib.request
+from collections.abc import Callable
 from datetime import timedelta
-from functools import cache
+from functools import cache, partial
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -25,7 +26,7 @@ from werkzeug.datastructures import Headers
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from prepaid_local.apigateway import LOCAL_PRINCIPAL
+from prepaid_local.apigateway import LOCAL_PRINCIPAL, gateway_answer
 from prepaid_local.bus_tap import BusTap
 from prepaid_local.clock import ProcessClock
 from prepaid_local.moto_serial import serialize_dynamodb
@@ -40,7 +41,8 @@ log = logging.getLogger("prepaid_local")
 
 REGION = "us-east-1"
 MOTO_HOST = "127.0.0.1"
-PUMP_INTERVAL = 0.2  # seconds between polls: near real time, and cheap against an in-process moto
+PUMP_INTERVAL = 0.2  # seconds between polls of the bus's rules and the schedules when there is nothing to do
+QUEUE_POLL_INTERVAL = 0.05  # the same for each queue and the stream: one hop of usage waits at most this long
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 LOCAL_EVENTS_PATH = "/_local/events"  # not an API route: what went through the bus, for people trying it out
 LOCAL_CLOCK_PATH = "/_local/clock"  # not an API route: read or move the local clock (schedules, expiry, grants)
@@ -89,11 +91,10 @@ class LocalServer:
         self.bus = bus
         self._threads = [threading.Thread(target=http.serve_forever, name="prepaid-local-http", daemon=True)]
         if deliver:
-            self._threads.append(
-                threading.Thread(
-                    target=_pump, args=(stack, self.bus, self._stopping), name="prepaid-local-pump", daemon=True
-                )
-            )
+            self._threads += [
+                threading.Thread(target=_work, args=(name, step, self._stopping, idle), name=name, daemon=True)
+                for name, step, idle in _workers(stack, bus)
+            ]
         self._stopped = False
 
     def serve(self) -> None:
@@ -150,7 +151,7 @@ def start(
         def clients(service: str) -> Any:
             return boto3.client(service, endpoint_url=moto_url, region_name=REGION)  # type: ignore[call-overload]
 
-        stack = Stack(clients, clock=clock)
+        stack = Stack(clients, clock=clock, raise_failures=False)
         stack.cold_start()
         seeded = False
         if seed:
@@ -262,6 +263,7 @@ def _apply_local_environment(moto_url: str) -> None:
             "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",  # botocore 1.44 + moto's DynamoDB Streams (TOOLING.md)
             "POWERTOOLS_TRACE_DISABLED": "1",  # no X-Ray daemon here
             "POWERTOOLS_METRICS_NAMESPACE": "PrepaidCreditsLocal",  # the template's value wins where it sets one
+            "WEBHOOK_ALLOW_LOCAL_HTTP": "1",  # webhooks to receivers on 127.0.0.1 over plain http (never deployed)
             "NO_PROXY": no_proxy,
             "no_proxy": no_proxy,
         }
@@ -284,25 +286,44 @@ def _seed(stack: Stack) -> None:
 # -- pollers ---------------------------------------------------------------------------------------------------------
 
 
-def _pump(stack: Stack, bus: BusTap, stopping: threading.Event, interval: float = PUMP_INTERVAL) -> None:
-    """Do what Lambda's pollers and EventBridge would, until stopped: the outbox stream, rules, schedules due at the
-    stack's clock, and queues. Real waits are kept (no fast-forward): a failed message comes back after its
-    visibility timeout, a failed asynchronous invocation is retried after Lambda's delays."""
+def _workers(stack: Stack, bus: BusTap) -> list[tuple[str, Callable[[], int], float]]:
+    """What Lambda's pollers and EventBridge do, each event source on a worker of its own (as on AWS, where the
+    drawdown never waits for the outbox relay or a lifecycle function): (name, one poll, idle wait in seconds)."""
+
+    def events() -> int:
+        done = stack.pump_rules(fast_forward=False) + stack.pump_schedules()
+        bus.drain()
+        return done
+
+    workers: list[tuple[str, Callable[[], int], float]] = [
+        ("prepaid-local-streams", stack.pump_streams, QUEUE_POLL_INTERVAL),
+        ("prepaid-local-events", events, PUMP_INTERVAL),
+    ]
+    for logical, props in stack.event_sources("SQS"):
+        workers.append((f"prepaid-local-{logical}", partial(stack.pump_source, logical, props), QUEUE_POLL_INTERVAL))
+    return workers
+
+
+def _work(name: str, step: Callable[[], int], stopping: threading.Event, idle: float) -> None:
+    """Poll until stopped; at once again while there is work, after `idle` seconds when there is none. Real waits
+    are kept (no fast-forward): a failed message comes back after its visibility timeout, a failed asynchronous
+    invocation is retried after Lambda's delays. A function that fails is the stack's to log; what reaches here
+    is the stack's own trouble, logged once per kind."""
     last_error: str | None = None
-    while not stopping.wait(interval):
+    while not stopping.is_set():
         try:
-            stack.pump(fast_forward=False)
-            bus.drain()
+            busy = step()
         except Exception as error:
-            # A failed batch stays pending and is retried on the next pump, by design; log each new failure once.
             text = f"{type(error).__name__}: {error}"
             if text != last_error:
-                log.exception("delivery failed; retrying every %.1f s", interval)
-            last_error = text
+                log.exception("%s failed; retrying every %.1f s", name, idle)
+            last_error, busy = text, 0
         else:
             if last_error is not None:
-                log.info("delivery recovered")
+                log.info("%s recovered", name)
             last_error = None
+        if not busy:
+            stopping.wait(idle)
 
 
 # -- HTTP ------------------------------------------------------------------------------------------------------------
@@ -325,7 +346,7 @@ class _ApiGateway:
         if request.path == LOCAL_CLOCK_PATH:
             return self.clock(request)
         if (request.content_length or 0) > MAX_BODY_BYTES:
-            return _gateway_message(413, "Request Too Long")
+            return _response(gateway_answer(self.stack.gateway.responses, "REQUEST_TOO_LARGE"))
         raw = request.get_data(cache=False)
         try:
             body: str | None = raw.decode() if raw else None
@@ -342,7 +363,7 @@ class _ApiGateway:
         except Exception:
             # A handler that raises or answers malformed is a failed integration: 502, nothing of the error leaks.
             log.exception("%s %s: the function failed", request.method, request.path)
-            return _gateway_message(502, "Internal server error")
+            return _response(gateway_answer(self.stack.gateway.responses, "INTEGRATION_FAILURE"))
 
     def bus_events(self, request: Request) -> Response:
         """Local only: the events that went through the bus, newest last (`?type=Balance Low&limit=20`)."""
@@ -367,7 +388,10 @@ class _ApiGateway:
                 self.stack.advance(move.advance.total_seconds())
             if move.to is not None:
                 self.stack.set_time(move.to)
-            self.stack.pump(fast_forward=False)
+            try:
+                self.stack.pump(fast_forward=False)  # what came due runs now; the workers would, a moment later
+            except Exception:
+                log.exception("delivering what came due failed; the workers retry it")
         return Response(json.dumps({"now": self.stack.clock.now().isoformat()}), content_type="application/json")
 
 
@@ -394,10 +418,6 @@ def _response(answer: dict[str, Any]) -> Response:
     if "Content-Type" not in headers:
         headers["Content-Type"] = "application/json"  # API Gateway's default for a proxy answer
     return Response(data, status=int(answer["statusCode"]), headers=headers)
-
-
-def _gateway_message(status: int, message: str) -> Response:
-    return Response(json.dumps({"message": message}), status=status, content_type="application/json")
 
 
 class _AccessLog(WSGIRequestHandler):

@@ -23,7 +23,7 @@ from typing import Any, cast
 from botocore.exceptions import ClientError
 from moto.events.models import EventPattern
 
-from prepaid_local.apigateway import Gateway, routes
+from prepaid_local.apigateway import Gateway, gateway_responses, routes
 from prepaid_local.async_invoke import AsyncInvoker, Destination
 from prepaid_local.clock import Clock
 from prepaid_local.lambda_context import LocalContext
@@ -91,6 +91,8 @@ class Stack:
         stack_name: str = "local",
         template: dict[str, Any] | None = None,
         clock: Clock | None = None,
+        *,
+        raise_failures: bool = True,
     ) -> None:
         self.clients = clients
         self.template = template if template is not None else load()
@@ -103,17 +105,24 @@ class Stack:
         declared = declared_rules(self.template, self.resolver, self.function_arns)
         groups, schedules = declared_schedules(self.template, self.resolver, self.function_arns)
         self.functions: dict[str, FunctionSpec] = functions(self.template, self.resolver)
-        self.gateway = Gateway(routes(self.functions), self.invoke)
+        self.gateway = Gateway(routes(self.functions), self.invoke, gateway_responses(self.template))
         self.api = self.gateway.request
         self.proxy = self.gateway.proxy
         self.observers: list[Observer] = []  # told (function, event) before each invocation, e.g. by tests
+        # A function that raises is a failed invocation: its messages come back after their visibility timeout,
+        # its stream batch is retried. Tests want to hear of it at once (raised from the pump, after the same
+        # bookkeeping); the local server only logs it, as Lambda does, and never fails a request for it.
+        self.raise_failures = raise_failures
+        self._stream_attempts: dict[tuple[str, str], int] = {}
         self._stream_iterators: dict[tuple[str, str], str] = {}
         self._pending: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._held: list[_Held] = []
         self._carried: dict[str, list[_Received]] = {}
         self._visibility: dict[str, int] = {}
         self._stream_lock = threading.Lock()
-        self._queue_lock = threading.Lock()
+        self._queue_lock = threading.Lock()  # pump_queues: every source, one after another
+        self._source_locks: dict[str, threading.Lock] = {}  # one poller per event source (function)
+        self._held_lock = threading.Lock()
         self._event_lock = threading.Lock()
         self._invoke_locks = {logical: threading.Lock() for logical in self.functions}
         self._apply_environment()
@@ -231,15 +240,29 @@ class Stack:
         with self._queue_lock:
             for _ in range(10_000):
                 self._release_visible()
-                delivered = sum(self._pump_once(logical, props, crash) for logical, props in self.event_sources("SQS"))
+                delivered = sum(self.pump_source(logical, props, crash) for logical, props in self.event_sources("SQS"))
                 processed += delivered
                 if delivered:
                     continue
-                wake = min((held.visible_at for held in self._held), default=None)
+                with self._held_lock:
+                    wake = min((held.visible_at for held in self._held), default=None)
                 if not fast_forward or wake is None:
                     break
                 self.clock.set(wake)
         return processed
+
+    def pump_source(
+        self,
+        logical: str,
+        props: dict[str, Any],
+        crash: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> int:
+        """One poll of one SQS event source (as one of Lambda's pollers does): a batch received, handed to its
+        function, and what it did not finish held back. Returns the messages received."""
+        lock = self._source_locks.setdefault(logical, threading.Lock())
+        with lock:
+            self._release_visible()
+            return self._pump_once(logical, props, crash)
 
     def _pump_once(
         self, logical: str, props: dict[str, Any], crash: Callable[[str, dict[str, Any]], None] | None
@@ -248,7 +271,6 @@ class Stack:
         arn = self.resolver.resolve(props["Queue"])
         url = self.queue_url(arn)
         batch_size = int(props.get("BatchSize", 10))
-        now = self.clock.now()
         received = self._carried.pop(url, [])
         while len(received) < batch_size:
             real_now = time.time()  # before the receipt: moto's timeout starts within the call
@@ -261,6 +283,9 @@ class Stack:
             ).get("Messages", [])
             if not got:
                 break
+            # the stack's clock read after the receipt: a clock moved during the call must not date the receipt
+            # earlier than it was, or a failed message would come back before its timeout ran out
+            now = self.clock.now()
             received.extend(_Received(message, now, real_now) for message in got)
         if not received:
             return 0
@@ -278,13 +303,20 @@ class Stack:
             self._carried[url] = rest  # still in flight: they open the next batch, not counted as received twice
         messages = [item.message for item in batch]
         event = {"Records": records}
-        try:
-            if crash is not None:
+        if crash is not None:
+            try:
                 crash(logical, event)
+            except Exception:
+                self._hold(url, batch)
+                raise
+        try:
             answer = self.invoke(logical, event)
         except Exception:
-            self._hold(url, batch)
-            raise
+            self._hold(url, batch)  # a failed invocation: every message of the batch comes back
+            if self.raise_failures:
+                raise
+            log.exception("%s failed on %d message(s); they come back after their timeout", logical, len(batch))
+            return len(batch)
         partial_failures = "ReportBatchItemFailures" in props.get("FunctionResponseTypes", [])
         failed = (
             {f["itemIdentifier"] for f in (answer or {}).get("batchItemFailures", [])} if partial_failures else set()
@@ -316,7 +348,8 @@ class Stack:
             else:
                 # SQS counts timeouts in whole seconds; the fraction is the time the calls took
                 visible_at = item.at + timedelta(seconds=max(0, round(deadline - item.real_at)))
-            self._held.append(_Held(url, item.message["ReceiptHandle"], visible_at))
+            with self._held_lock:
+                self._held.append(_Held(url, item.message["ReceiptHandle"], visible_at))
 
     def _release_visible(self) -> None:
         """Make visible the held messages whose timeout ran out on the stack's clock.
@@ -325,8 +358,9 @@ class Stack:
         visible again once the timeout passes, which the stack's clock may say sooner (it was moved forward).
         """
         now = self.clock.now()
-        due = [held for held in self._held if held.visible_at <= now]
-        self._held = [held for held in self._held if held.visible_at > now]
+        with self._held_lock:
+            due = [held for held in self._held if held.visible_at <= now]
+            self._held = [held for held in self._held if held.visible_at > now]
         for held in due:
             # moto's own (real-time) timeout may have run out first, and the message been received again or moved
             with contextlib.suppress(ClientError):
@@ -393,7 +427,9 @@ class Stack:
                 raise errors[0]
             if done:
                 continue
-            waits = [t for t in (self.async_invoker.next_due(), *(h.visible_at for h in self._held)) if t]
+            with self._held_lock:
+                held = [h.visible_at for h in self._held]
+            waits = [t for t in (self.async_invoker.next_due(), *held) if t]
             if not fast_forward or not waits:
                 break
             self.clock.set(min(waits))
@@ -456,7 +492,14 @@ class Stack:
                         batch = pending[:batch_size]
                         if crash is not None:
                             crash(logical, {"Records": batch})
-                        answer = self.invoke(logical, {"Records": batch})
+                        try:
+                            answer = self.invoke(logical, {"Records": batch})
+                        except Exception:
+                            if self.raise_failures:
+                                raise
+                            log.exception("%s failed on a stream batch; it is retried", logical)
+                            self._stream_failed(key, props, pending, stream_arn, len(batch))
+                            break
                         failed = {f["itemIdentifier"] for f in (answer or {}).get("batchItemFailures", [])}
                         done = next(
                             (i for i, r in enumerate(batch) if r["dynamodb"]["SequenceNumber"] in failed), len(batch)
@@ -464,8 +507,40 @@ class Stack:
                         del pending[:done]
                         delivered += done
                         if failed:
-                            raise StreamBatchFailed(logical, key[1], sorted(failed))
+                            if self.raise_failures:
+                                raise StreamBatchFailed(logical, key[1], sorted(failed))
+                            log.warning("%s failed %d stream record(s); they are retried", logical, len(failed))
+                            self._stream_failed(key, props, pending, stream_arn, 1)
+                            break
+                        self._stream_attempts.pop(key, None)
         return delivered
+
+    def _stream_failed(
+        self, key: tuple[str, str], props: dict[str, Any], pending: list[dict[str, Any]], arn: str, size: int
+    ) -> None:
+        """A stream batch failed: retried on the next pump, until `MaximumRetryAttempts`; then, as Lambda does, its
+        description goes to the `OnFailure` destination and the shard moves on past it."""
+        attempts = self._stream_attempts.get(key, 0) + 1
+        self._stream_attempts[key] = attempts
+        limit = int(props.get("MaximumRetryAttempts", -1))  # -1: until the records expire from the stream
+        if limit < 0 or attempts <= limit:
+            return
+        dropped, pending[:size] = pending[:size], []
+        self._stream_attempts.pop(key, None)
+        destination = props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+        if destination is not None:
+            numbers = [r["dynamodb"]["SequenceNumber"] for r in dropped]
+            record = {
+                "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": attempts},
+                "DDBStreamBatchInfo": {
+                    "shardId": key[1],
+                    "startSequenceNumber": numbers[0],
+                    "endSequenceNumber": numbers[-1],
+                    "batchSize": len(dropped),
+                    "streamArn": arn,
+                },
+            }
+            self._send_to_destination(Destination("SQS", self.resolver.resolve(destination)), record, {})
 
     def _read_stream(self, logical: str, stream_arn: str) -> list[tuple[tuple[str, str], list[dict[str, Any]]]]:
         """Read what is new on each shard since the last read (records are buffered until delivered)."""

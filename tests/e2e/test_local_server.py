@@ -55,11 +55,16 @@ def test_purchase_over_http_is_read_back_and_published(server: LocalServer) -> N
     assert event["detail"]["customerId"] == "acme"
 
 
-def test_unknown_route_is_refused_as_api_gateway_does(server: LocalServer) -> None:
-    # Given the running server; When a path no function serves is requested
-    status, body = call(server, "GET", "/no/such/route")
-    # Then API Gateway's own answer comes back
-    assert (status, body) == (403, {"message": "Missing Authentication Token"})
+def test_unknown_routes_and_methods_get_the_contract_error_body(server: LocalServer) -> None:
+    # Given the running server; When a path no function serves, and a method a real path lacks, are requested
+    unknown = call(server, "GET", "/no/such/route")
+    wrong_method = call(server, "DELETE", "/wallets/acme")
+    # Then both get the template's gateway response: 404 with the contract's error body, not API Gateway's default
+    for status, body in (unknown, wrong_method):
+        assert status == 404
+        assert set(body) == {"error"}
+        assert body["error"]["code"] == "route_not_found"
+        assert "SigV4" in body["error"]["message"]
 
 
 def test_bad_body_gets_the_contract_error(server: LocalServer) -> None:

@@ -7,6 +7,7 @@ request). With the wallet's version condition switched off, the same checks catc
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from collections.abc import Iterator
@@ -19,8 +20,8 @@ import pytest
 import api_handler
 import drawdown_handler
 from prepaid.adapters.dynamodb import DynamoWalletStore
+from prepaid.adapters.sqs import rated_to_wire
 from prepaid.application.drawdown import DrawdownService
-from prepaid.application.ingest import rated_to_wire
 from prepaid.application.wallets import WalletService
 from prepaid.assembly import new_id, now
 from prepaid.domain.wallet import RatedUsage
@@ -42,7 +43,8 @@ def _stores(version_condition: bool) -> None:
     store, catalog = racy_store(version_condition, pause=0.001)
     drawdown = DrawdownService(store, now, new_id)
     wallets = WalletService(store, catalog, now, new_id)
-    drawdown_handler.drawdown = lambda: drawdown  # type: ignore[assignment]
+    wired = dataclasses.replace(drawdown_handler.wiring(), drawdown=drawdown)
+    drawdown_handler.wiring = lambda: wired  # type: ignore[assignment]
     api_handler.wallet_service = lambda: wallets  # type: ignore[assignment]
 
 
@@ -68,7 +70,8 @@ def _draw_and_buy(n: int, gateway: Gateway, version_condition: bool) -> dict[str
     for start in range(0, len(usages), EVENTS_PER_MESSAGE):
         body = rated_to_wire("acme", usages[start : start + EVENTS_PER_MESSAGE])
         message_id = f"{n}-{start}"
-        record = {"messageId": message_id, "receiptHandle": "r", "body": json.dumps(body), "attributes": {}}
+        attributes = {"MessageGroupId": "acme"}
+        record = {"messageId": message_id, "receiptHandle": "r", "body": json.dumps(body), "attributes": attributes}
         for _ in range(REDELIVERIES):  # SQS delivers a failed message again, as long as its redrive policy allows
             answer = drawdown_handler.lambda_handler({"Records": [record]}, LocalContext("DrawdownFunction"))
             if not answer["batchItemFailures"]:

@@ -117,7 +117,8 @@ def test_every_function_has_a_log_group_with_retention(cfn: Template) -> None:
         # Then each function's own log group (/aws/lambda/<name>, or its LoggingConfig's) keeps logs for a while
         own = {"Fn::Sub": f"/aws/lambda/${{{logical}}}"}
         configured = function["Properties"].get("LoggingConfig", {}).get("LogGroup")
-        found = [g for g in groups if g["Properties"].get("LogGroupName") in (own, configured)]
+        names = [name for name in (own, configured) if name is not None]
+        found = [g for g in groups if g["Properties"].get("LogGroupName") in names]
         assert len(found) == 1, f"{logical} has no log group of its own"
         assert found[0]["Properties"].get("RetentionInDays"), f"{logical}'s log group keeps logs forever"
 

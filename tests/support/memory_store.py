@@ -13,6 +13,7 @@ from prepaid.application.ports import (
     VersionConflict,
     WalletChange,
 )
+from prepaid.application.provenance import CommittedEvent
 from prepaid.domain.card import Card
 from prepaid.domain.price_book import PriceBook
 from prepaid.domain.rate_card import RateCard
@@ -30,6 +31,7 @@ class MemoryStore:
         self.ledger: list[tuple[str, int, object]] = []
         self.published: list[str] = []
         self.outbox: list[OutboxEvent] = []
+        self.outbox_customers: dict[str, str] = {}
 
     def load(self, customer_id: str) -> Wallet | None:
         return self.wallets.get(customer_id)
@@ -62,6 +64,11 @@ class MemoryStore:
         self.ledger.extend((customer_id, change.wallet.version, entry) for entry in change.ledger)
         self.published.extend(e.event_id for e in change.events)
         self.outbox.extend(change.events)
+        self.outbox_customers.update({e.event_id: customer_id for e in change.events})
+
+    def committed_event(self, event_id: str) -> CommittedEvent | None:
+        found = [e for e in self.outbox if e.event_id == event_id]
+        return CommittedEvent(self.outbox_customers[event_id], found[0]) if found else None
 
     def of_type(self, detail_type: str) -> list[OutboxEvent]:
         return [e for e in self.outbox if e.detail_type == detail_type]

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from prepaid.application.drawdown import DrawdownService
-from prepaid.application.lifecycle import CreditLifecycle, NotYetDue, grant_days
+from prepaid.application.lifecycle import CreditLifecycle, NotYetDue, UncommittedEvent, grant_days
 from prepaid.application.wallets import PurchaseRequest, WalletService
 from prepaid.domain.card import CardSource
 from prepaid.domain.events import AUTO_RECHARGE_PURCHASED, BALANCE_LOW, CREDITS_EXPIRED, CREDITS_EXPIRING_SOON
@@ -65,7 +65,14 @@ def world() -> World:
     ids = iter(f"id{n:04d}" for n in range(10_000))
     wallets = WalletService(store, MemoryCatalog(), clock, lambda: next(ids))
     lifecycle = CreditLifecycle(
-        wallets, store, clock, lambda: next(ids), scheduler=scheduler, registry=store, warn_before=timedelta(days=7)
+        wallets,
+        store,
+        clock,
+        lambda: next(ids),
+        scheduler=scheduler,
+        registry=store,
+        committed=store,
+        warn_before=timedelta(days=7),
     )
     return World(store, clock, scheduler, wallets, lifecycle, DrawdownService(store, clock, lambda: next(ids)))
 
@@ -78,8 +85,9 @@ def test_a_card_gets_its_expiry_and_notice_scheduled_and_expires_once(world: Wor
     expires_at = T0 + timedelta(days=30)
 
     # When its Credits Purchased event is handled (twice: redelivered)
-    world.lifecycle.schedule_expiry("acme", card)
-    world.lifecycle.schedule_expiry("acme", card)
+    (purchased,) = [e for e in world.store.outbox if e.detail_type == "Credits Purchased"]
+    world.lifecycle.schedule_expiry("acme", purchased.detail)
+    world.lifecycle.schedule_expiry("acme", purchased.detail)
 
     # Then two schedules exist: the expiry at the instant, the notice 7 days before
     schedules = world.scheduler.schedules
@@ -149,7 +157,7 @@ def test_one_purchase_per_crossing_however_often_the_alert_comes(world: World) -
     assert low.detail["threshold"] == "100"
 
     # When the Balance Low alert is handled three times
-    receipts = [world.lifecycle.auto_recharge("acme", low.event_id, Decimal(100)) for _ in range(3)]
+    receipts = [world.lifecycle.auto_recharge("acme", low.detail) for _ in range(3)]
 
     # Then one card was bought, at the set price, from the auto-recharge source; the replays answered the same
     assert receipts[0] is not None and not receipts[0].replayed
@@ -167,26 +175,46 @@ def test_a_stale_alert_or_a_spent_daily_budget_buys_nothing(world: World) -> Non
     first = world.store.of_type(BALANCE_LOW)[0]
     # Given someone bought credits after the crossing: the alert is stale
     world.buy("1000")
-    assert world.lifecycle.auto_recharge("acme", first.event_id, Decimal(100)) is None
+    assert world.lifecycle.auto_recharge("acme", first.detail) is None
     # And when the wallet crosses again and buys once, a further crossing the same day buys nothing
     world.use("u2", "1250")
     second = world.store.of_type(BALANCE_LOW)[1]
-    assert world.lifecycle.auto_recharge("acme", second.event_id, Decimal(100)) is not None
+    assert world.lifecycle.auto_recharge("acme", second.detail) is not None
     world.use("u3", "500")
     third = world.store.of_type(BALANCE_LOW)[2]
-    assert world.lifecycle.auto_recharge("acme", third.event_id, Decimal(100)) is None
+    assert world.lifecycle.auto_recharge("acme", third.detail) is None
     # Then the next day it buys again
     world.clock.at = T0 + timedelta(days=1)
-    assert world.lifecycle.auto_recharge("acme", third.event_id, Decimal(100)) is not None
+    assert world.lifecycle.auto_recharge("acme", third.detail) is not None
     assert [e.detail["todayCount"] for e in world.store.of_type(AUTO_RECHARGE_PURCHASED)] == [1, 1]
 
 
 def test_a_threshold_other_than_auto_recharges_buys_nothing(world: World) -> None:
+    # Given an alert threshold at 200 beside auto-recharge at 100, and a wallet drawn from 300 to 150
+    auto = AutoRecharge(Decimal(100), Decimal(500), 2, Money(Decimal(4), USD))
+    world.wallets.configure("acme", WalletSettings(thresholds=(Decimal(200),), auto_recharge=auto))
+    world.buy("300")
+    world.use("u1", "150")
+    # When the Balance Low of the 200 threshold is handled, then nothing is bought
+    (low,) = world.store.of_type(BALANCE_LOW)
+    assert low.detail["threshold"] == "200"
+    assert world.lifecycle.auto_recharge("acme", low.detail) is None
+
+
+def test_a_balance_low_no_change_committed_buys_nothing(world: World) -> None:
+    # Given auto-recharge at 100 credits and a wallet of 300 that never crossed it
     settle_auto_recharge(world)
     world.buy("300")
-    world.use("u1", "250")
-    low = world.store.of_type(BALANCE_LOW)[0]
-    assert world.lifecycle.auto_recharge("acme", low.event_id, Decimal(200)) is None
+    genuine = world.store.outbox[-1]
+    forged = {"customerId": "acme", "balance": "0", "previousBalance": "300", "threshold": "100", "eventId": "x-0"}
+    # When a made-up Balance Low arrives, or a genuine event's id carrying another detail, then each is refused
+    with pytest.raises(UncommittedEvent):
+        world.lifecycle.auto_recharge("acme", forged)
+    with pytest.raises(UncommittedEvent):
+        world.lifecycle.auto_recharge("acme", {**forged, "eventId": genuine.event_id})
+    # And nothing was bought
+    assert world.store.of_type(AUTO_RECHARGE_PURCHASED) == []
+    assert [c.source for c in world.store.wallets["acme"].cards.values()] == [CardSource.PURCHASE]
 
 
 def test_recurring_grants_come_once_a_month_and_on_the_last_day_of_a_short_month(world: World) -> None:

@@ -32,11 +32,18 @@ def credit_lifecycle(schedule_target_arn: str | None = None) -> CreditLifecycle:
     store = DynamoWalletStore(client, table)
     wallets = WalletService(store, DynamoCatalogStore(client, table), now, new_id)
     if schedule_target_arn is None:
-        return CreditLifecycle(wallets, store, now, new_id, registry=store)
+        return CreditLifecycle(wallets, store, now, new_id, registry=store, committed=store)
     settings = lifecycle_settings()
     scheduler = OneTimeSchedules(
         boto3.client("scheduler"), settings.schedule_group, schedule_target_arn, settings.scheduler_role_arn
     )
     return CreditLifecycle(
-        wallets, store, now, new_id, scheduler=scheduler, registry=store, warn_before=settings.expiring_soon_before
+        wallets,
+        store,
+        now,
+        new_id,
+        scheduler=scheduler,
+        registry=store,
+        committed=store,
+        warn_before=settings.expiring_soon_before,
     )

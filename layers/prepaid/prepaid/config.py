@@ -35,6 +35,8 @@ class UsageSettings(BaseModel):
     usage_queue_url: str = Field(alias="USAGE_QUEUE_URL", min_length=1)
     drawdown_queue_url: str = Field(alias="DRAWDOWN_QUEUE_URL", min_length=1)
     dead_letter_queue_url: str = Field(alias="USAGE_DEAD_LETTER_QUEUE_URL", min_length=1)
+    # Where drawdown puts a message that is not one ingest wrote (FIFO, like the drawdown queue)
+    drawdown_dead_letter_queue_url: str = Field(alias="DRAWDOWN_DEAD_LETTER_QUEUE_URL", default="")
     # What usage for a customer without a wallet does: "create" a wallet (the usage becomes overage) or "reject".
     unknown_customers: Literal["create", "reject"] = Field(alias="UNKNOWN_CUSTOMERS", default="create")
     rate_card_ttl_seconds: float = Field(alias="RATE_CARD_TTL_SECONDS", default=30.0, ge=0)
@@ -69,6 +71,18 @@ def lifecycle_settings() -> LifecycleSettings:
     return LifecycleSettings.model_validate(dict(os.environ))
 
 
+class WebhookUrlSettings(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    # Plain http to 127.0.0.1, [::1] or localhost as a webhook URL: set by the local stack and the tests for their
+    # receivers on this machine; the template never sets it.
+    allow_local_http: bool = Field(alias="WEBHOOK_ALLOW_LOCAL_HTTP", default=False)
+
+
+@cache
+def webhook_url_settings() -> WebhookUrlSettings:
+    return WebhookUrlSettings.model_validate(dict(os.environ))
+
+
 class AlertingSettings(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
     webhook_queue_url: str = Field(alias="WEBHOOK_QUEUE_URL", min_length=1)
@@ -80,6 +94,7 @@ class AlertingSettings(BaseModel):
     max_attempts: int = Field(alias="WEBHOOK_MAX_ATTEMPTS", default=10, ge=1, le=50)
     backoff_base_seconds: int = Field(alias="WEBHOOK_BACKOFF_BASE_SECONDS", default=30, ge=0)
     backoff_max_seconds: int = Field(alias="WEBHOOK_BACKOFF_MAX_SECONDS", default=3600, ge=0, le=43200)
+    allow_local_http: bool = Field(alias="WEBHOOK_ALLOW_LOCAL_HTTP", default=False)  # as WebhookUrlSettings
 
 
 @cache

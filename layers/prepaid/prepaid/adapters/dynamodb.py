@@ -20,6 +20,7 @@ from prepaid.application.ports import (
     VersionConflict,
     WalletChange,
 )
+from prepaid.application.provenance import CommittedEvent
 from prepaid.domain.card import Card
 from prepaid.domain.ledger import LedgerEntry
 from prepaid.domain.price_book import PriceBook
@@ -131,6 +132,10 @@ class DynamoWalletStore:
                 )
         return found
 
+    def committed_event(self, event_id: str) -> CommittedEvent | None:
+        item = self._get(items.outbox_pk(event_id), items.OUTBOX_SK)
+        return CommittedEvent(item["customerId"], items.outbox_from_item(item)) if item else None
+
     def retired_card(self, customer_id: str, card_id: str) -> Card | None:
         item = self._get(items.wallet_pk(customer_id), f"C#{card_id}")
         return items.retired_card_from_item(item) if item else None
@@ -186,8 +191,11 @@ class DynamoWalletStore:
             for item in self._query(items.hours_pk(customer_id), items.hour_sk(start), items.hour_sk(end))
         ]
 
-    def _query(self, pk: str, low: str, high: str, *, newest_first: bool = False) -> Iterator[items.Item]:
-        """Items of a partition with `low <= SK <= high`, in key order (or reversed), read a page at a time."""
+    def _query(
+        self, pk: str, low: str, high: str, *, newest_first: bool = False, page_size: int | None = None
+    ) -> Iterator[items.Item]:
+        """Items of a partition with `low <= SK <= high`, in key order (or reversed), read a page at a time (of
+        `page_size` items when given, else as many as fit DynamoDB's 1 MB)."""
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "PK = :pk AND SK BETWEEN :low AND :high",
@@ -195,15 +203,21 @@ class DynamoWalletStore:
             "ConsistentRead": True,
             "ScanIndexForward": not newest_first,
         }
+        if page_size is not None:
+            kwargs["Limit"] = page_size
         yield from (from_attributes(i) for i in self._paged_query(kwargs))
 
     def _paged_query(self, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
         return query_pages(self._client, kwargs)
 
-    def ledger_entries(self, customer_id: str, before: str | None) -> Iterator[tuple[str, LedgerEntry]]:
-        """(entry id, entry) newest first; after the entry `before` when given (its id names its sort key)."""
+    def ledger_entries(
+        self, customer_id: str, before: str | None, page_size: int
+    ) -> Iterator[tuple[str, LedgerEntry]]:
+        """(entry id, entry) newest first; after the entry `before` when given (its id names its sort key); read
+        `page_size` items per Query as the caller goes on."""
         low, high = items.LEDGER_PREFIX, items.LEDGER_PREFIX + (before if before is not None else "~")
-        for item in self._query(items.wallet_pk(customer_id), low, high, newest_first=True):
+        pk = items.wallet_pk(customer_id)
+        for item in self._query(pk, low, high, newest_first=True, page_size=page_size):
             if item["SK"] != high:
                 yield item["entryId"], items.ledger_from_item(item)
 

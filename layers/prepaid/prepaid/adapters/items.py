@@ -36,7 +36,8 @@ IDEMPOTENCY_SK = "IDEMPOTENCY"
 CATALOG_PK = "CATALOG"
 PRICE_BOOK_SK = "PRICE_BOOK"
 RATE_CARD_SK = "RATE_CARD"
-OUTBOX_RETENTION = timedelta(days=7)
+# Longer than an alert can wait on its queue (14 days), so a consumer always finds the record of a genuine event
+OUTBOX_RETENTION = timedelta(days=15)
 IDEMPOTENCY_RETENTION = timedelta(days=30)
 
 Item = dict[str, Any]

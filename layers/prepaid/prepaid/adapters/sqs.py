@@ -1,18 +1,36 @@
-"""SQS: the usage queue, the FIFO drawdown queue, and the dead-letter queue that says why."""
+"""SQS: the usage queue, the FIFO drawdown queue, and the dead-letter queues that say why.
+
+Each queue's message format belongs here, with the queue: what the API puts on the usage queue, what ingest puts
+on the drawdown queue (and what drawdown accepts from it), what the dead-letter queues hold.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from prepaid.domain.numbers import to_wire
+from prepaid.domain.rules import CUSTOMER_ID, MAX_EVENTS_PER_REQUEST
+from prepaid.domain.usage import Rejection, UsageEvent, parse_rated
+from prepaid.domain.wallet import RatedUsage
+from prepaid.domain.wire import instant
+from prepaid.edge.json_text import JsonRefused, read_json
 
 if TYPE_CHECKING:
     from types_boto3_sqs import SQSClient
 
-MAX_MESSAGE_BYTES = 200 * 1024  # SQS takes 256 KiB; headroom for attributes
+MAX_MESSAGE_BYTES = 200 * 1024  # what we pack into one usage message; the template's queues take 256 KiB
 MAX_EVENTS_PER_MESSAGE = 100
+MAX_RATED_PER_MESSAGE = 100  # ingest sends at most one drawdown transaction's worth (94)
 BATCH = 10  # SendMessageBatch entries
+# SendMessageBatch takes 1 MiB in all (bodies and attributes); counted in UTF-8 bytes, with room to spare.
+MAX_BATCH_BYTES = 1_000_000
 
 
 def message_attributes(fields: Mapping[str, str | int | None]) -> dict[str, Any]:
@@ -30,65 +48,220 @@ class QueueUnavailable(Exception):
         self.failed = failed
 
 
-def pack(events: Sequence[dict[str, Any]]) -> list[str]:
-    """Message bodies `{"events": [...]}` of at most 100 events and 200 KiB each."""
-    bodies: list[str] = []
-    current: list[str] = []
-    size = 0
-    for event in events:
-        text = json.dumps(event, separators=(",", ":"))
-        if current and (len(current) == MAX_EVENTS_PER_MESSAGE or size + len(text) + 16 > MAX_MESSAGE_BYTES):
-            bodies.append('{"events":[' + ",".join(current) + "]}")
-            current, size = [], 0
-        current.append(text)
-        size += len(text) + 1
-    if current:
-        bodies.append('{"events":[' + ",".join(current) + "]}")
-    return bodies
+@dataclass
+class Sent:
+    """How a send went: the SQS requests it took, and the positions of the entries SQS did not take."""
+
+    requests: int = 0
+    failed: list[int] = field(default_factory=list)
+
+    def raise_if_failed(self, url: str) -> int:
+        if self.failed:
+            raise QueueUnavailable(url, len(self.failed))
+        return self.requests
+
+
+def _entry_bytes(entry: Mapping[str, Any]) -> int:
+    """What an entry counts against SendMessageBatch's size limit: its body and its attributes, in bytes."""
+    size = len(str(entry["MessageBody"]).encode())
+    for name, value in entry.get("MessageAttributes", {}).items():
+        size += len(name.encode()) + len(value["DataType"].encode()) + len(value.get("StringValue", "").encode())
+    return size
+
+
+def batches(entries: Sequence[Mapping[str, Any]]) -> list[range]:
+    """Positions of `entries` cut into SendMessageBatch requests: at most 10 entries and 1 MB each."""
+    cut: list[range] = []
+    start, size = 0, 0
+    for index, entry in enumerate(entries):
+        grown = size + _entry_bytes(entry)
+        if index > start and (index - start == BATCH or grown > MAX_BATCH_BYTES):
+            cut.append(range(start, index))
+            start, grown = index, _entry_bytes(entry)
+        size = grown
+    if start < len(entries):
+        cut.append(range(start, len(entries)))
+    return cut
 
 
 class Queue:
-    """One queue; sends in batches of ten and raises if any message is not accepted."""
+    """One queue; sends in batches cut by count and by bytes, and says which entries were not taken."""
 
     def __init__(self, client: SQSClient, url: str) -> None:
         self._client = client
         self.url = url
 
-    def send(self, entries: Sequence[dict[str, Any]]) -> int:
-        """Send entries (`MessageBody` and optional attributes); return the number of SQS requests made."""
-        requests = 0
-        for start in range(0, len(entries), BATCH):
-            chunk = [{"Id": str(i), **e} for i, e in enumerate(entries[start : start + BATCH])]
-            response = self._client.send_message_batch(QueueUrl=self.url, Entries=chunk)  # type: ignore[arg-type]
-            requests += 1
-            failed = response.get("Failed", [])
-            if failed:
-                retry = [chunk[int(f["Id"])] for f in failed if not f.get("SenderFault")]
-                if len(retry) < len(failed):
-                    raise QueueUnavailable(self.url, len(failed))
-                again = self._client.send_message_batch(QueueUrl=self.url, Entries=retry)  # type: ignore[arg-type]
-                requests += 1
-                if again.get("Failed"):
-                    raise QueueUnavailable(self.url, len(again["Failed"]))
-        return requests
+    def send(self, entries: Sequence[dict[str, Any]]) -> Sent:
+        """Send entries (`MessageBody` and optional attributes). An entry SQS refuses for a reason of its own (a
+        throttle, an outage) is tried once more; what still fails is reported, never raised, so the caller decides
+        whose messages to retry."""
+        sent = Sent()
+        for positions in batches(entries):
+            batch = {str(i): {"Id": str(i), **entries[i]} for i in positions}
+            for _ in range(2):
+                try:
+                    response = self._client.send_message_batch(QueueUrl=self.url, Entries=list(batch.values()))  # type: ignore[arg-type]
+                except (ClientError, BotoCoreError):
+                    sent.requests += 1
+                    failed = list(batch)
+                    permanent: list[str] = []
+                else:
+                    sent.requests += 1
+                    failed = [f["Id"] for f in response.get("Failed", [])]
+                    permanent = [f["Id"] for f in response.get("Failed", []) if f.get("SenderFault")]
+                retry = [i for i in failed if i not in permanent]
+                sent.failed.extend(int(i) for i in permanent)
+                if not retry:
+                    break
+                batch = {i: batch[i] for i in retry}
+            else:
+                sent.failed.extend(int(i) for i in batch)
+        return sent
+
+
+def usage_to_wire(event: UsageEvent) -> dict[str, Any]:
+    """A screened event as it travels on the usage queue (normalized: decimal strings, UTC instants)."""
+    body: dict[str, Any] = {
+        "eventId": event.event_id,
+        "customerId": event.customer_id,
+        "meter": event.meter,
+        "quantity": to_wire(event.quantity),
+        "timestamp": instant(event.timestamp),
+    }
+    if event.dimensions:
+        body["dimensions"] = dict(event.dimensions)
+    return body
+
+
+def pack(events: Sequence[dict[str, Any]]) -> list[str]:
+    """Message bodies `{"events": [...]}` of at most 100 events and 200 KiB (UTF-8) each."""
+    bodies: list[str] = []
+    current: list[str] = []
+    size = 0
+    for event in events:
+        text = json.dumps(event, separators=(",", ":"))
+        length = len(text.encode())
+        if current and (len(current) == MAX_EVENTS_PER_MESSAGE or size + length + 16 > MAX_MESSAGE_BYTES):
+            bodies.append('{"events":[' + ",".join(current) + "]}")
+            current, size = [], 0
+        current.append(text)
+        size += length + 1
+    if current:
+        bodies.append('{"events":[' + ",".join(current) + "]}")
+    return bodies
+
+
+class MalformedUsageMessage(Exception):
+    """A message on the usage queue that holds no usage events to screen; `reason` says why (dead-lettered whole)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def usage_from_wire(body: str) -> list[Any]:
+    """The events of a usage message as a producer sends it: one event object, or `{"events": [...]}` with 1 to
+    1,000 of them. Each event is still to be screened on its own; this only refuses a message with none to screen."""
+    try:
+        message = read_json(body)
+    except JsonRefused as refused:
+        reason = "body_not_json" if refused.reason == "not_json" else f"body_{refused.reason}"
+        raise MalformedUsageMessage(reason) from None
+    if isinstance(message, dict) and "events" in message:
+        events = message["events"]
+        if not isinstance(events, list) or len(message) != 1:
+            raise MalformedUsageMessage("malformed_events_envelope")
+        if not events:
+            raise MalformedUsageMessage("no_events")
+        if len(events) > MAX_EVENTS_PER_REQUEST:
+            raise MalformedUsageMessage("too_many_events")
+        return events
+    if not isinstance(message, dict):
+        raise MalformedUsageMessage("not_a_usage_event")
+    return [message]
 
 
 class UsageQueue(Queue):
-    def send_events(self, events: Sequence[dict[str, Any]]) -> int:
-        return self.send([{"MessageBody": body} for body in pack(events)])
+    def send_events(self, events: Sequence[UsageEvent]) -> int:
+        """Queue screened events; raise `QueueUnavailable` if SQS did not take them all (the sender retries: a
+        replay of an event already drawn is a duplicate)."""
+        entries: list[dict[str, Any]] = [{"MessageBody": body} for body in pack([usage_to_wire(e) for e in events])]
+        return self.send(entries).raise_if_failed(self.url)
+
+
+# -- the drawdown queue ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RatedMessage:
+    """One drawdown message: rated events of one customer, at most one transaction's worth."""
+
+    customer_id: str
+    usages: tuple[RatedUsage, ...]
+
+
+class MalformedRatedMessage(Exception):
+    """A message on the drawdown queue that is not one ingest wrote: `reason` says what is wrong with it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def rated_to_wire(customer_id: str, usages: Sequence[RatedUsage]) -> dict[str, Any]:
+    """Rated usage of one customer, as it travels to drawdown."""
+    return {
+        "customerId": customer_id,
+        "events": [
+            {
+                "eventId": u.event_id,
+                "meter": u.meter,
+                "quantity": to_wire(u.quantity),
+                "credits": to_wire(u.credits),
+                "timestamp": instant(u.at),
+            }
+            for u in usages
+        ],
+    }
+
+
+def rated_from_wire(body: str, now: datetime, group_id: str | None = None) -> RatedMessage:
+    """The rated usage a drawdown message carries, checked as untrusted: any principal able to send to the queue
+    could have written it. Raises `MalformedRatedMessage` with the reason (never drawn, dead-lettered)."""
+    try:
+        message = read_json(body)
+    except JsonRefused as refused:
+        raise MalformedRatedMessage(f"body_{refused.reason}") from None
+    if not isinstance(message, dict) or set(message) != {"customerId", "events"}:
+        raise MalformedRatedMessage("not_a_rated_message")
+    customer_id, events = message["customerId"], message["events"]
+    if not isinstance(customer_id, str) or not CUSTOMER_ID.fullmatch(customer_id):
+        raise MalformedRatedMessage("invalid_customer_id")
+    if group_id is not None and group_id != customer_id:
+        raise MalformedRatedMessage("group_is_not_the_customer")
+    if not isinstance(events, list) or not 1 <= len(events) <= MAX_RATED_PER_MESSAGE:
+        raise MalformedRatedMessage("invalid_events")
+    usages: list[RatedUsage] = []
+    for index, raw in enumerate(events):
+        parsed = parse_rated(raw, now)
+        if isinstance(parsed, Rejection):
+            raise MalformedRatedMessage(f"events[{index}]:{parsed.reason}")
+        usages.append(parsed)
+    return RatedMessage(customer_id, tuple(usages))
 
 
 class DrawdownQueue(Queue):
     """FIFO, grouped by customer: one wallet is never drawn by two batches at once."""
 
-    def send_rated(self, bodies: Sequence[tuple[str, dict[str, Any]]]) -> int:
+    def send_rated(self, messages: Sequence[RatedMessage]) -> Sent:
+        """Send each message; `Sent.failed` holds the positions of those SQS did not take."""
         entries = []
-        for customer_id, body in bodies:
-            text = json.dumps(body, separators=(",", ":"), sort_keys=True)
+        for message in messages:
+            text = json.dumps(rated_to_wire(message.customer_id, message.usages), separators=(",", ":"), sort_keys=True)
             entries.append(
                 {
                     "MessageBody": text,
-                    "MessageGroupId": customer_id,
+                    "MessageGroupId": message.customer_id,
                     # The same message sent again (a retried ingest batch) is dropped by SQS within 5 minutes;
                     # after that, drawdown's event records still make the replay a no-op. The hash covers the
                     # whole content, so a replay with other content (a conflict to report) is never dropped.
@@ -98,23 +271,45 @@ class DrawdownQueue(Queue):
         return self.send(entries)
 
 
+# -- dead letters ----------------------------------------------------------------------------------------------------
+
+
+def usage_of(customer_id: str, usage: RatedUsage) -> dict[str, Any]:
+    """Rated usage as a usage event a producer could send again (its credits and dimensions left out), e.g. to be
+    dead-lettered for a redrive."""
+    return {
+        "eventId": usage.event_id,
+        "customerId": customer_id,
+        "meter": usage.meter,
+        "quantity": to_wire(usage.quantity),
+        "timestamp": instant(usage.at),
+    }
+
+
 class DeadLetters(Queue):
     """Refused usage with its reason in the message attributes (`reason`, and `refused`: `event` or `message`) and
     the body as a producer would send it, so that a redrive (`aws sqs start-message-move-task`) sends it back
-    through ingest once the cause is fixed (a meter added to the rate card, a wallet created)."""
+    through ingest once the cause is fixed (a meter added to the rate card, a wallet created). On a FIFO queue (the
+    drawdown's) each letter is its own message group."""
 
-    def send_refused(self, refused: Sequence[tuple[Any, str]]) -> int:
+    def send_refused(self, refused: Sequence[tuple[Any, str]]) -> Sent:
         """Events refused one by one: each as a message of its own holding just that event."""
         return self._send([(json.dumps(event, separators=(",", ":"), default=str), r, "event") for event, r in refused])
 
-    def send_poison(self, messages: Sequence[tuple[str, str]]) -> int:
+    def send_poison(self, messages: Sequence[tuple[str, str]]) -> Sent:
         """Messages refused whole: the body exactly as it came."""
         return self._send([(body, reason, "message") for body, reason in messages])
 
-    def _send(self, letters: Sequence[tuple[str, str, str]]) -> int:
-        return self.send(
-            [
-                {"MessageBody": body, "MessageAttributes": message_attributes({"reason": reason, "refused": kind})}
-                for body, reason, kind in letters
-            ]
-        )
+    def _send(self, letters: Sequence[tuple[str, str, str]]) -> Sent:
+        fifo = self.url.endswith(".fifo")
+        entries: list[dict[str, Any]] = []
+        for body, reason, kind in letters:
+            entry: dict[str, Any] = {
+                "MessageBody": body,
+                "MessageAttributes": message_attributes({"reason": reason[:256], "refused": kind}),
+            }
+            if fifo:
+                digest = hashlib.sha256(body.encode()).hexdigest()
+                entry |= {"MessageGroupId": "dead-letters", "MessageDeduplicationId": digest}
+            entries.append(entry)
+        return self.send(entries)

@@ -17,8 +17,9 @@ from prepaid.application.forecasting import Forecasts
 from prepaid.application.ports import Clock
 from prepaid.application.signing import Signer
 from prepaid.application.usage_series import Granularity, SeriesQuery, UsageSeries
-from prepaid.application.wallets import CUSTOMER_ID, WalletService, check_customer_id
+from prepaid.application.wallets import WalletService, check_customer_id
 from prepaid.domain.errors import InvalidRequest, InvalidToken, TokenExpired, TokenMissing, WalletNotFound
+from prepaid.domain.rules import CUSTOMER_ID
 from prepaid.domain.wire import instant
 
 PURPOSE = "dashboard"

@@ -5,18 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from prepaid.application.ports import CatalogStore, Clock, UsageRecords, WalletStore
-from prepaid.domain.numbers import to_wire
 from prepaid.domain.rate_card import RateCard
-from prepaid.domain.usage import ID_REUSED, EventContent, Rejection, UsageEvent, check_rated, parse_usage
+from prepaid.domain.usage import ID_REUSED, EventContent, Rejection, UsageEvent, parse_usage, rate
 from prepaid.domain.wallet import RatedUsage
-from prepaid.domain.wire import instant
-
-MAX_EVENTS_PER_REQUEST = 1000
 
 
 class RateCards:
@@ -70,9 +64,20 @@ class Refused:
 
 @dataclass
 class Screening:
+    """What screening made of some events: those accepted with their cost in credits (`rated`, in the same order),
+    those refused, and the ids of replays (each once: nothing to do, not an error)."""
+
     accepted: list[UsageEvent] = field(default_factory=list)
+    rated: list[RatedUsage] = field(default_factory=list)
     refused: list[Refused] = field(default_factory=list)
-    duplicates: list[str] = field(default_factory=list)  # ids of replays (each once): nothing to do, not an error
+    duplicates: list[str] = field(default_factory=list)
+
+    def by_customer(self) -> dict[str, list[RatedUsage]]:
+        """The rated events grouped by customer, in arrival order."""
+        grouped: dict[str, list[RatedUsage]] = {}
+        for event, rated in zip(self.accepted, self.rated, strict=True):
+            grouped.setdefault(event.customer_id, []).append(rated)
+        return grouped
 
 
 def wallet_required(store: WalletStore, unknown_customers: str) -> Callable[[str], bool] | None:
@@ -99,39 +104,40 @@ class UsageIntake:
         self._records = records
 
     def screen(self, raw_events: Sequence[Any]) -> Screening:
-        """Validate each event on its own: one bad event never holds back its neighbours. An event id seen
-        earlier (in the request, or drawn before when `records` is given) is a duplicate when the content is the
-        same, else refused as a conflict; the drawdown decides the same way for whatever this cannot see yet."""
+        """Validate and rate each event on its own: one bad event never holds back its neighbours. An event id
+        seen earlier (in the request, or drawn before when `records` is given) is a duplicate when the content is
+        the same, else refused as a conflict; the drawdown decides the same way for whatever this cannot see yet."""
         now = self._clock()
         card = self._rate_cards.current()
         screening = Screening()
         known: dict[str, bool] = {}
-        passed: list[tuple[int, UsageEvent]] = []
+        passed: list[tuple[int, UsageEvent, RatedUsage]] = []
         for index, raw in enumerate(raw_events):
             parsed = parse_usage(raw, now)
-            if isinstance(parsed, UsageEvent):
-                unrated = _unrated(parsed, card)
-                if unrated is not None:
-                    card = self._rate_cards.recheck()  # the meter may be newer than the cached card
-                    unrated = _unrated(parsed, card)
-                parsed = unrated or parsed
-            if isinstance(parsed, UsageEvent) and self._known_customer is not None:
+            rated: RatedUsage | Rejection = parsed if isinstance(parsed, Rejection) else _rated(parsed, card)
+            if isinstance(rated, Rejection) and rated.reason == "unknown_meter":
+                card = self._rate_cards.recheck()  # the meter may be newer than the cached card
+                rated = _rated(parsed, card) if isinstance(parsed, UsageEvent) else rated
+            if isinstance(parsed, UsageEvent) and isinstance(rated, RatedUsage) and self._known_customer is not None:
                 if parsed.customer_id not in known:
                     known[parsed.customer_id] = self._known_customer(parsed.customer_id)
                 if not known[parsed.customer_id]:
-                    parsed = Rejection("unknown_customer", "customerId", parsed.event_id)
-            if isinstance(parsed, Rejection):
-                screening.refused.append(Refused(index, parsed.event_id, parsed.reason, parsed.field))
+                    rated = Rejection("unknown_customer", "customerId", parsed.event_id)
+            if isinstance(rated, Rejection):
+                screening.refused.append(Refused(index, rated.event_id, rated.reason, rated.field))
             else:
-                passed.append((index, parsed))
+                assert isinstance(parsed, UsageEvent)
+                passed.append((index, parsed, rated))
         seen: dict[str, EventContent] = {}
         if self._records is not None and passed:
-            seen = {i: r.content for i, r in self._records.recorded_events([e.event_id for _, e in passed]).items()}
-        for index, event in passed:
+            found = self._records.recorded_events([e.event_id for _, e, _ in passed])
+            seen = {i: r.content for i, r in found.items()}
+        for index, event, rated in passed:
             content = event.content
             before = seen.setdefault(event.event_id, content)
             if before is content:  # the first time this id is seen
                 screening.accepted.append(event)
+                screening.rated.append(rated)
             elif before == content:
                 if event.event_id not in screening.duplicates:
                     screening.duplicates.append(event.event_id)
@@ -140,75 +146,38 @@ class UsageIntake:
         screening.refused.sort(key=lambda r: r.index)
         return screening
 
-    def rate(self, events: Sequence[UsageEvent]) -> dict[str, list[RatedUsage]]:
-        """Credits for each event, grouped by customer in arrival order. Screened events only."""
-        card = self._rate_cards.current()
-        assert card is not None, "screened events were checked against a rate card"
-        by_customer: dict[str, list[RatedUsage]] = {}
-        for e in events:
-            credits = card.rate(e.customer_id, e.meter, e.quantity)
-            by_customer.setdefault(e.customer_id, []).append(
-                RatedUsage(e.event_id, e.meter, e.quantity, credits, e.timestamp)
-            )
-        return by_customer
+
+def _rated(event: UsageEvent, card: RateCard | None) -> RatedUsage | Rejection:
+    """The event rated by the card, or why it cannot be."""
+    return Rejection("no_rate_card", "meter", event.event_id) if card is None else rate(event, card)
 
 
-def _unrated(event: UsageEvent, card: RateCard | None) -> Rejection | None:
-    """Why the rate card cannot rate the event, if it cannot."""
-    return Rejection("no_rate_card", "meter", event.event_id) if card is None else check_rated(event, card)
+@dataclass
+class Delivery:
+    """What one delivery of usage-queue messages yields, each part with the message it came from: when a part
+    cannot be sent on, only the messages it came from are delivered again, never another customer's."""
 
+    rated: dict[str, list[tuple[str, RatedUsage]]] = field(default_factory=dict)  # customer -> (message, usage)
+    refused: list[tuple[str, Any, str]] = field(default_factory=list)  # (message, event, reason)
+    poison: list[tuple[str, str, str]] = field(default_factory=list)  # (message, body, reason)
+    duplicates: int = 0  # the same event twice in a message: sent on once
 
-def usage_to_wire(event: UsageEvent) -> dict[str, Any]:
-    """A screened event as it travels on the usage queue (normalized: decimal strings, UTC instants)."""
-    body: dict[str, Any] = {
-        "eventId": event.event_id,
-        "customerId": event.customer_id,
-        "meter": event.meter,
-        "quantity": to_wire(event.quantity),
-        "timestamp": instant(event.timestamp),
-    }
-    if event.dimensions:
-        body["dimensions"] = dict(event.dimensions)
-    return body
+    def add(self, message_id: str, events: Sequence[Any], screening: Screening) -> None:
+        for event, rated in zip(screening.accepted, screening.rated, strict=True):
+            self.rated.setdefault(event.customer_id, []).append((message_id, rated))
+        self.refused.extend((message_id, events[r.index], r.reason) for r in screening.refused)
+        self.duplicates += len(screening.duplicates)
 
+    def chunks(self, size: int) -> list[tuple[str, list[RatedUsage], set[str]]]:
+        """(customer, up to `size` rated events in arrival order, the messages they came from): one drawdown
+        message each, one transaction's worth."""
+        found = []
+        for customer_id, pairs in self.rated.items():
+            for start in range(0, len(pairs), size):
+                part = pairs[start : start + size]
+                found.append((customer_id, [usage for _, usage in part], {source for source, _ in part}))
+        return found
 
-def rated_to_wire(customer_id: str, usages: Sequence[RatedUsage]) -> dict[str, Any]:
-    """Rated usage of one customer, as it travels to drawdown."""
-    return {
-        "customerId": customer_id,
-        "events": [
-            {
-                "eventId": u.event_id,
-                "meter": u.meter,
-                "quantity": to_wire(u.quantity),
-                "credits": to_wire(u.credits),
-                "timestamp": instant(u.at),
-            }
-            for u in usages
-        ],
-    }
-
-
-def usage_of(customer_id: str, usage: RatedUsage) -> dict[str, Any]:
-    """Rated usage as a usage event a producer could send again (its credits and dimensions left out), e.g. to be
-    dead-lettered for a redrive."""
-    return {
-        "eventId": usage.event_id,
-        "customerId": customer_id,
-        "meter": usage.meter,
-        "quantity": to_wire(usage.quantity),
-        "timestamp": instant(usage.at),
-    }
-
-
-def rated_from_wire(body: dict[str, Any]) -> tuple[str, list[RatedUsage]]:
-    return body["customerId"], [
-        RatedUsage(
-            e["eventId"],
-            e["meter"],
-            Decimal(e["quantity"]),
-            Decimal(e["credits"]),
-            datetime.fromisoformat(e["timestamp"]),
-        )
-        for e in body["events"]
-    ]
+    @property
+    def accepted(self) -> int:
+        return sum(len(pairs) for pairs in self.rated.values())

@@ -15,6 +15,9 @@ from prepaid.domain.wire import instant, ledger_entry_to_wire
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 100
+# Items one page may read, whatever the filters: a filter that matches little returns a short page (perhaps
+# empty) with a cursor rather than reading the whole ledger in one request.
+MAX_READ_PER_PAGE = 600
 
 
 @dataclass(frozen=True)
@@ -39,8 +42,11 @@ class LedgerQuery:
 
 
 class LedgerReader(Protocol):
-    def ledger_entries(self, customer_id: str, before: str | None) -> Iterator[tuple[str, LedgerEntry]]:
-        """(entry id, entry) newest first, starting after the entry `before` (its id) when given."""
+    def ledger_entries(
+        self, customer_id: str, before: str | None, page_size: int
+    ) -> Iterator[tuple[str, LedgerEntry]]:
+        """(entry id, entry) newest first, starting after the entry `before` (its id) when given, read from storage
+        `page_size` at a time as the caller goes on."""
         ...
 
     def exists(self, customer_id: str) -> bool: ...
@@ -65,16 +71,28 @@ class Ledger:
         fingerprint = query.fingerprint(customer_id)
         before = self._after(cursor, fingerprint) if cursor else None
         found: list[tuple[str, LedgerEntry]] = []
-        for entry_id, entry in self._reader.ledger_entries(customer_id, before):
+        # Unfiltered, one more than the page tells whether there is a next page (and the store reads the cursor's
+        # own entry first, to skip it); filtered, how many will match is unknown.
+        page_size = limit + 1 + (before is not None) if query == LedgerQuery() else MAX_READ_PER_PAGE
+        read, last_read = 0, None
+        for entry_id, entry in self._reader.ledger_entries(customer_id, before, page_size):
+            read, last_read = read + 1, entry_id
             if query.matches(entry):
                 found.append((entry_id, entry))
                 if len(found) > limit:
                     break
+            if read >= MAX_READ_PER_PAGE:
+                break
         if not found and cursor is None and not self._reader.exists(customer_id):
             raise WalletNotFound(customer_id=customer_id)
-        more = len(found) > limit
         shown = found[:limit]
-        next_cursor = self._signer().seal({"q": fingerprint, "after": shown[-1][0]}) if more else None
+        if len(found) > limit:
+            after: str | None = shown[-1][0]
+        elif read >= MAX_READ_PER_PAGE:  # cut short: the next page goes on after the last entry read
+            after = last_read
+        else:
+            after = None
+        next_cursor = self._signer().seal({"q": fingerprint, "after": after}) if after is not None else None
         return {"entries": [ledger_entry_to_wire(i, e) for i, e in shown], "nextCursor": next_cursor}
 
     def _after(self, cursor: str, fingerprint: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -18,10 +18,12 @@ from prepaid.application.ports import (
     Scheduler,
     WalletStore,
 )
+from prepaid.application.provenance import CommittedEvents, committed
 from prepaid.application.retry import RetryPolicy
 from prepaid.application.wallets import PurchaseRequest, Receipt, WalletService, add_card
 from prepaid.domain.card import CardSource
-from prepaid.domain.errors import IdempotencyKeyReused
+from prepaid.domain.events import BALANCE_LOW, CREDITS_PURCHASED
+from prepaid.domain.errors import IdempotencyKeyReused, TooManyLiveCards
 
 EXPIRE = "expire"
 WARN = "warn"
@@ -42,8 +44,18 @@ def expiry_schedule_names(card_id: str) -> tuple[str, str]:
     return f"{EXPIRE}-{card_id}", f"{WARN}-{card_id}"
 
 
+class UncommittedEvent(Exception):
+    """A bus event that no committed change of this system stands for (forged, or altered): nothing is done."""
+
+    def __init__(self, event_id: str, detail_type: str) -> None:
+        super().__init__(f"{detail_type} {event_id} is not an event this system committed")
+        self.event_id = event_id
+        self.detail_type = detail_type
+
+
 class CreditLifecycle:
-    """What happens to credits with time and balance, each step safe to run twice or out of order."""
+    """What happens to credits with time and balance, each step safe to run twice or out of order. The steps that
+    answer a bus event (`schedule_expiry`, `auto_recharge`) act only on events found committed (`committed`)."""
 
     def __init__(
         self,
@@ -54,6 +66,7 @@ class CreditLifecycle:
         *,
         scheduler: Scheduler | None = None,
         registry: RecurringRegistry | None = None,
+        committed: CommittedEvents | None = None,
         warn_before: timedelta = timedelta(days=7),
         retry: RetryPolicy | None = None,
     ) -> None:
@@ -63,15 +76,23 @@ class CreditLifecycle:
         self._new_id = new_id
         self._scheduler = scheduler
         self._registry = registry
+        self._committed = committed
         self._warn_before = warn_before
         self._retry = retry or RetryPolicy()
 
     # -- expiry ------------------------------------------------------------------------------------------------
 
-    def schedule_expiry(self, customer_id: str, card: dict[str, Any]) -> list[str]:
-        """For a card just bought (a `Credits Purchased` event's card): schedule its expiry and, when there is
+    def _check_committed(self, detail_type: str, customer_id: str, detail: Mapping[str, Any]) -> None:
+        event_id = str(detail.get("eventId", ""))
+        if self._committed is not None and committed(self._committed, event_id, detail_type, customer_id, detail) is None:
+            raise UncommittedEvent(event_id, detail_type)
+
+    def schedule_expiry(self, customer_id: str, detail: Mapping[str, Any]) -> list[str]:
+        """For a card just bought (a `Credits Purchased` event's detail): schedule its expiry and, when there is
         still time, its expiring-soon notice. Returns what was scheduled or done at once."""
-        if not card.get("expiresAt"):
+        self._check_committed(CREDITS_PURCHASED, customer_id, detail)
+        card = detail.get("card")
+        if not isinstance(card, dict) or not card.get("expiresAt"):
             return []
         assert self._scheduler is not None
         card_id = card["cardId"]
@@ -138,23 +159,28 @@ class CreditLifecycle:
 
     # -- auto-recharge -----------------------------------------------------------------------------------------
 
-    def auto_recharge(self, customer_id: str, crossing_id: str, threshold: Decimal) -> Receipt | None:
-        """Answer a `Balance Low` crossing (its event id) with the wallet's auto-recharge purchase, once.
+    def auto_recharge(self, customer_id: str, detail: Mapping[str, Any]) -> Receipt | None:
+        """Answer a `Balance Low` crossing (the event's detail) with the wallet's auto-recharge purchase, once.
 
         The crossing's id is the purchase's idempotency key, so redelivered or concurrent alerts buy once; the
         wallet decides on every attempt's fresh read whether to buy at all (see `Wallet.auto_recharge`).
         """
+        self._check_committed(BALANCE_LOW, customer_id, detail)
+        crossing_id, threshold = str(detail["eventId"]), Decimal(str(detail["threshold"]))
         wallet = self._store.load(customer_id)
         auto = wallet.settings.auto_recharge if wallet else None
         if auto is None or auto.threshold != threshold:
             return None
         request = PurchaseRequest(credits=auto.credits, price=auto.price, source=CardSource.AUTO_RECHARGE)
-        return self._wallets.buy(
-            customer_id,
-            request,
-            f"auto-recharge:{crossing_id}",
-            lambda current, card, now: current.auto_recharge(card, now, threshold),
-        )
+        try:
+            return self._wallets.buy(
+                customer_id,
+                request,
+                f"auto-recharge:{crossing_id}",
+                lambda current, card, now: current.auto_recharge(card, now, threshold),
+            )
+        except TooManyLiveCards:
+            return None  # nothing to retry: the wallet is full until cards are used up or voided
 
     # -- recurring grants --------------------------------------------------------------------------------------
 
@@ -178,6 +204,8 @@ class CreditLifecycle:
             return self._wallets.buy(customer_id, request, key, add_card)
         except IdempotencyKeyReused:
             return None  # granted this month already, before the grant's settings changed
+        except TooManyLiveCards:
+            return None  # the wallet is full: no grant this month (a retry would not change that)
 
 
 def grant_date(year: int, month: int, day_of_month: int) -> date:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,12 +35,12 @@ from prepaid.domain.money import Money
 from prepaid.domain.numbers import exact_credits, to_wire
 from prepaid.domain.price_book import PriceBook, Quote
 from prepaid.domain.rate_card import RateCard
+from prepaid.domain.rules import CUSTOMER_ID
 from prepaid.domain.settings import WalletSettings
 from prepaid.domain.wallet import Outcome, Wallet
 from prepaid.domain.wire import card_to_wire, duration, instant, optional_instant, wallet_to_wire
 
 Catalogued = TypeVar("Catalogued", PriceBook, RateCard)
-CUSTOMER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 PURCHASE_SCOPE = "purchase"
 
 

@@ -32,6 +32,7 @@ from prepaid.domain.alerts import (
     delivered,
     failed,
 )
+from prepaid.domain.webhook_urls import webhook_url_refusal
 
 WEBHOOK = "webhook"
 TOPIC = "topic"
@@ -51,15 +52,6 @@ def signature(secret: bytes, timestamp: int, body: bytes) -> str:
     receiver that refuses old timestamps also refuses a replayed request."""
     mac = hmac.new(secret, str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
     return f"t={timestamp},v1={mac}"
-
-
-def webhook_url_allowed(url: str) -> bool:
-    """HTTPS, or plain HTTP to this machine (local receivers): the API's rule for `webhookUrl`, checked again
-    here because the wallet item is the only thing between the API and the POST."""
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return True
-    return parts.scheme == "http" and parts.hostname in {"127.0.0.1", "localhost", "::1"}
 
 
 @dataclass(frozen=True)
@@ -91,8 +83,8 @@ def webhook_request(alert: Alert, url: str, secret: bytes, now: datetime, attemp
 @dataclass(frozen=True)
 class SendResult:
     """How one attempt went. `reason`: `http_status` (a non-2xx answer, `status` set), `timeout`,
-    `connection_error`, `invalid_url`, `publish_failed`, `error` (anything else; `error` names its class).
-    `permanent` failures are not retried."""
+    `connection_error`, `invalid_url` (`error`: the reason code of prepaid.domain.webhook_urls), `publish_failed`,
+    `error` (anything else; `error` names its class). `permanent` failures are not retried."""
 
     ok: bool
     reason: str = ""
@@ -185,6 +177,8 @@ class AlertingService:
         secret: Callable[[], bytes],
         clock: Clock,
         backoff: Backoff | None = None,
+        *,
+        allow_local_http: bool = False,
     ) -> None:
         self._directory = directory
         self._log = log
@@ -194,6 +188,7 @@ class AlertingService:
         self._secret = secret
         self._clock = clock
         self.backoff = backoff or Backoff()
+        self._allow_local_http = allow_local_http  # plain http to this machine: the local stack and tests only
 
     def handle(self, message_body: str, *, owner: str, lease: timedelta) -> Outcome:
         """Deliver the alert one queue message carries, on every channel that has not had it yet.
@@ -229,8 +224,11 @@ class AlertingService:
 
     def _post_to(self, url: str) -> Callable[[Alert, int], SendResult]:
         def post(alert: Alert, attempt: int) -> SendResult:
-            if not webhook_url_allowed(url):
-                return SendResult(ok=False, reason="invalid_url", permanent=True)
+            # Checked again before each send: the wallet item is all that stands between the API's check and the
+            # POST, and the rule may have tightened since the URL was set.
+            refusal = webhook_url_refusal(url, allow_local_http=self._allow_local_http)
+            if refusal:
+                return SendResult(ok=False, reason="invalid_url", error=refusal, permanent=True)
             return self._sender.post(webhook_request(alert, url, self._secret(), self._clock(), attempt))
 
         return post

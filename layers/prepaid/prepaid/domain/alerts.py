@@ -23,7 +23,7 @@ from prepaid.domain.events import (
     OVERAGE_RECORDED,
     SOURCE,
 )
-from prepaid.domain.usage import CUSTOMER_ID
+from prepaid.domain.rules import CUSTOMER_ID
 
 # The detail types that raise an alert (the template's AlertRule matches the same list; a test checks both agree).
 ALERT_DETAIL_TYPES = (

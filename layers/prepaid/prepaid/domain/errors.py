@@ -81,6 +81,22 @@ class TooManyEvents(DomainError):
 
 
 @dataclass(frozen=True)
+class NoEvents(DomainError):
+    """A usage request that carries no event (an empty list is a mistake of the sender, not a no-op)."""
+
+    code: ClassVar[str] = "no_events"
+
+
+@dataclass(frozen=True)
+class TooManyLiveCards(DomainError):
+    """A wallet holds as many live cards as it may; a new one would be lost in an item DynamoDB cannot store."""
+
+    code: ClassVar[str] = "too_many_live_cards"
+    customer_id: str
+    limit: int
+
+
+@dataclass(frozen=True)
 class CurrencyMismatch(DomainError):
     code: ClassVar[str] = "currency_mismatch"
     expected: str

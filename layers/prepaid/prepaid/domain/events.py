@@ -34,8 +34,8 @@ def balance_events(
     """Threshold crossings between two balances.
 
     A wallet is "low" for a threshold when its balance is at or below it, so crossing downward is
-    `before > t >= after` and upward `before <= t < after`. Zero acts as the threshold of depletion; a wallet
-    that never had credits (`was_funded=False`) does not "recover" with its first card.
+    `before > t >= after` and upward `before <= t < after`. Zero acts as the threshold of depletion. A wallet
+    that never had credits (`was_funded=False`) does not "recover" with its first card: it was never low.
     """
     events: list[DomainEvent] = []
     base = {"customerId": customer_id, "balance": to_wire(after), "previousBalance": to_wire(before)}
@@ -43,7 +43,7 @@ def balance_events(
         detail = {**base, "threshold": to_wire(threshold)}
         if before > threshold >= after:
             events.append(DomainEvent(BALANCE_LOW, detail))
-        elif before <= threshold < after:
+        elif before <= threshold < after and was_funded:
             events.append(DomainEvent(BALANCE_RECOVERED, detail))
     if before > ZERO >= after:
         events.append(DomainEvent(BALANCE_DEPLETED, base))

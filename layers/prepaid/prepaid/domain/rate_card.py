@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Context, Decimal
 
 from prepaid.domain.errors import UnknownMeter
-from prepaid.domain.numbers import DECIMAL_CONTEXT, round_credits
+from prepaid.domain.numbers import round_credits
+
+# A product of a quantity (22 digits at most) and a rate (31 at most) is exact in 80 digits: it is rounded once, to
+# credits, never first to the 38 digits of the stored values.
+EXACT_PRODUCT = Context(prec=80)
 
 
 @dataclass(frozen=True)
@@ -27,4 +31,4 @@ class RateCard:
 
     def rate(self, customer_id: str, meter: str, quantity: Decimal) -> Decimal:
         """Credits for `quantity` units, rounded half-even to 9 fractional digits."""
-        return round_credits(DECIMAL_CONTEXT.multiply(quantity, self.credits_per_unit(customer_id, meter)))
+        return round_credits(EXACT_PRODUCT.multiply(quantity, self.credits_per_unit(customer_id, meter)))

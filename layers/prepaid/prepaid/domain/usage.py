@@ -6,17 +6,19 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
-from prepaid.domain.errors import UnknownMeter
+from prepaid.domain.errors import DomainError, UnknownMeter
 from prepaid.domain.numbers import CREDIT_QUANTUM, DECIMAL_CONTEXT, MAX_CREDITS
 from prepaid.domain.rate_card import RateCard
+from prepaid.domain.rules import CUSTOMER_ID, EVENT_ID, METER, decimal_from_text, instant_in_range
+from prepaid.domain.wallet import RatedUsage
 
-CUSTOMER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
-METER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 FIELDS = frozenset({"eventId", "customerId", "meter", "quantity", "timestamp", "dimensions"})
 MAX_QUANTITY = MAX_CREDITS
+MAX_RATED_CREDITS = MAX_CREDITS  # what one event may cost: a larger cost is a wrong rate or quantity, refused
+RATED_FIELDS = frozenset({"eventId", "meter", "quantity", "credits", "timestamp"})
 MAX_DIMENSIONS = 20
 FUTURE_TOLERANCE = timedelta(minutes=5)
 ID_REUSED = "event_id_reused_with_other_content"  # the reason given when an event id comes back with other content
@@ -67,30 +69,26 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()
 
 
-def _quantity(value: Any) -> Decimal | Rejection:
+def _amount(value: Any, name: str, limit: Decimal) -> Decimal | Rejection:
+    """A non-negative decimal string of at most 9 fractional digits and at most `limit` (quantities, credits)."""
     if value is None:
-        return Rejection("missing_field", "quantity")
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return Rejection("quantity_not_a_decimal_string", "quantity")
-    try:
-        quantity = Decimal(str(value).strip())
-    except InvalidOperation:
-        return Rejection("quantity_not_a_decimal_string", "quantity")
-    if not quantity.is_finite():
-        return Rejection("quantity_not_finite", "quantity")
-    if quantity < 0:
-        return Rejection("quantity_negative", "quantity")
-    if quantity > MAX_QUANTITY:
-        return Rejection("quantity_too_large", "quantity")
-    if quantity != quantity.quantize(CREDIT_QUANTUM, context=DECIMAL_CONTEXT):
-        return Rejection("quantity_too_precise", "quantity")
-    return quantity
+        return Rejection("missing_field", name)
+    amount = decimal_from_text(value)
+    if amount is None:
+        return Rejection(f"{name}_not_a_decimal_string", name)
+    if amount < 0:
+        return Rejection(f"{name}_negative", name)
+    if amount > limit:
+        return Rejection(f"{name}_too_large", name)
+    if amount != amount.quantize(CREDIT_QUANTUM, context=DECIMAL_CONTEXT):
+        return Rejection(f"{name}_too_precise", name)
+    return amount
 
 
 def _timestamp(value: Any, now: datetime) -> datetime | Rejection:
     if value is None:
         return Rejection("missing_field", "timestamp")
-    if not isinstance(value, str):
+    if not isinstance(value, str) or len(value) > 64:
         return Rejection("invalid_timestamp", "timestamp")
     try:
         at = datetime.fromisoformat(value)
@@ -104,6 +102,8 @@ def _timestamp(value: Any, now: datetime) -> datetime | Rejection:
         return Rejection("invalid_timestamp", "timestamp")
     if at > now + FUTURE_TOLERANCE:
         return Rejection("timestamp_in_future", "timestamp")
+    if not instant_in_range(at):
+        return Rejection("timestamp_out_of_range", "timestamp")
     return at
 
 
@@ -125,18 +125,17 @@ def parse_usage(raw: Any, now: datetime) -> UsageEvent | Rejection:
     """Validate one usage event as received (a JSON object); every refusal says why."""
     if not isinstance(raw, dict):
         return Rejection("not_an_object")
-    raw_id = raw.get("eventId")
-    event_id = raw_id if isinstance(raw_id, str) and 1 <= len(raw_id) <= 128 else None
-    if raw_id is None:
+    event_id = raw.get("eventId")
+    if event_id is None:
         return Rejection("missing_field", "eventId")
-    if event_id is None or not event_id.isprintable():
+    if not isinstance(event_id, str) or not EVENT_ID.fullmatch(event_id):
         return Rejection("invalid_event_id", "eventId")
     unknown = sorted(set(raw) - FIELDS)
     if unknown:
         return Rejection("unknown_field", unknown[0], event_id)
     customer_id = _text(raw, "customerId", CUSTOMER_ID)
     meter = _text(raw, "meter", METER)
-    quantity = _quantity(raw.get("quantity"))
+    quantity = _amount(raw.get("quantity"), "quantity", MAX_QUANTITY)
     timestamp = _timestamp(raw.get("timestamp"), now)
     dimensions = _dimensions(raw.get("dimensions"))
     for part in (customer_id, meter, quantity, timestamp, dimensions):
@@ -147,10 +146,38 @@ def parse_usage(raw: Any, now: datetime) -> UsageEvent | Rejection:
     return UsageEvent(event_id, customer_id, meter, quantity, timestamp, dimensions)
 
 
-def check_rated(event: UsageEvent, rate_card: RateCard) -> Rejection | None:
-    """An event whose meter the rate card does not know is refused, never dropped silently."""
+def rate(event: UsageEvent, rate_card: RateCard) -> RatedUsage | Rejection:
+    """The event's cost in credits by the rate card, or why it cannot be rated: its meter is unknown, or its cost
+    is out of range (a rate that makes one event cost more than 10^12 credits, or that is not a finite number)."""
     try:
-        rate_card.credits_per_unit(event.customer_id, event.meter)
+        credits = rate_card.rate(event.customer_id, event.meter, event.quantity)
     except UnknownMeter:
         return Rejection("unknown_meter", "meter", event.event_id)
-    return None
+    except (DomainError, ArithmeticError):
+        return Rejection("credits_out_of_range", "quantity", event.event_id)
+    if credits > MAX_RATED_CREDITS:
+        return Rejection("credits_out_of_range", "quantity", event.event_id)
+    return RatedUsage(event.event_id, event.meter, event.quantity, credits, event.timestamp)
+
+
+def parse_rated(raw: Any, now: datetime) -> RatedUsage | Rejection:
+    """Validate one rated event as it travels to drawdown: the fields ingest writes and no other, each as ingest
+    checked it, and credits that are a non-negative decimal string of at most 9 fractional digits and at most
+    10^12. Whoever put it on the queue, a message that fails here changes no wallet."""
+    if not isinstance(raw, dict):
+        return Rejection("not_an_object")
+    if set(raw) != RATED_FIELDS:
+        return Rejection("unexpected_fields", ",".join(sorted(set(raw) ^ RATED_FIELDS))[:200])
+    event_id = raw["eventId"]
+    if not isinstance(event_id, str) or not EVENT_ID.fullmatch(event_id):
+        return Rejection("invalid_event_id", "eventId")
+    meter = _text(raw, "meter", METER)
+    quantity = _amount(raw["quantity"], "quantity", MAX_QUANTITY)
+    credits = _amount(raw["credits"], "credits", MAX_RATED_CREDITS)
+    timestamp = _timestamp(raw["timestamp"], now)
+    for part in (meter, quantity, credits, timestamp):
+        if isinstance(part, Rejection):
+            return Rejection(part.reason, part.field, event_id)
+    assert isinstance(meter, str) and isinstance(quantity, Decimal) and isinstance(credits, Decimal)
+    assert isinstance(timestamp, datetime)
+    return RatedUsage(event_id, meter, quantity, credits, timestamp)

@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from prepaid.domain.card import Card, CardStatus, drawdown_order
-from prepaid.domain.errors import CardNotFound, CardNotVoidable
+from prepaid.domain.errors import CardNotFound, CardNotVoidable, TooManyLiveCards
 from prepaid.domain.events import (
     AUTO_RECHARGE_PURCHASED,
     CREDITS_EXPIRED,
@@ -23,6 +23,7 @@ from prepaid.domain.events import (
 from prepaid.domain.ledger import Draw, EntryType, LedgerEntry
 from prepaid.domain.money import Money
 from prepaid.domain.numbers import ZERO, to_wire
+from prepaid.domain.rules import MAX_LIVE_CARDS
 from prepaid.domain.settings import WalletSettings
 from prepaid.domain.usage_hours import HourUsage
 from prepaid.domain.wire import card_to_wire, instant
@@ -216,7 +217,9 @@ class Wallet:
         return Outcome(self._with(settings=settings))
 
     def add_card(self, card: Card, at: datetime) -> Outcome:
-        """Add a card; it first pays off outstanding overage."""
+        """Add a card; it first pays off outstanding overage. A wallet holds at most `MAX_LIVE_CARDS` live cards."""
+        if len(self.cards) >= MAX_LIVE_CARDS and card.card_id not in self.cards:
+            raise TooManyLiveCards(customer_id=self.customer_id, limit=MAX_LIVE_CARDS)
         before = self.balance(at)
         cards = {**self.cards, card.card_id: card}
         ledger: list[LedgerEntry] = []

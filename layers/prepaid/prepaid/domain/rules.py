@@ -1,0 +1,63 @@
+"""The contract's rules for what crosses a boundary, each written once: id patterns, decimal text, instants, limits.
+
+Every edge (HTTP bodies and paths, queue messages, bus events, stored items read back) checks with these, so a rule
+changed here changes everywhere. Pure: patterns and bounds, no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+# -- ids -------------------------------------------------------------------------------------------------------------
+CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
+METER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+# Usage event ids and idempotency keys: printable ASCII, no space (they become parts of table keys and headers).
+EVENT_ID_PATTERN = r"^[\x21-\x7e]{1,128}$"
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+CARD_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+CUSTOMER_ID = re.compile(CUSTOMER_ID_PATTERN)
+METER = re.compile(METER_PATTERN)
+EVENT_ID = re.compile(EVENT_ID_PATTERN)
+
+# -- decimal text ----------------------------------------------------------------------------------------------------
+# Every decimal on the wire is a string of ASCII digits: no exponent, `_`, spaces, signs other than a leading `-`, or
+# digits of other scripts (which `Decimal()` would accept: it reads the fullwidth "\uff11\uff10" as 10).
+DECIMAL_TEXT_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
+DECIMAL_TEXT = re.compile(DECIMAL_TEXT_PATTERN)
+MAX_DECIMAL_TEXT = 40  # characters: more than any bounded amount needs, far less than DynamoDB's 38 digits allow
+
+
+def decimal_from_text(value: object) -> Decimal | None:
+    """The exact value of a decimal string as the contract writes it, or None for anything else (a JSON number,
+    a bool, an exponent, `NaN`, `1_000`, ` 5 `, fullwidth digits, more than 40 characters)."""
+    if not isinstance(value, str) or len(value) > MAX_DECIMAL_TEXT or not DECIMAL_TEXT.fullmatch(value):
+        return None
+    try:
+        return Decimal(value)
+    except InvalidOperation:  # pragma: no cover - the pattern admits only what Decimal reads
+        return None
+
+
+# -- instants --------------------------------------------------------------------------------------------------------
+# The instants a request may name. Far enough either way for any contract, and far enough from `datetime.max` that
+# adding a bounded duration never overflows.
+EARLIEST_INSTANT = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_INSTANT = datetime(9000, 1, 1, tzinfo=UTC)  # exclusive
+LONGEST_DURATION = timedelta(days=100 * 366)  # expiresIn and the like: at most a hundred years
+
+
+def instant_in_range(at: datetime) -> bool:
+    """Whether an aware instant is one the system accepts (1970-01-01 up to, not including, 9000-01-01 UTC)."""
+    return EARLIEST_INSTANT <= at < LATEST_INSTANT
+
+
+def duration_in_range(span: timedelta) -> bool:
+    return timedelta(0) < span <= LONGEST_DURATION
+
+
+# -- limits ----------------------------------------------------------------------------------------------------------
+MAX_LIVE_CARDS = 500  # cards active or pending in one wallet (the wallet item holds them; DynamoDB caps it at 400 KB)
+MAX_JSON_DEPTH = 32  # nesting of arrays and objects in any JSON a function reads (the deepest valid body has 5)
+MAX_EVENTS_PER_REQUEST = 1000  # POST /usage, and one usage-queue message
