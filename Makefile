@@ -86,8 +86,10 @@ local: venv
 demo: venv
 	PYTHONPATH=local $(BIN)/python -m prepaid_local.demo $(ARGS)
 
+# The usage pipeline's cost against baselines (run.py), then latency on the local stack (latency.py).
 bench: venv
 	PYTHONPATH=local:layers/prepaid:functions/api:functions/ingest:functions/drawdown:functions/publisher $(BIN)/python bench/run.py $(ARGS)
+	PYTHONPATH=local $(BIN)/python bench/latency.py
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .mypy_cache .ruff_cache .hypothesis

@@ -45,8 +45,9 @@ def alerting() -> AlertingService:
     settings = alerting_settings()
     client = boto3.client("dynamodb")
     table = table_settings().table_name
+    store = DynamoWalletStore(client, table)
     return AlertingService(
-        directory=WalletWebhooks(DynamoWalletStore(client, table)),
+        directory=WalletWebhooks(store),
         log=DynamoDeliveryLog(client, table),
         sender=HttpWebhookSender(settings.timeout_seconds, allow_local_http=settings.allow_local_http),
         topic=SnsAlertTopic(boto3.client("sns"), settings.topic_arn) if settings.topic_arn else None,
@@ -60,6 +61,7 @@ def alerting() -> AlertingService:
             cap=timedelta(seconds=settings.backoff_max_seconds),
         ),
         allow_local_http=settings.allow_local_http,
+        committed=store,
     )
 
 

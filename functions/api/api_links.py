@@ -36,4 +36,6 @@ def public_base_url(event: dict[str, Any]) -> str:
 
 
 def dashboard_url(event: dict[str, Any], token: str) -> str:
-    return f"{public_base_url(event)}/dashboard?{urlencode({'token': token})}"
+    """The page with the token in the URL's fragment: browsers never send a fragment, so the token is in no
+    request line or access log; the page moves it out of the address bar and the history."""
+    return f"{public_base_url(event)}/dashboard#{urlencode({'token': token})}"

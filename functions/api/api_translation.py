@@ -14,7 +14,7 @@ from prepaid.domain.errors import InvalidRequest
 from prepaid.domain.money import Money
 from prepaid.domain.numbers import exact_credits, to_wire
 from prepaid.domain.price_book import PriceBook, PricingMode, Tier
-from prepaid.domain.rate_card import RateCard
+from prepaid.domain.rate_card import RateCard, check_rate
 from prepaid.domain.settings import AutoRecharge, RecurringGrant, WalletSettings
 from prepaid.domain.webhook_urls import webhook_url_refusal
 
@@ -104,9 +104,7 @@ def rate_card_from_body(body: RateCardBody) -> RateCard:
 
 
 def _rate(value: Decimal, field: str) -> Decimal:
-    if value < 0:
-        raise InvalidRequest(field=field, reason="negative")
-    return value
+    return check_rate(value, field)
 
 
 def rate_card_to_wire(card: RateCard) -> dict[str, Any]:

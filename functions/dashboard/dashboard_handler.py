@@ -1,8 +1,8 @@
 """The customer dashboard (API Gateway REST, no IAM): `GET /dashboard` (the page) and `GET /dashboard/data`.
 
-The token from `POST /wallets/{customerId}/dashboard-links` is the only credential, given as
-`Authorization: Bearer <token>` or `?token=<token>`. Every request opens it again and reads only the wallet it
-names; nothing in the request can name another.
+The token from `POST /wallets/{customerId}/dashboard-links` is the only credential: the link carries it in its
+fragment, and the page sends it as `Authorization: Bearer <token>` (never in a URL). Every data request opens it
+again and reads only the wallet it names; nothing in the request can name another.
 """
 
 from __future__ import annotations
@@ -63,13 +63,10 @@ def dashboard() -> Dashboard:
 
 
 def _token() -> str | None:
-    """The bearer token, or the `token` query parameter (how the page itself is opened from the link)."""
-    event = app.current_event
-    authorization = event.headers.get("Authorization") or ""
+    """The bearer token. Never from the query string: a token in a URL ends up in access logs and histories."""
+    authorization = app.current_event.headers.get("Authorization") or ""
     scheme, _, credentials = authorization.strip().partition(" ")
-    if scheme.lower() == "bearer" and credentials.strip():
-        return credentials.strip()
-    return event.query_string_parameters.get("token") or None
+    return credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else None
 
 
 def _is_page() -> bool:
@@ -104,9 +101,8 @@ def _not_found(error: Exception) -> Response[Any]:
 
 @app.get(PAGE_PATH)
 def page() -> Response[str]:
-    """The dashboard page; refused (as a page) when its token is missing, altered or expired."""
-    link = dashboard().authorize(_token())
-    logger.append_keys(customer_id=link.customer_id)
+    """The dashboard page: the same static page for everyone (the token is in the link's fragment, which the
+    browser keeps to itself); what it shows comes from `dashboard/data`, which the token opens."""
     return Response(
         status_code=HTTPStatus.OK.value,
         content_type="text/html; charset=utf-8",

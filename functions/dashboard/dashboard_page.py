@@ -329,7 +329,16 @@ SCRIPT = r"""
     document.body.setAttribute("data-state", "error");
   }
 
-  var token = new URLSearchParams(window.location.search).get("token") || "";
+  // The link carries the token in its fragment, which no request sends: it stays out of every server's logs. It
+  // leaves the address bar and the history at once (a tab's session keeps it, for a reload, until the tab closes).
+  var token = new URLSearchParams(window.location.hash.slice(1)).get("token") || "";
+  try {
+    if (token) { window.sessionStorage.setItem("dashboard-token", token); }
+    else { token = window.sessionStorage.getItem("dashboard-token") || ""; }
+  } catch (e) { /* storage off: the link works once, as it is */ }
+  if (window.location.hash) {
+    window.history.replaceState(null, "", window.location.pathname + window.location.search);
+  }
   fetch("dashboard/data", {
     headers: {"Authorization": "Bearer " + token, "Accept": "application/json"},
     cache: "no-store", credentials: "omit", referrerPolicy: "no-referrer"

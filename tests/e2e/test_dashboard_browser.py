@@ -10,7 +10,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -23,10 +22,11 @@ from PIL import Image
 
 from prepaid_local.server import DEMO_RATE_CARD, LocalServer
 from support.outside import call, local_server
+from support.waiting import eventually
 
 CUSTOMER = "dash-demo"
 OTHER = "dash-other"
-BROWSER_TIMEOUT = 60
+BROWSER_TIMEOUT = 180  # seconds: generous, Chromium on a loaded two-core machine is slow to start, not wrong
 
 
 def z(instant: datetime) -> str:
@@ -79,10 +79,12 @@ def demo(server: LocalServer) -> dict[str, Any]:
     status, answer = call(server, "POST", "/usage", {"events": events})
     assert (status, answer["rejected"]) == (202, []), answer
     expected = {CUSTOMER: 10 * (100 * rate("api_calls") + 5000 * rate("tokens")), OTHER: 10 * 7 * rate("api_calls")}
-    deadline = time.monotonic() + 15
-    while {c: Decimal(call(server, "GET", f"/wallets/{c}")[1]["totals"]["rated"]) for c in expected} != expected:
-        assert time.monotonic() < deadline, "the usage was not drawn within 15 s"
-        time.sleep(0.2)
+
+    def drawn() -> bool:
+        """the usage was drawn"""
+        return {c: Decimal(call(server, "GET", f"/wallets/{c}")[1]["totals"]["rated"]) for c in expected} == expected
+
+    eventually(drawn)
     # a promotion whose credits the burn rate cannot use up before they expire
     promotion = {
         "credits": "300",
@@ -100,7 +102,7 @@ def demo(server: LocalServer) -> dict[str, Any]:
 def dashboard_link(server: LocalServer, demo: dict[str, Any]) -> dict[str, Any]:
     status, created = call(server, "POST", f"/wallets/{CUSTOMER}/dashboard-links", {"ttlSeconds": 600})
     assert status == 201, created
-    assert created["url"].startswith(f"{server.url}/dashboard?token=")
+    assert created["url"].startswith(f"{server.url}/dashboard#token=")
     return dict(created)
 
 
@@ -279,11 +281,11 @@ def test_an_altered_link_shows_the_403_page_in_chromium(
     token = dashboard_link["token"]
     body, _, mac = token.partition(".")
     swapped = "B" if body[5] != "B" else "C"
-    url = f"{server.url}/dashboard?token={body[:5]}{swapped}{body[6:]}.{mac}"
+    url = f"{server.url}/dashboard#token={body[:5]}{swapped}{body[6:]}.{mac}"
     # When Chromium opens it
     dom = Dom(browse(chromium, url, "--dump-dom"))
     # Then it shows the refusal, with its code, and none of the wallet
     error = dom.by_id("error")
     assert (error.attrs["data-status"], error.attrs["data-code"]) == ("403", "invalid_token")
     assert "403 invalid_token" in error.text
-    assert dom.all(id="balance") == []
+    assert [b.text for b in dom.all(id="balance")] == [""]

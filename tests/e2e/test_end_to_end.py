@@ -15,7 +15,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -29,6 +28,7 @@ from prepaid_local.demo_webhooks import WebhookReceiver
 from prepaid_local.queue_messages import take_all
 from prepaid_local.server import DEMO_PRICE_BOOK, LocalServer
 from support.outside import aws, call
+from support.waiting import PATIENCE_SECONDS, eventually
 from support.webhooks import readme_verifier
 
 RATE_CARD = {"meters": {"api_calls": {"creditsPerUnit": "0.5"}, "tokens": {"creditsPerUnit": "0.002"}}}
@@ -38,18 +38,6 @@ CUSTOMER = "e2e-story"
 
 
 # -- talking to the system from outside -------------------------------------------------------------------------------
-
-
-def eventually(check: Callable[[], Any], seconds: float = 20, every: float = 0.2) -> Any:
-    """Call `check` until it returns something truthy, or fail after `seconds`; return what it returned."""
-    deadline = time.monotonic() + seconds
-    while True:
-        outcome = check()
-        if outcome:
-            return outcome
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"not true within {seconds} s: {check.__doc__ or check}")
-        time.sleep(every)
 
 
 def rated(quantity: str, meter: str) -> Decimal:
@@ -275,7 +263,7 @@ def test_the_demo_tells_its_story_and_ends_where_the_rate_card_says(story: Story
     # When the demo runs against it, small and unpaced
     out = io.StringIO()
     argv = ["--url", server.url, "--moto-url", server.moto_url, "--customer", customer]
-    argv += ["--events", "30", "--batch-size", "5", "--pace", "0", "--timeout", "30"]
+    argv += ["--events", "30", "--batch-size", "5", "--pace", "0", "--timeout", str(int(PATIENCE_SECONDS))]
     code, result = demo.play(argv, console=Console(file=out, width=160, color_system=None))
 
     # Then it reports success, and the wallet is where the rate card puts it: 10,000 bought, 2,000 auto-recharged,

@@ -3,19 +3,25 @@
 moto enforces no IAM: a handler calling an API its role lacks (ApiFunction nearly shipped a `BatchGetItem` without
 the permission) passes every other test and fails with AccessDenied on AWS. Here the demo's story and the API's
 other routes run through `make local`'s server while every AWS call a function's handler makes is recorded as the
-IAM action it needs (tests/support/aws_calls.py); each must be granted by that function's role in the template
-after the SAM transform.
+IAM action it needs, the ARN it acts on and, for DynamoDB items, the partition key (tests/support/aws_calls.py); each
+must be granted by an Allow statement of that function's role in the template after the SAM transform: its Action,
+its Resource (the template's Ref, GetAtt and Sub resolved to the local stack's names, then matched with IAM's `*`
+and `?`) and its Condition (`dynamodb:LeadingKeys`, `iam:PassedToService`; any other condition fails the check). A
+statement scoped to the wrong table, queue or key prefix fails here as it would with AccessDenied on AWS.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import functools
 import io
+import re
 import socket
 import time
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
-from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -26,50 +32,29 @@ from rich.console import Console
 from prepaid_local import demo
 from prepaid_local.server import DEMO_PRICE_BOOK, LocalServer
 from prepaid_local.stack import RUNNING_FUNCTION
-from support.aws_calls import AwsCallRecorder
-from support.outside import call
+from prepaid_local.template import Resolver
+from support.aws_calls import UNREAD_KEY, AwsCall, AwsCallRecorder, accesses
+from support.outside import aws, call
 from support.template_roles import (
     Template,
     function_ids,
     listed,
     managed_policy_arns,
+    of_type,
+    partition_keys,
     role_of,
     statements,
     transformed,
 )
+from support.waiting import PATIENCE_SECONDS, eventually
 
 if TYPE_CHECKING:
     from types_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
+    from types_boto3_scheduler.type_defs import TargetTypeDef
 
 RATE_CARD = {"meters": {"api_calls": {"creditsPerUnit": "0.5"}, "tokens": {"creditsPerUnit": "0.002"}}}
 DEMO_CUSTOMER = "perm-demo"
 SECOND_CUSTOMER = "perm-second"
-# The actions of the AWS managed policies SAM attaches to the template's roles (from their published documents).
-# A role with a managed policy not listed here fails the test: list its actions first.
-_LOGS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents")
-MANAGED_POLICY_ACTIONS: dict[str, tuple[str, ...]] = {
-    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole": _LOGS,
-    "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess": (
-        "xray:PutTraceSegments",
-        "xray:PutTelemetryRecords",
-        "xray:GetSamplingRules",
-        "xray:GetSamplingTargets",
-        "xray:GetSamplingStatisticSummaries",
-    ),
-    "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole": (
-        "sqs:ReceiveMessage",
-        "sqs:DeleteMessage",
-        "sqs:GetQueueAttributes",
-        *_LOGS,
-    ),
-    "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole": (
-        "dynamodb:DescribeStream",
-        "dynamodb:GetRecords",
-        "dynamodb:GetShardIterator",
-        "dynamodb:ListStreams",
-        *_LOGS,
-    ),
-}
 # Functions of the template the scenario cannot reach, with the reason. None: every function runs.
 NOT_REACHED: dict[str, str] = {}
 
@@ -79,51 +64,124 @@ _HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the serv
 # -- the check ---------------------------------------------------------------------------------------------------------
 
 
-def _grants(statement: dict[str, Any], action: str) -> bool:
-    """Whether an Allow statement's Action (or NotAction) covers the action: IAM wildcards, case-insensitive."""
-    if statement.get("Effect") != "Allow":
-        return False
+@functools.cache
+def _wildcard(pattern: str, ignore_case: bool = False) -> re.Pattern[str]:
+    """An IAM pattern (`*` any characters, `?` one; nothing else is special) as a regular expression."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.compile(regex, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
 
-    def matches(patterns: Any) -> bool:
-        return any(fnmatchcase(action.lower(), str(p).lower()) for p in listed(patterns))
 
+def _like(patterns: Iterable[str], value: str, ignore_case: bool = False) -> bool:
+    return any(_wildcard(p, ignore_case).fullmatch(value) for p in patterns)
+
+
+def _leading_keys(call: AwsCall, patterns: list[str]) -> bool:
+    """ForAllValues:StringLike on dynamodb:LeadingKeys: the call's partition key matches one of the patterns (a call
+    that names no key, e.g. DescribeTable, has no values, which ForAllValues lets through, as IAM does)."""
+    assert call.resource is None or "/index/" not in call.resource, (
+        f"{call.describe()}: a LeadingKeys condition on an index query is not evaluated (AWS documents nothing)"
+    )
+    return call.key is None or _like(patterns, call.key)
+
+
+def _passed_to_service(call: AwsCall, services: list[str]) -> bool:
+    """StringEquals on iam:PassedToService: the role is passed to that service (absent on any other call: false)."""
+    return call.passed_to is not None and call.passed_to in services
+
+
+# The conditions the check evaluates, by (operator, key); any other makes it fail (it would otherwise be ignored).
+CONDITIONS: dict[tuple[str, str], Callable[[AwsCall, list[str]], bool]] = {
+    ("ForAllValues:StringLike", "dynamodb:leadingkeys"): _leading_keys,
+    ("StringEquals", "iam:passedtoservice"): _passed_to_service,
+}
+
+
+class FunctionRoles:
+    """The Allow statements of each function's role, their Resource and Condition resolved to the local stack's
+    names (`resolver`: the local stack's, which knows each logical id's name, URL or ARN)."""
+
+    def __init__(self, cfn: Template, resolver: Resolver) -> None:
+        self._cfn = cfn
+        self._resolver = resolver
+        self._statements: dict[str, list[dict[str, Any]]] = {}
+
+    def statements(self, function: str) -> list[dict[str, Any]]:
+        """The role's statements, resolved; fails on what the check cannot evaluate (Deny, managed policies, a
+        condition not in CONDITIONS, a resource left unresolved)."""
+        if function not in self._statements:
+            role = role_of(self._cfn, function)
+            (role_id,) = [k for k, v in self._cfn["Resources"].items() if v is role]
+            assert managed_policy_arns(role) == [], f"{function}'s role has managed policies: list their statements"
+            attached = [
+                k
+                for k, v in of_type(self._cfn, "AWS::IAM::ManagedPolicy").items()
+                if {"Ref": role_id} in v["Properties"].get("Roles", [])
+            ]
+            assert attached == [], f"{function}'s role has managed policies: {attached}"
+            assert "PermissionsBoundary" not in role["Properties"], f"{function}'s role has a permissions boundary"
+            self._statements[function] = [self._resolved(function, s) for s in statements(role, self._cfn)]
+        return self._statements[function]
+
+    def _resolved(self, function: str, statement: dict[str, Any]) -> dict[str, Any]:
+        name = f"{function}'s role, statement {statement.get('Sid', statement)}"
+        assert statement.get("Effect") == "Allow", f"{name}: only Allow statements are evaluated"
+        resolved = dict(statement)
+        for field in ("Resource", "NotResource"):
+            if field in statement:
+                resources = [self._resolver.resolve(r) for r in listed(statement[field])]
+                assert all(isinstance(r, str) and "${" not in r for r in resources), f"{name}: {field} {resources}"
+                resolved[field] = resources
+        assert ("Resource" in resolved) != ("NotResource" in resolved), f"{name}: one of Resource or NotResource"
+        conditions: dict[str, dict[str, list[str]]] = {}
+        for operator, keys in statement.get("Condition", {}).items():
+            for key, values in keys.items():
+                assert (operator, key.lower()) in CONDITIONS, f"{name}: condition {operator} {key} is not evaluated"
+                conditions.setdefault(operator, {})[key.lower()] = [
+                    str(v) for v in listed(self._resolver.resolve(values))
+                ]
+        resolved["Condition"] = conditions
+        return resolved
+
+    def allows(self, call: AwsCall) -> bool:
+        """Whether some Allow statement of the function's role grants the call's action on its resource, with its
+        conditions met."""
+        return any(_grants(s, call) for s in self.statements(call.function))
+
+
+def _grants(statement: dict[str, Any], call: AwsCall) -> bool:
+    """Whether a resolved Allow statement grants the call: Action (or NotAction; IAM wildcards, case-insensitive),
+    Resource (or NotResource; wildcards, case-sensitive; a call of unknown resource only by "*") and Condition."""
     if "NotAction" in statement:
-        return not matches(statement["NotAction"])
-    return matches(statement.get("Action", []))
+        acts = not _like(listed(statement["NotAction"]), call.action, ignore_case=True)
+    else:
+        acts = _like(listed(statement.get("Action", [])), call.action, ignore_case=True)
+    if not acts:
+        return False
+    if call.resource is None:
+        on = "*" in statement.get("Resource", [])
+    elif "NotResource" in statement:
+        on = not _like(statement["NotResource"], call.resource)
+    else:
+        on = _like(statement["Resource"], call.resource)
+    if not on:
+        return False
+    return all(
+        CONDITIONS[(operator, key)](call, values)
+        for operator, keys in statement["Condition"].items()
+        for key, values in keys.items()
+    )
 
 
-def not_allowed(recorded: Iterable[tuple[str, str]], cfn: Template) -> list[tuple[str, str]]:
-    """The recorded (function, IAM action) pairs that no Allow of the function's role grants, sorted.
+def not_allowed(calls: Iterable[AwsCall], roles: FunctionRoles) -> list[str]:
+    """The recorded calls that no Allow of the function's role grants, as `<function> <action> <resource> <key>`,
+    sorted, once each.
 
-    By action only: Resource and Condition are ignored (a call on another table, queue or key prefix than the
-    statement names is not caught here; tests/packaging/test_template.py pins those of the sensitive roles), and so
-    are Deny statements (the template has none on function roles) and KMS (the table, queues, topic and secrets use
-    AWS managed keys, whose key policies let any principal of the account use them through the service)."""
-    missing = []
-    for function, action in sorted(set(recorded)):
-        role = role_of(cfn, function)
-        unknown = [arn for arn in managed_policy_arns(role) if arn not in MANAGED_POLICY_ACTIONS]
-        assert unknown == [], f"{function}'s role has managed policies whose actions are not listed: {unknown}"
-        managed = [a for arn in managed_policy_arns(role) for a in MANAGED_POLICY_ACTIONS[arn]]
-        granted = any(_grants(s, action) for s in statements(role, cfn)) or _grants(
-            {"Effect": "Allow", "Action": managed}, action
-        )
-        if not granted:
-            missing.append((function, action))
-    return missing
+    Action, Resource and the conditions in CONDITIONS are checked; KMS is not (the table, queues, topic and secrets
+    use AWS managed keys, whose key policies let any principal of the account use them through the service)."""
+    return sorted({call.describe() for call in calls if not roles.allows(call)})
 
 
 # -- the scenario ------------------------------------------------------------------------------------------------------
-
-
-def eventually(check: Callable[[], Any], seconds: float = 15, every: float = 0.2) -> Any:
-    """Call `check` until it returns something truthy, or fail after `seconds`; return what it returned."""
-    deadline = time.monotonic() + seconds
-    while not (outcome := check()):
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"not true within {seconds} s: {check.__doc__ or check}")
-        time.sleep(every)
-    return outcome
 
 
 def get_page(server: LocalServer, path: str) -> tuple[int, str]:
@@ -142,7 +200,7 @@ def play_the_demo(server: LocalServer) -> None:
     assert call(server, "PUT", "/rate-card", RATE_CARD)[0] == 200
     out = io.StringIO()
     argv = ["--url", server.url, "--moto-url", server.moto_url, "--customer", DEMO_CUSTOMER]
-    argv += ["--events", "30", "--batch-size", "5", "--pace", "0", "--timeout", "30"]
+    argv += ["--events", "30", "--batch-size", "5", "--pace", "0", "--timeout", str(int(PATIENCE_SECONDS))]
     code, _ = demo.play(argv, console=Console(file=out, width=160, color_system=None))
     assert code == 0, out.getvalue()
 
@@ -156,8 +214,9 @@ def closed_port() -> int:
 
 
 def second_customer(server: LocalServer, recorder: AwsCallRecorder) -> None:
-    """A card bought and voided, usage over a threshold whose webhook is down (the alert is retried later), and a
-    recurring grant on the day the daily schedule fires next, with the clock moved past it."""
+    """A card bought and voided, usage over a threshold whose webhook is down (the alert is retried later) with a
+    late event (added to its past hour's stored usage), and a recurring grant on the day the daily schedule fires
+    next, with the clock moved past it."""
     wallet = f"/wallets/{SECOND_CUSTOMER}"
     # The daily cron(5 0 * * ? *) next fires at 00:05 of this day, and its event's time says that day
     fires = datetime.combine((stack_now(server) - timedelta(minutes=5)).date() + timedelta(days=1), datetime.min.time())
@@ -172,10 +231,14 @@ def second_customer(server: LocalServer, recorder: AwsCallRecorder) -> None:
     status, voided = call(server, "POST", f"{wallet}/cards/{cards[1][1]['card']['cardId']}/void")
     assert status == 200, voided
     assert call(server, "PUT", f"{wallet}/settings", settings)[0] == 200
-    at = stack_now(server).isoformat()
-    event = {"eventId": "perm-1", "customerId": SECOND_CUSTOMER, "meter": "api_calls", "quantity": "120"}
-    status, answer = call(server, "POST", "/usage", {"events": [event | {"timestamp": at}]})
-    assert (status, answer["accepted"]) == (202, ["perm-1"]), answer
+    now = stack_now(server)
+    event = {"customerId": SECOND_CUSTOMER, "meter": "api_calls"}
+    events = [
+        event | {"eventId": "perm-1", "quantity": "120", "timestamp": now.isoformat()},
+        event | {"eventId": "perm-2", "quantity": "2", "timestamp": (now - timedelta(hours=2)).isoformat()},
+    ]
+    status, answer = call(server, "POST", "/usage", {"events": events})
+    assert (status, answer["accepted"]) == (202, ["perm-1", "perm-2"]), answer
 
     def put_off() -> bool:
         """the Balance Low alert's webhook failed, and its next attempt was put off"""
@@ -192,11 +255,31 @@ def second_customer(server: LocalServer, recorder: AwsCallRecorder) -> None:
     eventually(granted)
 
 
+def poison(server: LocalServer, recorder: AwsCallRecorder) -> None:
+    """A message that is no usage sent straight onto the usage queue, and one ingest did not write onto the drawdown
+    queue: the function reading each sends it to its dead-letter queue."""
+    resolver, sqs = server.stack.resolver, aws(server, "sqs")
+    sqs.send_message(QueueUrl=resolver.physical["UsageQueue"], MessageBody="not usage")
+    forged = {"QueueUrl": resolver.physical["DrawdownQueue"], "MessageBody": "not rated usage"}
+    sqs.send_message(**forged, MessageGroupId=SECOND_CUSTOMER, MessageDeduplicationId="perm-forged")
+    letters = {
+        ("IngestFunction", resolver.attributes[("UsageDeadLetterQueue", "Arn")]),
+        ("DrawdownFunction", resolver.attributes[("DrawdownDeadLetterQueue", "Arn")]),
+    }
+
+    def dead_lettered() -> bool:
+        """both messages were sent to their dead-letter queues"""
+        sent = {(c.function, c.resource) for c in recorder.accesses() if c.action == "sqs:SendMessage"}
+        return letters <= sent
+
+    eventually(dead_lettered)
+
+
 def read_everything(server: LocalServer) -> None:
     """The customer's dashboard (link, page, data) and the API's reads: forecast, usage, ledger, revenue."""
     status, link = call(server, "POST", f"/wallets/{DEMO_CUSTOMER}/dashboard-links", {"ttlSeconds": 900})
     assert status == 201, link
-    assert get_page(server, f"/dashboard?token={link['token']}")[0] == 200
+    assert get_page(server, "/dashboard")[0] == 200
     status, data = call(server, "GET", "/dashboard/data", Authorization=f"Bearer {link['token']}")
     assert status == 200, data
     wallet = f"/wallets/{DEMO_CUSTOMER}"
@@ -224,7 +307,18 @@ def cfn() -> Template:
     return transformed()
 
 
-def test_every_aws_call_a_function_makes_is_allowed_by_its_role(server: LocalServer, cfn: Template) -> None:
+@pytest.fixture(scope="module")
+def roles(server: LocalServer, cfn: Template) -> FunctionRoles:
+    return FunctionRoles(cfn, server.stack.resolver)
+
+
+def recorder_for(server: LocalServer) -> AwsCallRecorder:
+    """A recorder that knows the local stack's tables' partition keys and its account."""
+    resolver = server.stack.resolver
+    return AwsCallRecorder(partition_keys(server.stack.template, resolver.physical), account=resolver.account)
+
+
+def test_every_aws_call_a_function_makes_is_allowed_by_its_role(server: LocalServer, roles: FunctionRoles) -> None:
     # Given every function of the template, and a record of which ran and of the AWS calls their handlers made
     functions = set(function_ids())
     expected = functions - set(NOT_REACHED)
@@ -239,12 +333,14 @@ def test_every_aws_call_a_function_makes_is_allowed_by_its_role(server: LocalSer
 
     server.stack.observers.append(ran)
     try:
-        with AwsCallRecorder() as recorder:
+        with recorder_for(server) as recorder:
             # When the demo's story runs (usage by HTTP and SQS, alerts to webhooks, an auto-recharge, a promotion
-            # that expires on its schedule), another customer voids a card, misses an alert and gets a recurring
-            # grant, and the dashboard and the API's reports are read
+            # that expires on its schedule), another customer voids a card, misses an alert, sends a late event and
+            # gets a recurring grant, poison messages are dead-lettered, and the dashboard and the API's reports
+            # are read
             play_the_demo(server)
             second_customer(server, recorder)
+            poison(server, recorder)
             read_everything(server)
             eventually(all_ran)
             eventually(lambda: quiet(recorder))  # what is still under way is recorded too
@@ -255,39 +351,254 @@ def test_every_aws_call_a_function_makes_is_allowed_by_its_role(server: LocalSer
     # cannot pass for want of a record)
     assert sorted(functions - invoked) == sorted(NOT_REACHED), f"never invoked: {sorted(functions - invoked)}"
     assert sorted(recorder.by_function()) == sorted(expected)
-    # And every AWS action a function needed is one its role allows
-    missing = not_allowed(recorder.actions(), cfn)
-    assert missing == [], "actions called but not allowed by the function's role: " + ", ".join(
-        f"{function} {action}" for function, action in missing
-    )
+    # And each call's resource, and each DynamoDB item call's partition key, was known
+    calls = recorder.accesses()
+    unknown = sorted({c.describe() for c in calls if c.resource is None or c.key == UNREAD_KEY})
+    assert unknown == [], "calls whose resource or key the recorder could not tell:\n" + "\n".join(unknown)
+    # And every action a function needed, on the resource and the key it needed it on, is one its role allows
+    missing = not_allowed(calls, roles)
+    assert missing == [], "called but not allowed by the function's role:\n" + "\n".join(missing)
 
 
-def test_the_check_reports_a_call_the_role_does_not_allow(cfn: Template) -> None:
-    # Given ApiFunction's handler calling DynamoDB (stubbed): a transaction putting one item and deleting another,
-    # then a read made outside any function
-    client = boto3.client("dynamodb", region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+@contextlib.contextmanager
+def running(function: str) -> Iterator[None]:
+    """Calls made in the block are the function's, as `Stack.invoke` makes them."""
+    token = RUNNING_FUNCTION.set(function)
+    try:
+        yield
+    finally:
+        RUNNING_FUNCTION.reset(token)
+
+
+def test_the_check_reports_a_call_the_role_does_not_allow(server: LocalServer, roles: FunctionRoles) -> None:
+    # Given the local stack's names, and DynamoDB, SQS and Scheduler stubbed
+    resolver = server.stack.resolver
+    table, table_arn = resolver.physical["WalletTable"], resolver.attributes[("WalletTable", "Arn")]
+    urls = resolver.physical
+    scheduler_role = resolver.attributes[("SchedulerRole", "Arn")]
+    other_role = f"arn:aws:iam::{resolver.account}:role/someone-else"
+    group = resolver.physical["ExpiryScheduleGroup"]
+    session = boto3.Session(region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+    dynamodb, sqs, scheduler = session.client("dynamodb"), session.client("sqs"), session.client("scheduler")
     items: list[TransactWriteItemTypeDef] = [
-        {"Put": {"TableName": "t", "Item": {"PK": {"S": "W#a"}, "SK": {"S": "W"}}}},
-        {"Delete": {"TableName": "t", "Key": {"PK": {"S": "W#b"}, "SK": {"S": "W"}}}},
+        {"Put": {"TableName": table, "Item": {"PK": {"S": "W#a"}, "SK": {"S": "WALLET"}}}},
+        {"Delete": {"TableName": table, "Key": {"PK": {"S": "W#b"}, "SK": {"S": "WALLET"}}}},
     ]
-    with Stubber(client) as stub, AwsCallRecorder() as recorder:
-        stub.add_response("transact_write_items", {})
-        stub.add_response("scan", {"Items": []})
-        running = RUNNING_FUNCTION.set("ApiFunction")
-        try:
-            client.transact_write_items(TransactItems=items)
-        finally:
-            RUNNING_FUNCTION.reset(running)
-        client.scan(TableName="t")
+    expiry = resolver.attributes[("ExpiryFunction", "Arn")]
 
-    # When the calls are checked against the role
-    recorded = recorder.actions()
-    # Then the transaction needed PutItem and DeleteItem, the read outside a function was not recorded, and the
-    # delete, which ApiFunction's role does not allow, is reported
-    assert recorded == {("ApiFunction", "dynamodb:PutItem"), ("ApiFunction", "dynamodb:DeleteItem")}
-    assert not_allowed(recorded, cfn) == [("ApiFunction", "dynamodb:DeleteItem")]
-    # And so is an action of another service, while what the role and its managed policies grant is not
-    assert not_allowed([("PublisherFunction", "sns:Publish"), ("PublisherFunction", "events:PutEvents")], cfn) == [
-        ("PublisherFunction", "sns:Publish")
+    def schedule(name: str, role: str) -> None:
+        target: TargetTypeDef = {"Arn": expiry, "RoleArn": role}
+        scheduler.create_schedule(
+            Name=name,
+            GroupName=group,
+            ScheduleExpression="at(2030-01-01T00:00:00)",
+            FlexibleTimeWindow={"Mode": "OFF"},
+            Target=target,
+        )
+
+    with Stubber(dynamodb) as db, Stubber(sqs) as queues, Stubber(scheduler) as schedules, recorder_for(server) as rec:
+        for operation in ("transact_write_items", "put_item", "put_item", "get_item", "scan"):
+            db.add_response(operation, {})
+        for _ in range(2):
+            queues.add_response("send_message", {"MessageId": "m"})
+            schedules.add_response("create_schedule", {"ScheduleArn": "arn:aws:scheduler:::schedule/x"})
+        # When ApiFunction commits a wallet change deleting a wallet, puts the catalog and a delivery record
+        # (D#: the alerting function's), and reads another table
+        with running("ApiFunction"):
+            dynamodb.transact_write_items(TransactItems=items)
+            dynamodb.put_item(TableName=table, Item={"PK": {"S": "CATALOG"}, "SK": {"S": "PRICE_BOOK"}})
+            dynamodb.put_item(TableName=table, Item={"PK": {"S": "D#x"}, "SK": {"S": "WEBHOOK"}})
+            dynamodb.get_item(TableName="other-table", Key={"PK": {"S": "W#a"}, "SK": {"S": "WALLET"}})
+        # And IngestFunction sends to the drawdown queue and to the webhook queue (the alerting function's)
+        with running("IngestFunction"):
+            sqs.send_message(QueueUrl=urls["DrawdownQueue"], MessageBody="{}")
+            sqs.send_message(QueueUrl=urls["WebhookQueue"], MessageBody="{}")
+        # And ExpiryFunction schedules an expiry with the scheduler's role, and another with someone else's
+        with running("ExpiryFunction"):
+            schedule("card-1", scheduler_role)
+            schedule("card-2", other_role)
+        # And a read is made outside any function
+        dynamodb.scan(TableName=table)
+
+    # Then each part of each call was recorded with its resource and key, but the read outside a function
+    schedules_arn = f"arn:aws:scheduler:us-east-1:{resolver.account}:schedule/{group}"
+    drawdown, webhook = (resolver.attributes[(q, "Arn")] for q in ("DrawdownQueue", "WebhookQueue"))
+    other_table = f"arn:aws:dynamodb:us-east-1:{resolver.account}:table/other-table"
+    assert {c.describe() for c in rec.accesses()} == {
+        f"ApiFunction dynamodb:PutItem {table_arn} key=W#a",
+        f"ApiFunction dynamodb:DeleteItem {table_arn} key=W#b",
+        f"ApiFunction dynamodb:PutItem {table_arn} key=CATALOG",
+        f"ApiFunction dynamodb:PutItem {table_arn} key=D#x",
+        f"ApiFunction dynamodb:GetItem {other_table} key=W#a",
+        f"IngestFunction sqs:SendMessage {drawdown}",
+        f"IngestFunction sqs:SendMessage {webhook}",
+        f"ExpiryFunction scheduler:CreateSchedule {schedules_arn}/card-1",
+        f"ExpiryFunction scheduler:CreateSchedule {schedules_arn}/card-2",
+        f"ExpiryFunction iam:PassRole {scheduler_role} to=scheduler.amazonaws.com",
+        f"ExpiryFunction iam:PassRole {other_role} to=scheduler.amazonaws.com",
+    }
+    # And the check reports the action the role lacks, the key prefix, the table, the queue and the role it does
+    # not grant, while what it grants is not reported
+    assert not_allowed(rec.accesses(), roles) == sorted(
+        [
+            f"ApiFunction dynamodb:DeleteItem {table_arn} key=W#b",
+            f"ApiFunction dynamodb:PutItem {table_arn} key=D#x",
+            f"ApiFunction dynamodb:GetItem {other_table} key=W#a",
+            f"IngestFunction sqs:SendMessage {webhook}",
+            f"ExpiryFunction iam:PassRole {other_role} to=scheduler.amazonaws.com",
+        ]
+    )
+    # And so is the scheduler's role passed to another service, an index the role does not name, and an action of
+    # another service, while an index query the role grants (whatever its key) is not
+    index = f"{table_arn}/index/RecurringIndex"
+    calls = [
+        AwsCall("ExpiryFunction", "iam:PassRole", "", scheduler_role, passed_to="lambda.amazonaws.com"),
+        AwsCall("ApiFunction", "dynamodb:Query", "", index, key="5"),
+        AwsCall("PublisherFunction", "sns:Publish", "", resolver.physical["AlertTopic"]),
+        AwsCall("RecurringFunction", "dynamodb:Query", "", index, key="5"),
     ]
-    assert not_allowed([("IngestFunction", "sqs:DeleteMessage"), ("IngestFunction", "logs:PutLogEvents")], cfn) == []
+    assert not_allowed(calls, roles) == sorted(call.describe() for call in calls[:3])
+
+
+def _with_statement(cfn: Template, function: str, statement: dict[str, Any]) -> Template:
+    changed = copy.deepcopy(cfn)
+    role = role_of(changed, function)
+    role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"].append(statement)
+    return changed
+
+
+def _with_managed_policy(cfn: Template, function: str) -> Template:
+    changed = copy.deepcopy(cfn)
+    role_of(changed, function)["Properties"]["ManagedPolicyArns"] = ["arn:aws:iam::aws:policy/ReadOnlyAccess"]
+    return changed
+
+
+WALLETS = {"Fn::GetAtt": ["WalletTable", "Arn"]}
+
+
+@pytest.mark.parametrize(
+    ("change", "refusal"),
+    [
+        pytest.param(
+            lambda cfn: _with_statement(
+                cfn,
+                "ApiFunction",
+                {
+                    "Effect": "Allow",
+                    "Action": "dynamodb:PutItem",
+                    "Resource": WALLETS,
+                    "Condition": {"Bool": {"aws:SecureTransport": "true"}},
+                },
+            ),
+            "condition Bool aws:SecureTransport is not evaluated",
+            id="a condition it does not evaluate",
+        ),
+        pytest.param(
+            lambda cfn: _with_statement(
+                cfn,
+                "ApiFunction",
+                {
+                    "Effect": "Allow",
+                    "Action": "dynamodb:GetItem",
+                    "Resource": WALLETS,
+                    "Condition": {"ForAnyValue:StringLike": {"dynamodb:LeadingKeys": ["W#*"]}},
+                },
+            ),
+            "condition ForAnyValue:StringLike dynamodb:LeadingKeys is not evaluated",
+            id="LeadingKeys under another operator",
+        ),
+        pytest.param(
+            lambda cfn: _with_statement(
+                cfn, "ApiFunction", {"Effect": "Deny", "Action": "dynamodb:DeleteItem", "Resource": WALLETS}
+            ),
+            "only Allow statements are evaluated",
+            id="a Deny statement",
+        ),
+        pytest.param(lambda cfn: _with_managed_policy(cfn, "ApiFunction"), "managed policies", id="a managed policy"),
+        pytest.param(
+            lambda cfn: _with_statement(
+                cfn,
+                "ApiFunction",
+                {
+                    "Effect": "Allow",
+                    "Action": "dynamodb:Query",
+                    "Resource": {"Fn::Sub": "${WalletTable.Arn}/index/*"},
+                    "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["5"]}},
+                },
+            ),
+            "LeadingKeys condition on an index query is not evaluated",
+            id="LeadingKeys on an index",
+        ),
+    ],
+)
+def test_the_check_fails_on_what_it_cannot_evaluate(
+    server: LocalServer, cfn: Template, change: Callable[[Template], Template], refusal: str
+) -> None:
+    # Given ApiFunction's role with a statement, or a policy, whose effect the check does not evaluate
+    roles = FunctionRoles(change(cfn), server.stack.resolver)
+    index = f"{server.stack.resolver.attributes[('WalletTable', 'Arn')]}/index/RecurringIndex"
+    # When ApiFunction's index query is checked against it
+    # Then the check fails, rather than treat the statement as granting or not
+    with pytest.raises(AssertionError, match=re.escape(refusal)):
+        not_allowed([AwsCall("ApiFunction", "dynamodb:Query", "", index, key="5")], roles)
+
+
+def test_each_call_is_read_as_the_resources_and_keys_iam_authorizes() -> None:
+    # Given calls as the handlers make them, on a table "t" (partition key PK) with an index "i" (partition key day)
+    keys = {"t": "PK", "t/index/i": "day"}
+    arn = "arn:aws:{}:us-east-1:123456789012:{}".format
+    table = arn("dynamodb", "table/t")
+
+    def read(prefix: str, operation: str, **params: Any) -> list[tuple[str, str | None, str | None]]:
+        found = accesses(prefix, operation, params, partition_keys=keys)
+        return [(a.action, a.resource, a.key) for a in found]
+
+    # When each is read, then each table and key of a batch or transaction is its own access, with its own action
+    pk = {"PK": {"S": "W#a"}, "SK": {"S": "WALLET"}}
+    assert read("dynamodb", "BatchGetItem", RequestItems={"t": {"Keys": [pk, {"PK": {"S": "E#1"}}]}}) == [
+        ("dynamodb:BatchGetItem", table, "W#a"),
+        ("dynamodb:BatchGetItem", table, "E#1"),
+    ]
+    transaction = [{"Get": {"TableName": "t", "Key": pk}}, {"Get": {"TableName": "u", "Key": {"PK": {"S": "x"}}}}]
+    assert read("dynamodb", "TransactGetItems", TransactItems=transaction) == [
+        ("dynamodb:GetItem", table, "W#a"),
+        ("dynamodb:GetItem", arn("dynamodb", "table/u"), "x"),
+    ]
+    checked = [{"ConditionCheck": {"TableName": "t", "Key": pk, "ConditionExpression": "attribute_exists(PK)"}}]
+    assert read("dynamodb", "TransactWriteItems", TransactItems=checked) == [
+        ("dynamodb:ConditionCheckItem", table, "W#a")
+    ]
+    # And a query's key is the value bound to the partition key (named through a placeholder or not), on the table
+    # or on the index
+    query = {"ExpressionAttributeValues": {":p": {"S": "A#c"}, ":s": {"S": "H#"}}}
+    expression = "#s = :s AND #pk = :p"
+    names = {"#pk": "PK", "#s": "SK"}
+    assert read(
+        "dynamodb", "Query", TableName="t", KeyConditionExpression=expression, ExpressionAttributeNames=names, **query
+    ) == [("dynamodb:Query", table, "A#c")]
+    by_day = {"KeyConditionExpression": "day = :d", "ExpressionAttributeValues": {":d": {"N": "5"}}}
+    assert read("dynamodb", "Query", TableName="t", IndexName="i", **by_day) == [
+        ("dynamodb:Query", f"{table}/index/i", "5")
+    ]
+    # And an item call whose partition key is missing is read as such (so it is reported, not let through)
+    assert read("dynamodb", "GetItem", TableName="t", Key={"SK": {"S": "WALLET"}}) == [
+        ("dynamodb:GetItem", table, UNREAD_KEY)
+    ]
+    # And the other services' calls name their queue, topic, buses and secret
+    url = "https://sqs.us-east-1.amazonaws.com/210987654321/q.fifo"
+    assert read("sqs", "SendMessageBatch", QueueUrl=url, Entries=[]) == [
+        ("sqs:SendMessage", "arn:aws:sqs:us-east-1:210987654321:q.fifo", None)
+    ]
+    assert read("sns", "Publish", TopicArn=arn("sns", "alerts"), Message="m") == [
+        ("sns:Publish", arn("sns", "alerts"), None)
+    ]
+    entries = [{"EventBusName": "b"}, {"EventBusName": arn("events", "event-bus/c")}, {}]
+    assert read("events", "PutEvents", Entries=entries) == [
+        ("events:PutEvents", arn("events", "event-bus/b"), None),
+        ("events:PutEvents", arn("events", "event-bus/c"), None),
+        ("events:PutEvents", arn("events", "event-bus/default"), None),
+    ]
+    secret = arn("secretsmanager", "secret:s-AbCdEf")
+    assert read("secretsmanager", "GetSecretValue", SecretId=secret) == [
+        ("secretsmanager:GetSecretValue", secret, None)
+    ]

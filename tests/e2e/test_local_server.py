@@ -8,6 +8,7 @@ from typing import Any
 
 from prepaid_local.server import DEMO_PRICE_BOOK, LocalServer
 from support.outside import aws, call
+from support.waiting import PATIENCE_SECONDS, eventually
 
 PRICE_BOOK = DEMO_PRICE_BOOK  # the contract's example tiers
 # No proxy, whatever the environment says: both servers are on loopback.
@@ -24,7 +25,9 @@ def tap_bus(server: LocalServer) -> str:
     return url
 
 
-def wait_for_event(server: LocalServer, queue_url: str, detail_type: str, seconds: float = 5) -> dict[str, Any]:
+def wait_for_event(
+    server: LocalServer, queue_url: str, detail_type: str, seconds: float = PATIENCE_SECONDS
+) -> dict[str, Any]:
     sqs = aws(server, "sqs")
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -93,11 +96,13 @@ def test_usage_over_http_crosses_a_threshold_seen_on_the_local_events_route(serv
     ]
     status, answer = call(server, "POST", "/usage", {"events": events})
     assert (status, len(answer["accepted"])) == (202, 3)
-    # Then, within a few seconds, the wallet is drawn and the local events route shows Balance Low
-    deadline = time.monotonic() + 10
-    low: list[Any] = []
-    while time.monotonic() < deadline and not low:
-        time.sleep(0.2)
-        low = call(server, "GET", "/_local/events?type=Balance%20Low")[1]["events"]
+
+    # Then the wallet is drawn and the local events route shows Balance Low
+    def balance_low() -> list[Any]:
+        """the local events route shows Balance Low"""
+        events: list[Any] = call(server, "GET", "/_local/events?type=Balance%20Low")[1]["events"]
+        return events
+
+    low = eventually(balance_low)
     assert [(e["detail"]["customerId"], e["detail"]["threshold"]) for e in low] == [("e2e-usage", "50")]
     assert call(server, "GET", "/wallets/e2e-usage")[1]["balance"] == "40"

@@ -20,8 +20,11 @@ def _items(stack: Stack) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def funded(stack: Stack) -> Stack:
-    """A wallet `acme` with one card `known`... and its id, plus a price book."""
+def funded(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    """A wallet `acme` with one card, on a stack that refuses plain-http webhooks to this machine as the deployed
+    template does (the local stack and the other tests allow them, for their receivers on 127.0.0.1)."""
+    monkeypatch.setenv("WEBHOOK_ALLOW_LOCAL_HTTP", "0")
+    stack.cold_start()
     answer = stack.api(
         "POST", "/wallets/acme/purchases", {"credits": "100", "price": {"amount": "1", "currency": "USD"}}
     )
@@ -31,6 +34,10 @@ def funded(stack: Stack) -> Stack:
 
 def purchase(body: Any, **kw: Any) -> dict[str, Any]:
     return {"method": "POST", "path": "/wallets/acme/purchases", "body": body, **kw}
+
+
+def settings_with(url: str) -> dict[str, Any]:
+    return {"method": "PUT", "path": "/wallets/acme/settings", "body": {"webhookUrl": url}}
 
 
 CASES: dict[str, tuple[dict[str, Any], int, str]] = {
@@ -74,6 +81,33 @@ CASES: dict[str, tuple[dict[str, Any], int, str]] = {
     "negative threshold": ({"method": "PUT", "path": "/wallets/acme/settings", "body": {"thresholds": ["-1"]}}, 422, "invalid_amount"),
     "plain-http webhook": ({"method": "PUT", "path": "/wallets/acme/settings", "body": {"webhookUrl": "http://example.com/h"}}, 422, "invalid_request"),
     "day of month 32": ({"method": "PUT", "path": "/wallets/acme/settings", "body": {"recurring": {"credits": "1", "dayOfMonth": 32}}}, 422, "validation_error"),
+    "fullwidth digits": (purchase({"credits": "\uff11\uff10"}), 422, "validation_error"),
+    "digits with an underscore": (purchase({"credits": "1_000"}), 422, "validation_error"),
+    "digits with spaces": (purchase({"credits": " 5 "}), 422, "validation_error"),
+    "an exponent": (purchase({"credits": "1e3"}), 422, "validation_error"),
+    "credits as a JSON integer": (purchase({"credits": 10}), 422, "validation_error"),
+    "41 digits": (purchase({"credits": "1" * 41}), 422, "validation_error"),
+    "a duplicated key": (purchase('{"credits": "10", "credits": "20"}'), 400, "duplicate_key"),
+    "a NaN literal": (purchase('{"credits": NaN}'), 400, "malformed_json"),
+    "30,000 levels of nesting": (purchase('{"credits": ' + "[" * 30_000 + "]" * 30_000 + "}"), 400, "json_too_deep"),
+    "effective in year 9999 with a duration": (purchase({"credits": "1", "effectiveAt": "9999-12-31T00:00:00Z", "expiresIn": "P1D"}), 422, "validation_error"),
+    "expiring in a thousand years": (purchase({"credits": "1", "expiresIn": "P365000D"}), 422, "validation_error"),
+    "expiry before 1970": (purchase({"credits": "1", "effectiveAt": "1969-01-01T00:00:00Z"}), 422, "validation_error"),
+    "price of 41 digits": (purchase({"credits": "1", "price": {"amount": "9" * 41, "currency": "USD"}}), 422, "validation_error"),
+    "threshold with an exponent": ({"method": "PUT", "path": "/wallets/acme/settings", "body": {"thresholds": ["1e3"]}}, 422, "validation_error"),
+    "a 41-digit rate": ({"method": "PUT", "path": "/rate-card", "body": {"meters": {"m": {"creditsPerUnit": "1" * 41}}}}, 422, "validation_error"),
+    "a rate above 10^12": ({"method": "PUT", "path": "/rate-card", "body": {"meters": {"m": {"creditsPerUnit": "1" + "0" * 13}}}}, 422, "invalid_amount"),
+    "a rate of 19 fractional digits": ({"method": "PUT", "path": "/rate-card", "body": {"meters": {"m": {"creditsPerUnit": "0." + "0" * 18 + "1"}}}}, 422, "invalid_amount"),
+    "a unit price of 10^7": ({"method": "PUT", "path": "/price-book", "body": {"currency": "USD", "tiers": [{"upTo": None, "unitPrice": "10000000"}]}}, 422, "invalid_request"),
+    "webhook to the metadata service": (settings_with("https://169.254.169.254/latest/meta-data/"), 422, "invalid_request"),
+    "webhook to a private address": (settings_with("https://10.0.0.5:8443/"), 422, "invalid_request"),
+    "webhook to a home router": (settings_with("https://192.168.1.1/"), 422, "invalid_request"),
+    "webhook to a mapped address": (settings_with("https://[::ffff:169.254.169.254]/"), 422, "invalid_request"),
+    "webhook to an internal name": (settings_with("https://metadata.google.internal/"), 422, "invalid_request"),
+    "webhook to the Lambda runtime API": (settings_with("http://127.0.0.1:9001/2018-06-01/runtime/invocation/next"), 422, "invalid_request"),
+    "webhook to ssh on localhost": (settings_with("http://localhost:22/"), 422, "invalid_request"),
+    "webhook with credentials": (settings_with("https://user:pass@example.com/"), 422, "invalid_request"),
+    "webhook to a decimal IP": (settings_with("https://2130706433/"), 422, "invalid_request"),
     "tiers not ascending": ({"method": "PUT", "path": "/price-book", "body": {"currency": "USD", "tiers": [{"upTo": "10", "unitPrice": "1"}, {"upTo": "5", "unitPrice": "1"}, {"upTo": None, "unitPrice": "1"}]}}, 422, "invalid_request"),
 }  # fmt: skip
 

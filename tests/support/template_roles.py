@@ -76,3 +76,20 @@ def statements(role: dict[str, Any], cfn: Template) -> list[dict[str, Any]]:
 def managed_policy_arns(role: dict[str, Any]) -> list[Any]:
     """The role's managed policies, as the template gives them (ARN strings, or intrinsic functions)."""
     return list(role["Properties"].get("ManagedPolicyArns", []))
+
+
+def partition_keys(template: Template, physical: dict[str, str]) -> dict[str, str]:
+    """Each table's partition key attribute by its local name, and each index's by `<table name>/index/<index>`
+    (`physical`: the local stack's names by logical id), as `support.aws_calls.AwsCallRecorder` takes them."""
+
+    def hash_key(schema: list[dict[str, str]]) -> str:
+        (name,) = [k["AttributeName"] for k in schema if k["KeyType"] == "HASH"]
+        return name
+
+    found = {}
+    for logical, table in of_type(template, "AWS::DynamoDB::Table").items():
+        props, name = table["Properties"], physical[logical]
+        found[name] = hash_key(props["KeySchema"])
+        for index in [*props.get("GlobalSecondaryIndexes", []), *props.get("LocalSecondaryIndexes", [])]:
+            found[f"{name}/index/{index['IndexName']}"] = hash_key(index["KeySchema"])
+    return found

@@ -140,3 +140,20 @@ def test_late_usage_draws_a_card_bought_after_it_happened_but_not_one_expired_be
     # Then the card in force on arrival pays (as it would have paid the same usage off as overage), the expired does not
     assert [(d.card_id, d.credits) for d in outcome.ledger[0].draws] == [("bought-later", Decimal(4))]
     assert outcome.wallet.overage == 0
+
+
+def test_a_wallets_first_card_raises_no_balance_recovered_for_its_thresholds() -> None:
+    # Given a new wallet whose thresholds were set before it ever had credits
+    empty = wallet(thresholds=("50", "200"))
+    # When its first card arrives (1,000 credits: above both thresholds)
+    first = empty.add_card(card("first", "1000"), T0)
+    # Then it was never low, so nothing recovered: the purchase alone is reported
+    assert [e.detail_type for e in first.events] == ["Credits Purchased"]
+    # And once it has been low (100 left: below 200), a card that lifts it again does raise Balance Recovered
+    low = first.wallet.draw(usage("u1", "900"), T0)
+    assert [(e.detail_type, e.detail["threshold"]) for e in low.events] == [("Balance Low", "200")]
+    again = low.wallet.add_card(card("second", "500"), T0)
+    assert [(e.detail_type, e.detail.get("threshold")) for e in again.events] == [
+        ("Credits Purchased", None),
+        ("Balance Recovered", "200"),
+    ]

@@ -22,8 +22,8 @@ from prepaid.application.provenance import CommittedEvents, committed
 from prepaid.application.retry import RetryPolicy
 from prepaid.application.wallets import PurchaseRequest, Receipt, WalletService, add_card
 from prepaid.domain.card import CardSource
-from prepaid.domain.events import BALANCE_LOW, CREDITS_PURCHASED
 from prepaid.domain.errors import IdempotencyKeyReused, TooManyLiveCards
+from prepaid.domain.events import BALANCE_LOW, CREDITS_PURCHASED
 
 EXPIRE = "expire"
 WARN = "warn"
@@ -84,7 +84,9 @@ class CreditLifecycle:
 
     def _check_committed(self, detail_type: str, customer_id: str, detail: Mapping[str, Any]) -> None:
         event_id = str(detail.get("eventId", ""))
-        if self._committed is not None and committed(self._committed, event_id, detail_type, customer_id, detail) is None:
+        if self._committed is None:
+            return
+        if committed(self._committed, event_id, detail_type, customer_id, detail) is None:
             raise UncommittedEvent(event_id, detail_type)
 
     def schedule_expiry(self, customer_id: str, detail: Mapping[str, Any]) -> list[str]:

@@ -19,6 +19,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from prepaid.application.ports import Clock
+from prepaid.application.provenance import CommittedEvents, committed
 from prepaid.domain.alerts import (
     Alert,
     Backoff,
@@ -36,6 +37,7 @@ from prepaid.domain.webhook_urls import webhook_url_refusal
 
 WEBHOOK = "webhook"
 TOPIC = "topic"
+NOT_COMMITTED = "not_committed"  # the dead letter's reason for an event no committed change stands for
 
 # Request headers of a webhook (README, "Alerting and webhooks").
 ID_HEADER = "Prepaid-Webhook-Id"  # the event id: the receiver's dedupe key
@@ -179,6 +181,7 @@ class AlertingService:
         backoff: Backoff | None = None,
         *,
         allow_local_http: bool = False,
+        committed: CommittedEvents | None = None,
     ) -> None:
         self._directory = directory
         self._log = log
@@ -189,6 +192,7 @@ class AlertingService:
         self._clock = clock
         self.backoff = backoff or Backoff()
         self._allow_local_http = allow_local_http  # plain http to this machine: the local stack and tests only
+        self._committed = committed  # when given, only events found in the outbox are sent
 
     def handle(self, message_body: str, *, owner: str, lease: timedelta) -> Outcome:
         """Deliver the alert one queue message carries, on every channel that has not had it yet.
@@ -202,6 +206,12 @@ class AlertingService:
             why = f"{error.field}:{error.reason}" if isinstance(error, MalformedAlert) else "$:not_json"
             self._dead_letters.send(message_body, DeadLetter(reason=MalformedAlert.code, error=why))
             return Outcome(None, {"message": "dead_lettered"})
+        if self._committed is not None and not self._is_committed(alert):
+            # a forged or altered event (anyone able to put events on the bus or messages on the queue): never
+            # signed, never sent; kept with the reason for whoever investigates
+            letter = DeadLetter(reason=NOT_COMMITTED, event_id=alert.event_id, detail_type=alert.detail_type)
+            self._dead_letters.send(message_body, letter)
+            return Outcome(None, {"message": "dead_lettered"}, alert.event_id)
         results: dict[str, str] = {}
         waits: list[timedelta] = []
         if self._topic is not None:
@@ -217,6 +227,11 @@ class AlertingService:
             waits += [wait] if wait is not None else []
         # Wait for the slowest channel: none is ever tried before its own backoff ran out.
         return Outcome(max(waits) if waits else None, results, alert.event_id)
+
+    def _is_committed(self, alert: Alert) -> bool:
+        assert self._committed is not None
+        found = committed(self._committed, alert.event_id, alert.detail_type, alert.customer_id, alert.detail)
+        return found is not None
 
     def _publish(self, alert: Alert, attempt: int) -> SendResult:
         assert self._topic is not None

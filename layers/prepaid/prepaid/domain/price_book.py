@@ -11,6 +11,10 @@ from prepaid.domain.money import Money
 from prepaid.domain.numbers import DECIMAL_CONTEXT, ZERO, minor_units
 
 
+MAX_UNIT_PRICE = Decimal(10) ** 6  # per credit, in the book's currency
+UNIT_PRICE_DIGITS = 12  # fractional digits of a unit price (a cost basis keeps 12)
+
+
 class PricingMode(StrEnum):
     VOLUME = "volume"  # the tier the whole quantity falls in prices every credit
     GRADUATED = "graduated"  # each tier prices the credits that fall in it
@@ -49,6 +53,10 @@ class PriceBook:
             raise InvalidRequest(field="tiers", reason="bounds_not_ascending")
         if any(t.unit_price < 0 or not t.unit_price.is_finite() for t in self.tiers):
             raise InvalidRequest(field="tiers", reason="negative_unit_price")
+        if any(t.unit_price > MAX_UNIT_PRICE for t in self.tiers):
+            raise InvalidRequest(field="tiers", reason="unit_price_too_large")
+        if any(-t.unit_price.as_tuple().exponent > UNIT_PRICE_DIGITS for t in self.tiers):  # type: ignore[operator]
+            raise InvalidRequest(field="tiers", reason="unit_price_too_precise")
 
     def tier_for(self, credits: Decimal) -> int:
         return next(i for i, t in enumerate(self.tiers) if t.up_to is None or credits <= t.up_to)

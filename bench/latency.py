@@ -1,0 +1,146 @@
+"""Latency of usage on `make local`: from `POST /usage` answering 202 to the balance holding the event.
+
+The local server runs in this process (as `make local` runs it, every event source on its own worker); senders
+are threads posting one event per request over HTTP, each waiting for its event to be drawn before sending the
+next. An event counts as in the balance when the drawdown function returns from the invocation that committed it
+(observed by wrapping the stack's invoke: no polling, so measuring adds no load). Reported for 1 and for 20
+concurrent senders: p50, p90, p99 and max, with the machine's load average before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from prepaid_local.server import LocalServer, start
+
+PRICE = {"amount": "1000.00", "currency": "USD"}
+_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def post(server: LocalServer, path: str, body: Any) -> tuple[int, Any]:
+    request = urllib.request.Request(
+        server.url + path, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
+    with _HTTP.open(request, timeout=60) as answer:
+        return answer.status, json.loads(answer.read())
+
+
+class DrawnWatch:
+    """When each event id was drawn: set by the drawdown function's invocations returning."""
+
+    def __init__(self, server: LocalServer) -> None:
+        self._drawn: dict[str, float] = {}
+        self._waiting: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+        stack = server.stack
+        invoke = stack.invoke
+
+        def watched(logical: str, event: dict[str, Any]) -> Any:
+            answer = invoke(logical, event)
+            if logical == "DrawdownFunction":
+                done = time.perf_counter()
+                failed = {f["itemIdentifier"] for f in (answer or {}).get("batchItemFailures", [])}
+                for record in event["Records"]:
+                    if record["messageId"] not in failed:
+                        self._mark([e["eventId"] for e in json.loads(record["body"])["events"]], done)
+            return answer
+
+        stack.invoke = watched  # type: ignore[method-assign,assignment]  # the pollers call it, not the API
+
+    def _mark(self, event_ids: list[str], at: float) -> None:
+        with self._lock:
+            for event_id in event_ids:
+                self._drawn.setdefault(event_id, at)
+                waiting = self._waiting.pop(event_id, None)
+                if waiting is not None:
+                    waiting.set()
+
+    def wait(self, event_id: str, timeout: float) -> float:
+        with self._lock:
+            if event_id in self._drawn:
+                return self._drawn[event_id]
+            ready = self._waiting.setdefault(event_id, threading.Event())
+        if not ready.wait(timeout):
+            raise TimeoutError(f"{event_id} not drawn within {timeout} s")
+        return self._drawn[event_id]
+
+
+def sender(server: LocalServer, watch: DrawnWatch, customer: str, events: int, latencies: list[float]) -> None:
+    for _ in range(events):
+        event_id = f"lat-{uuid.uuid4().hex}"
+        at = datetime.now(UTC).isoformat()
+        event = {"eventId": event_id, "customerId": customer, "meter": "api_calls", "quantity": "1", "timestamp": at}
+        status, answer = post(server, "/usage", {"events": [event]})
+        accepted = time.perf_counter()
+        if status != 202 or answer["accepted"] != [event_id]:
+            raise RuntimeError(f"not accepted: {status} {answer}")
+        latencies.append(watch.wait(event_id, timeout=120) - accepted)
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def run(server: LocalServer, watch: DrawnWatch, senders: int, events_each: int) -> dict[str, Any]:
+    latencies: list[float] = []
+    threads = [
+        threading.Thread(target=sender, args=(server, watch, f"lat-{senders}-{n}", events_each, latencies))
+        for n in range(senders)
+    ]
+    for n in range(senders):
+        status, _ = post(server, f"/wallets/lat-{senders}-{n}/purchases", {"credits": "1000000", "price": PRICE})
+        assert status == 201
+    load_before = os.getloadavg()[0]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    return {
+        "senders": senders,
+        "events": len(latencies),
+        "p50_ms": round(statistics.median(latencies) * 1000),
+        "p90_ms": round(percentile(latencies, 0.90) * 1000),
+        "p99_ms": round(percentile(latencies, 0.99) * 1000),
+        "max_ms": round(max(latencies) * 1000),
+        "events_per_s": round(len(latencies) / elapsed, 1),
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--events", type=int, default=400, help="events per run (default 400)")
+    args = parser.parse_args(argv)
+    server = start(port=0, moto_port=0, seed=True)
+    try:
+        watch = DrawnWatch(server)
+        run(server, watch, 1, 5)  # warm-up: cold starts of the handlers, not counted
+        results = [run(server, watch, 1, max(1, args.events // 4)), run(server, watch, 20, max(1, args.events // 20))]
+    finally:
+        server.stop()
+    print(f"latency of usage on make local, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores")
+    print(f"{'senders':>8} {'events':>7} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'max ms':>7} {'ev/s':>6}  load")
+    for r in results:
+        print(
+            f"{r['senders']:>8} {r['events']:>7} {r['p50_ms']:>7} {r['p90_ms']:>7} {r['p99_ms']:>7} {r['max_ms']:>7}"
+            f" {r['events_per_s']:>6}  {r['load_average'][0]} -> {r['load_average'][1]}"
+        )
+    print(json.dumps({"latency": results}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
