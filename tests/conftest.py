@@ -12,6 +12,7 @@ from moto import mock_aws
 
 from prepaid_local.clock import ProcessClock
 from prepaid_local.moto_serial import serialize_dynamodb
+from prepaid_local.moto_speed import speed_up_moto
 from prepaid_local.offline import MOTO_ENV
 from prepaid_local.stack import Stack
 from support.aws import REGION, BusTap
@@ -31,6 +32,7 @@ def aws() -> Iterator[None]:
     try:
         with mock_aws():
             serialize_dynamodb()
+            speed_up_moto()
             yield
     finally:
         os.environ.clear()

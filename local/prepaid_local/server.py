@@ -20,6 +20,8 @@ from functools import cache, partial
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from moto import mock_aws
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from moto.server import ThreadedMotoServer
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from werkzeug.datastructures import Headers
@@ -30,6 +32,7 @@ from prepaid_local.apigateway import LOCAL_PRINCIPAL, gateway_answer
 from prepaid_local.bus_tap import BusTap
 from prepaid_local.clock import ProcessClock
 from prepaid_local.moto_serial import serialize_dynamodb
+from prepaid_local.moto_speed import speed_up_moto
 from prepaid_local.stack import Stack
 
 if TYPE_CHECKING:
@@ -42,7 +45,7 @@ log = logging.getLogger("prepaid_local")
 REGION = "us-east-1"
 MOTO_HOST = "127.0.0.1"
 PUMP_INTERVAL = 0.2  # seconds between polls of the bus's rules and the schedules when there is nothing to do
-QUEUE_POLL_INTERVAL = 0.05  # the same for each queue and the stream: one hop of usage waits at most this long
+STREAM_POLL_INTERVAL = 0.1  # the same for the table's stream (Lambda polls a shard about 4 times a second)
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 LOCAL_EVENTS_PATH = "/_local/events"  # not an API route: what went through the bus, for people trying it out
 LOCAL_CLOCK_PATH = "/_local/clock"  # not an API route: read or move the local clock (schedules, expiry, grants)
@@ -75,6 +78,7 @@ class LocalServer:
         bus: BusTap,
         http: BaseWSGIServer,
         moto: ThreadedMotoServer,
+        in_process: Any,
         url: str,
         moto_url: str,
         saved_env: dict[str, str],
@@ -86,6 +90,7 @@ class LocalServer:
         self.seeded = False
         self._http = http
         self._moto = moto
+        self._in_process = in_process
         self._saved_env = saved_env
         self._stopping = threading.Event()
         self.bus = bus
@@ -115,6 +120,7 @@ class LocalServer:
         except OSError:
             log.warning("could not reset moto before stopping it", exc_info=True)
         self._moto.stop()
+        self._in_process.stop(remove_data=False)
         self.stack.cold_start()  # the handlers' cached clients point at the moto that just stopped
         self.stack.clock.stop()
         _restore_environment(self._saved_env)
@@ -135,8 +141,10 @@ def start(
     drives the functions itself and wants no other work competing with it."""
     saved_env = dict(os.environ)
     serialize_dynamodb()  # class-level patch of moto's backend, which the embedded server runs in this process
+    speed_up_moto()
     moto = _MotoServer(MOTO_HOST, moto_port, verbose=False)
     moto.start()
+    in_process, in_process_started = mock_aws(), False
     # The whole process follows the local clock, so moving it (POST /_local/clock) makes schedules fire and the
     # handlers they run see the time they fired at.
     clock = ProcessClock()
@@ -144,12 +152,16 @@ def start(
         moto_host, bound_moto_port = moto.get_host_and_port()
         moto_url = f"http://{moto_host}:{bound_moto_port}"
         _reset_moto(moto_url)  # an earlier in-process mock_aws or server may have left data in the shared backends
-        _apply_local_environment(moto_url)
+        # The handlers (and the stack itself) call moto in this process, on the backends the server serves: no
+        # HTTP, socket or thread per call. Clients outside (the AWS CLI, the demo, the tests) use the server.
+        in_process.start(reset=False)
+        in_process_started = True
+        _apply_local_environment()
         boto3.setup_default_session()  # a session built from the environment just set, not an earlier one
 
         @cache
         def clients(service: str) -> Any:
-            return boto3.client(service, endpoint_url=moto_url, region_name=REGION)  # type: ignore[call-overload]
+            return boto3.client(service, region_name=REGION)  # type: ignore[call-overload]
 
         stack = Stack(clients, clock=clock, raise_failures=False)
         stack.cold_start()
@@ -161,12 +173,22 @@ def start(
         http = make_server(host, port, _ApiGateway(stack, bus), threaded=True, request_handler=_AccessLog)
     except BaseException:
         moto.stop()
+        if in_process_started:
+            in_process.stop(remove_data=False)
         clock.stop()
         _restore_environment(saved_env)
         raise
     url = f"http://{host}:{http.server_port}"
     server = LocalServer(
-        stack=stack, bus=bus, http=http, moto=moto, url=url, moto_url=moto_url, saved_env=saved_env, deliver=deliver
+        stack=stack,
+        bus=bus,
+        http=http,
+        moto=moto,
+        in_process=in_process,
+        url=url,
+        moto_url=moto_url,
+        saved_env=saved_env,
+        deliver=deliver,
     )
     server.seeded = seeded
     server.serve()
@@ -213,11 +235,20 @@ Data lives in memory and is gone when this stops. Ctrl-C stops.
 # -- moto -------------------------------------------------------------------------------------------------------------
 
 
-class _MotoServer(ThreadedMotoServer):
-    """moto's threaded server, except that a port it cannot bind is an error rather than a hang.
+class _KeepAliveMotoHandler(MotoRequestHandler):
+    """moto's request handler on HTTP/1.1: botocore's connection pool keeps each connection (and its server thread)
+    for the next call, where HTTP/1.0 closed it after every one, a new socket and thread per AWS call. Requests are
+    not logged: every handler's every call would be a line."""
 
-    moto 5.2.5 binds in its thread and `start()` waits for a "ready" event that a failed bind never sets.
-    """
+    protocol_version = "HTTP/1.1"
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        return
+
+
+class _MotoServer(ThreadedMotoServer):
+    """moto's threaded server, kept alive between calls, and where a port it cannot bind is an error rather than a
+    hang (moto 5.2.5 binds in its thread and `start()` waits for a "ready" event that a failed bind never sets)."""
 
     def __init__(self, ip_address: str, port: int, verbose: bool = False) -> None:
         super().__init__(ip_address, port, verbose)
@@ -225,7 +256,10 @@ class _MotoServer(ThreadedMotoServer):
 
     def _server_entry(self) -> None:
         try:
-            super()._server_entry()
+            app = DomainDispatcherApplication(create_backend_app)
+            self._server = make_server(self._ip_address, self._port, app, True, request_handler=_KeepAliveMotoHandler)
+            self._server_ready_event.set()
+            self._server.serve_forever()
         except BaseException as error:
             self.error = error
             self._server_ready_event.set()
@@ -245,10 +279,10 @@ def _reset_moto(moto_url: str) -> None:
 # -- environment -----------------------------------------------------------------------------------------------------
 
 
-def _apply_local_environment(moto_url: str) -> None:
-    """Fake credentials and moto's endpoint for every boto3 client, the handlers' plain `boto3.client(...)` too."""
+def _apply_local_environment() -> None:
+    """Fake credentials for every boto3 client, and no setting that would send one anywhere but moto."""
     for key in list(os.environ):
-        if key in _UNSET or key.startswith(_UNSET_PREFIXES):
+        if key in _UNSET or key.startswith(_UNSET_PREFIXES) or key == "AWS_ENDPOINT_URL":
             del os.environ[key]
     no_proxy = ",".join(filter(None, [os.environ.get("NO_PROXY", ""), "127.0.0.1", "localhost"]))
     os.environ.update(
@@ -257,7 +291,6 @@ def _apply_local_environment(moto_url: str) -> None:
             "AWS_REGION": REGION,
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",
-            "AWS_ENDPOINT_URL": moto_url,
             "AWS_CONFIG_FILE": os.devnull,
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
             "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",  # botocore 1.44 + moto's DynamoDB Streams (TOOLING.md)
@@ -296,11 +329,13 @@ def _workers(stack: Stack, bus: BusTap) -> list[tuple[str, Callable[[], int], fl
         return done
 
     workers: list[tuple[str, Callable[[], int], float]] = [
-        ("prepaid-local-streams", stack.pump_streams, QUEUE_POLL_INTERVAL),
+        ("prepaid-local-streams", stack.pump_streams, STREAM_POLL_INTERVAL),
         ("prepaid-local-events", events, PUMP_INTERVAL),
     ]
     for logical, props in stack.event_sources("SQS"):
-        workers.append((f"prepaid-local-{logical}", partial(stack.pump_source, logical, props), QUEUE_POLL_INTERVAL))
+        # long polling: a message is taken the moment it arrives, and an idle queue costs one call a second
+        poll = partial(stack.pump_source, logical, props, wait_seconds=1)
+        workers.append((f"prepaid-local-{logical}", poll, 0))
     return workers
 
 
@@ -421,10 +456,13 @@ def _response(answer: dict[str, Any]) -> Response:
 
 
 class _AccessLog(WSGIRequestHandler):
-    """Log API requests to our logger, plain, so werkzeug's own (which moto's server also uses) can stay quiet."""
+    """Log API requests to our logger, plain, so werkzeug's own (which moto's server also uses) can stay quiet. As
+    the template's API access log, without the query string (a client may put a secret there)."""
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        log.info('%s "%s" %s', self.address_string(), self.requestline, code)
+        method, _, rest = self.requestline.partition(" ")
+        target, _, protocol = rest.rpartition(" ")
+        log.info('%s "%s %s %s" %s', self.address_string(), method, target.split("?", 1)[0], protocol, code)
 
     def log(self, type: str, message: str, *args: Any) -> None:
         level = logging.getLevelNamesMapping().get(type.upper(), logging.INFO)

@@ -43,6 +43,7 @@ RUNNING_FUNCTION: contextvars.ContextVar[str | None] = contextvars.ContextVar("R
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation payload quota (6,291,456 bytes)
 DEFAULT_VISIBILITY_TIMEOUT = 30  # SQS's, for a queue that sets none
+SHARDS_RELISTED_AFTER = 5.0  # seconds
 # What Lambda's SQS poller copies into a record's `attributes` (the FIFO ones only for FIFO queues).
 _RECORD_ATTRIBUTES = (
     "ApproximateReceiveCount",
@@ -114,11 +115,14 @@ class Stack:
         # bookkeeping); the local server only logs it, as Lambda does, and never fails a request for it.
         self.raise_failures = raise_failures
         self._stream_attempts: dict[tuple[str, str], int] = {}
+        self._stream_shards: dict[str, tuple[float, list[str]]] = {}  # stream -> (when listed, shard ids)
+        self._stream_filters: dict[str, list[EventPattern]] = {}
         self._stream_iterators: dict[tuple[str, str], str] = {}
         self._pending: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._held: list[_Held] = []
         self._carried: dict[str, list[_Received]] = {}
         self._visibility: dict[str, int] = {}
+        self._queue_urls: dict[str, str] = {}
         self._stream_lock = threading.Lock()
         self._queue_lock = threading.Lock()  # pump_queues: every source, one after another
         self._source_locks: dict[str, threading.Lock] = {}  # one poller per event source (function)
@@ -219,8 +223,10 @@ class Stack:
         ]
 
     def queue_url(self, arn: str) -> str:
-        name = arn.rsplit(":", 1)[1]
-        return str(self.clients("sqs").get_queue_url(QueueName=name)["QueueUrl"])
+        if arn not in self._queue_urls:  # a queue's URL never changes: one call per queue, not one per poll
+            name = arn.rsplit(":", 1)[1]
+            self._queue_urls[arn] = str(self.clients("sqs").get_queue_url(QueueName=name)["QueueUrl"])
+        return self._queue_urls[arn]
 
     def pump_queues(self, crash: Callable[[str, dict[str, Any]], None] | None = None, fast_forward: bool = True) -> int:
         """Deliver each queue's messages to its function as Lambda's SQS poller does, until the queues are empty.
@@ -240,7 +246,8 @@ class Stack:
         with self._queue_lock:
             for _ in range(10_000):
                 self._release_visible()
-                delivered = sum(self.pump_source(logical, props, crash) for logical, props in self.event_sources("SQS"))
+                sources = self.event_sources("SQS")
+                delivered = sum(self._poll_unless_polled(logical, props, crash) for logical, props in sources)
                 processed += delivered
                 if delivered:
                     continue
@@ -256,16 +263,38 @@ class Stack:
         logical: str,
         props: dict[str, Any],
         crash: Callable[[str, dict[str, Any]], None] | None = None,
+        *,
+        wait_seconds: int = 0,
     ) -> int:
         """One poll of one SQS event source (as one of Lambda's pollers does): a batch received, handed to its
-        function, and what it did not finish held back. Returns the messages received."""
+        function, and what it did not finish held back. `wait_seconds`: long polling, as Lambda's pollers do (the
+        local server's workers wait up to a second for a first message; a test's pump does not wait). Returns the
+        messages received."""
         lock = self._source_locks.setdefault(logical, threading.Lock())
         with lock:
             self._release_visible()
+            return self._pump_once(logical, props, crash, wait_seconds)
+
+    def _poll_unless_polled(
+        self, logical: str, props: dict[str, Any], crash: Callable[[str, dict[str, Any]], None] | None
+    ) -> int:
+        """One poll of a source, unless a poller (a worker of the local server) is at it already: that one takes
+        what there is, and waiting for its lock would only queue behind its long polls."""
+        lock = self._source_locks.setdefault(logical, threading.Lock())
+        if not lock.acquire(blocking=False):
+            return 0
+        try:
+            self._release_visible()
             return self._pump_once(logical, props, crash)
+        finally:
+            lock.release()
 
     def _pump_once(
-        self, logical: str, props: dict[str, Any], crash: Callable[[str, dict[str, Any]], None] | None
+        self,
+        logical: str,
+        props: dict[str, Any],
+        crash: Callable[[str, dict[str, Any]], None] | None,
+        wait_seconds: int = 0,
     ) -> int:
         sqs = self.clients("sqs")
         arn = self.resolver.resolve(props["Queue"])
@@ -273,14 +302,16 @@ class Stack:
         batch_size = int(props.get("BatchSize", 10))
         received = self._carried.pop(url, [])
         while len(received) < batch_size:
-            real_now = time.time()  # before the receipt: moto's timeout starts within the call
+            wait = wait_seconds if not received else 0  # only for the first message: then take what is there
             got = sqs.receive_message(
                 QueueUrl=url,
                 MaxNumberOfMessages=min(10, batch_size - len(received)),
                 AttributeNames=["All"],
                 MessageAttributeNames=["All"],
                 MessageSystemAttributeNames=["All"],
+                WaitTimeSeconds=wait,
             ).get("Messages", [])
+            real_now = time.time()  # moto's timeout started within the call: `_hold` rounds to whole seconds
             if not got:
                 break
             # the stack's clock read after the receipt: a clock moved during the call must not date the receipt
@@ -480,14 +511,22 @@ class Stack:
         """
         delivered = 0
         with self._stream_lock:
-            for logical, props in self.event_sources("DynamoDB"):
-                stream_arn = self.resolver.resolve(props["Stream"])
-                patterns = [EventPattern.load(f["Pattern"]) for f in props.get("FilterCriteria", {}).get("Filters", [])]
-                batch_size = int(props.get("BatchSize", 100))
-                for key, fresh in self._read_stream(logical, stream_arn):
+            sources = self.event_sources("DynamoDB")
+            # each stream read once for all its consumers (each keeps its own place: what it has yet to finish)
+            arns = {self.resolver.resolve(props["Stream"]) for _, props in sources}
+            fresh_of = {arn: self._read_stream(arn) for arn in arns}
+            # every consumer's share first: a consumer that fails below must not cost the next one its records
+            for logical, props in sources:
+                patterns = self._filters(logical, props)
+                for shard_id, fresh in fresh_of[self.resolver.resolve(props["Stream"])]:
                     wanted = [r for r in fresh if not patterns or any(p.matches_event(cast(Any, r)) for p in patterns)]
+                    self._pending.setdefault((logical, shard_id), []).extend(wanted)
+            for logical, props in sources:
+                stream_arn = self.resolver.resolve(props["Stream"])
+                batch_size = int(props.get("BatchSize", 100))
+                for shard_id, _ in fresh_of[stream_arn]:
+                    key = (logical, shard_id)
                     pending = self._pending.setdefault(key, [])
-                    pending.extend(wanted)
                     while pending:
                         batch = pending[:batch_size]
                         if crash is not None:
@@ -542,21 +581,34 @@ class Stack:
             }
             self._send_to_destination(Destination("SQS", self.resolver.resolve(destination)), record, {})
 
-    def _read_stream(self, logical: str, stream_arn: str) -> list[tuple[tuple[str, str], list[dict[str, Any]]]]:
-        """Read what is new on each shard since the last read (records are buffered until delivered)."""
+    def _filters(self, logical: str, props: dict[str, Any]) -> list[EventPattern]:
+        if logical not in self._stream_filters:
+            filters = props.get("FilterCriteria", {}).get("Filters", [])
+            self._stream_filters[logical] = [EventPattern.load(f["Pattern"]) for f in filters]
+        return self._stream_filters[logical]
+
+    def _read_stream(self, stream_arn: str) -> list[tuple[str, list[dict[str, Any]]]]:
+        """What is new on each shard since the last read, by shard id (the consumers buffer it until delivered).
+        The shards are listed again at most every few seconds: the local table's stream keeps its one shard."""
         streams = self.clients("dynamodbstreams")
-        shards = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
+        listed = self._stream_shards.get(stream_arn)
+        if listed is None or time.monotonic() - listed[0] > SHARDS_RELISTED_AFTER:
+            description = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]
+            shards = [s["ShardId"] for s in description["Shards"]]
+            listed = self._stream_shards[stream_arn] = (time.monotonic(), shards)
         found = []
-        for shard in shards:
-            key = (logical, shard["ShardId"])
+        for shard_id in listed[1]:
+            key = (stream_arn, shard_id)
             iterator = (
                 self._stream_iterators.get(key)
-                or streams.get_shard_iterator(
-                    StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-                )["ShardIterator"]
+                or streams.get_shard_iterator(StreamArn=stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON")[
+                    "ShardIterator"
+                ]
             )
-            response = streams.get_records(ShardIterator=iterator, Limit=1000)
-            found.append((key, [_stream_record(r, stream_arn) for r in response["Records"]]))
+            response = _records_in_process(self.resolver, iterator) or streams.get_records(
+                ShardIterator=iterator, Limit=1000
+            )
+            found.append((shard_id, [_stream_record(r, stream_arn) for r in response["Records"]]))
             self._stream_iterators[key] = response.get("NextShardIterator") or iterator
         return found
 
@@ -586,6 +638,22 @@ def _moto_visible_at(resolver: Resolver, url: str, receipt_handle: str) -> float
         if message.had_receipt_handle(receipt_handle):
             return float(message.visible_at) / 1000
     return _GONE
+
+
+def _records_in_process(resolver: Resolver, iterator: str) -> dict[str, Any] | None:
+    """GetRecords straight from moto's backend when it runs in this process (it always does here: the tests' mock
+    and the local server's): the same records as the API call, without serializing each image to JSON and back
+    twice, which cost a fifth of the local stack's CPU. None when the backend is not at hand."""
+    try:
+        from moto.dynamodbstreams.models import dynamodbstreams_backends
+
+        backend = dynamodbstreams_backends[resolver.account][resolver.region]
+        if iterator not in backend.shard_iterators:
+            return None
+        answer: dict[str, Any] = backend.get_records(iterator, 1000)
+    except Exception:
+        return None
+    return answer
 
 
 def _stream_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 from typing import Any
+
+import pytest
 
 from prepaid_local.server import DEMO_PRICE_BOOK, LocalServer
 from support.outside import aws, call
 from support.waiting import PATIENCE_SECONDS, eventually
 
 PRICE_BOOK = DEMO_PRICE_BOOK  # the contract's example tiers
+PRICE = {"amount": "1.00", "currency": "USD"}
 # No proxy, whatever the environment says: both servers are on loopback.
 
 
@@ -106,3 +110,27 @@ def test_usage_over_http_crosses_a_threshold_seen_on_the_local_events_route(serv
     low = eventually(balance_low)
     assert [(e["detail"]["customerId"], e["detail"]["threshold"]) for e in low] == [("e2e-usage", "50")]
     assert call(server, "GET", "/wallets/e2e-usage")[1]["balance"] == "40"
+
+
+def test_a_dashboard_token_is_in_no_log_line(
+    server: LocalServer, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a wallet and a dashboard link for it
+    caplog.set_level("DEBUG")
+    status, _ = call(server, "POST", "/wallets/e2e-logs/purchases", {"credits": "10", "price": PRICE})
+    assert status == 201
+    status, link = call(server, "POST", "/wallets/e2e-logs/dashboard-links", {"ttlSeconds": 600})
+    assert status == 201
+    token = link["token"]
+    # When the customer opens it as a browser does (the page, then its data), and someone tries an altered token
+    # and one in the query string
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(link["url"], timeout=PATIENCE_SECONDS) as page:  # the fragment stays in the "browser"
+        assert page.status == 200
+    assert call(server, "GET", "/dashboard/data", Authorization=f"Bearer {token}")[0] == 200
+    assert call(server, "GET", "/dashboard/data", Authorization=f"Bearer {token[:-2]}xx")[0] == 403
+    assert call(server, "GET", f"/dashboard/data?token={token}")[0] == 401
+    # Then no log line holds the token: not the stand-in's access log, not the functions' JSON logs
+    logged = capfd.readouterr()
+    assert token not in logged.out + logged.err
+    assert token.split(".")[0] not in caplog.text

@@ -30,6 +30,7 @@ from prepaid_local.stack import Stack
 from prepaid_local.template import ROOT, load
 from support.aws import REGION, on_every_call
 from support.usage import PRICE, Queues, Table, usage_event
+from support.waiting import PATIENCE_SECONDS
 from support.webhooks import AlertSide, Receiver, readme_verifier
 
 RATE_CARD = {"meters": {"api_calls": {"creditsPerUnit": "1"}}}
@@ -104,7 +105,7 @@ def test_webhook_signature_verifies_with_the_readme_snippet_and_tampering_fails(
     header = request.headers["Prepaid-Signature"]
     timestamp = int(request.headers["Prepaid-Webhook-Timestamp"])
     assert header.startswith(f"t={timestamp},v1=")
-    assert abs(time.time() - timestamp) < 60
+    assert abs(time.time() - timestamp) < PATIENCE_SECONDS  # signed at the attempt: now, give or take a busy machine
     assert verify(secret, request.body, header) is True
     body = request.json()
     assert (body["type"], body["customerId"], body["id"]) == ("Balance Low", "acme", request.event_id)

@@ -51,7 +51,9 @@ class Environment:
     @classmethod
     def of(cls, server: LocalServer) -> Environment:
         stack = server.stack
-        return cls(dict(os.environ), stack.gateway.routes, {k: f.handler for k, f in stack.functions.items()})
+        # Another process reaches moto through the server (the server's own handlers call it in-process)
+        env = {**os.environ, "AWS_ENDPOINT_URL": server.moto_url}
+        return cls(env, stack.gateway.routes, {k: f.handler for k, f in stack.functions.items()})
 
     def gateway(self) -> Gateway:
         """A gateway that invokes this process's own import of each handler."""

@@ -14,6 +14,7 @@ import boto3
 import time_machine
 
 from prepaid_local.server import LocalServer, start
+from support.waiting import PATIENCE_SECONDS
 
 _HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # both servers are on loopback
 
@@ -24,7 +25,7 @@ def call(server: LocalServer, method: str, path: str, body: Any = None, **header
     sent = {"Content-Type": "application/json"} if data is not None else {}
     request = urllib.request.Request(server.url + path, data=data, method=method, headers={**sent, **headers})
     try:
-        with _HTTP.open(request, timeout=10) as response:
+        with _HTTP.open(request, timeout=PATIENCE_SECONDS) as response:
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"null")

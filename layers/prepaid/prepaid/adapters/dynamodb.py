@@ -210,9 +210,7 @@ class DynamoWalletStore:
     def _paged_query(self, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
         return query_pages(self._client, kwargs)
 
-    def ledger_entries(
-        self, customer_id: str, before: str | None, page_size: int
-    ) -> Iterator[tuple[str, LedgerEntry]]:
+    def ledger_entries(self, customer_id: str, before: str | None, page_size: int) -> Iterator[tuple[str, LedgerEntry]]:
         """(entry id, entry) newest first; after the entry `before` when given (its id names its sort key); read
         `page_size` items per Query as the caller goes on."""
         low, high = items.LEDGER_PREFIX, items.LEDGER_PREFIX + (before if before is not None else "~")

@@ -42,9 +42,7 @@ class LedgerQuery:
 
 
 class LedgerReader(Protocol):
-    def ledger_entries(
-        self, customer_id: str, before: str | None, page_size: int
-    ) -> Iterator[tuple[str, LedgerEntry]]:
+    def ledger_entries(self, customer_id: str, before: str | None, page_size: int) -> Iterator[tuple[str, LedgerEntry]]:
         """(entry id, entry) newest first, starting after the entry `before` (its id) when given, read from storage
         `page_size` at a time as the caller goes on."""
         ...

@@ -10,7 +10,6 @@ from prepaid.domain.errors import InvalidRequest
 from prepaid.domain.money import Money
 from prepaid.domain.numbers import DECIMAL_CONTEXT, ZERO, minor_units
 
-
 MAX_UNIT_PRICE = Decimal(10) ** 6  # per credit, in the book's currency
 UNIT_PRICE_DIGITS = 12  # fractional digits of a unit price (a cost basis keeps 12)
 
