@@ -14,13 +14,14 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
 
-.PHONY: help venv sam-venv checkov-venv lint typecheck template test unit packaging browser local demo bench clean
+.PHONY: help venv sam-venv checkov-venv lint typecheck template test unit packaging browser local demo bench deploy clean
 
 help:
 	@echo "make local   run the system on http://127.0.0.1:3000 (embedded moto, real handlers)"
 	@echo "make demo    a scripted story against a running 'make local ARGS=--seed' (another shell)"
 	@echo "make test    lint, type-check, template checks, SAM build, tests (installs chromium if missing)"
 	@echo "make bench   benchmarks with a baseline measured in the same run"
+	@echo "make deploy  sam build, then sam deploy --guided (ARGS=... for sam deploy's own options)"
 
 $(STAMP): requirements-dev.txt layers/prepaid/requirements.txt
 	@$(PYTHON) -c 'import sys; v=sys.version_info; sys.exit(0 if v >= (3, 11) else "Python >= 3.11 is needed (3.12 preferred: the Lambda runtime)")'
@@ -55,7 +56,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 
 typecheck: venv
-	$(BIN)/mypy layers/prepaid/prepaid functions local tests $(wildcard bench/*.py)
+	$(BIN)/mypy layers/prepaid/prepaid functions local demo tests $(wildcard bench/*.py)
 
 # checkov fails on any failed check; each check the template does not meet is skipped there with its reason.
 template: venv sam-venv checkov-venv
@@ -84,12 +85,18 @@ local: venv
 
 # Against the system `make local` runs in another shell; ARGS="--url ... --moto-url ... --events N" to change it.
 demo: venv
-	PYTHONPATH=local $(BIN)/python -m prepaid_local.demo $(ARGS)
+	PYTHONPATH=local:demo $(BIN)/python -m prepaid_demo $(ARGS)
 
 # The usage pipeline's cost against baselines (run.py), then latency on the local stack (latency.py).
 bench: venv
-	PYTHONPATH=local:layers/prepaid:functions/api:functions/ingest:functions/drawdown:functions/publisher $(BIN)/python bench/run.py $(ARGS)
-	PYTHONPATH=local $(BIN)/python bench/latency.py
+	PYTHONPATH=local:layers/prepaid $(BIN)/python bench/run.py $(ARGS)
+	PYTHONPATH=local:demo $(BIN)/python bench/latency.py
+
+# Build and deploy to the AWS account and region of your credentials; ARGS="--stack-name ... --parameter-overrides
+# ..." are passed to sam deploy (without them it asks, and keeps the answers in samconfig.toml).
+deploy: packaging
+	PATH="$(dir $(PYTHON)):$$PATH" $(SAM_VENV)/bin/sam deploy --template-file .aws-sam/build/template.yaml \
+	  --capabilities CAPABILITY_IAM --resolve-s3 $(if $(ARGS),$(ARGS),--guided)
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .mypy_cache .ruff_cache .hypothesis

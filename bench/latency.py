@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from prepaid_demo.catalog import SEED
 from prepaid_local.server import LocalServer, start
 
 PRICE = {"amount": "1000.00", "currency": "USD"}
@@ -124,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=400, help="events per run (default 400)")
     args = parser.parse_args(argv)
-    server = start(port=0, moto_port=0, seed=True)
+    server = start(port=0, moto_port=0, seed=SEED)
     try:
         watch = DrawnWatch(server)
         run(server, watch, 1, 5)  # warm-up: cold starts of the handlers, not counted

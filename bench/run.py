@@ -46,7 +46,7 @@ from moto import mock_aws
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
 from prepaid.adapters.dynamodb import DynamoCatalogStore, DynamoWalletStore
-from prepaid.adapters.sqs import UsageQueue, pack
+from prepaid.adapters.sqs import Queue, pack
 from prepaid.application.drawdown import DrawdownService
 from prepaid.application.ingest import RateCards, UsageIntake
 from prepaid.domain.card import Card, CardSource
@@ -208,7 +208,7 @@ def write_units(size: int) -> int:
 
 
 def kind_of(key: Mapping[str, Mapping[str, str]]) -> str:
-    """The item kind of the single-table design (README, "Data model"), from its key."""
+    """The item kind of the single-table design (docs/data-model.md), from its key."""
     pk, sk = key["PK"]["S"], key["SK"]["S"]
     if pk.startswith("W#"):
         if sk == "WALLET":
@@ -488,8 +488,9 @@ def verify_store(workload: Workload, at: datetime) -> dict[str, WalletState]:
     return wallets
 
 
-def run_batched(workload: Workload, meter: DynamoMeter) -> RunResult:
-    phases: dict[str, float] = {}
+@contextmanager
+def fresh_stack(workload: Workload, meter: DynamoMeter, phases: dict[str, float]) -> Iterator[Stack]:
+    """A fresh moto with the template's stack, metered, in the workload's starting state (timed as set-up)."""
     with mock_aws():
         serialize_dynamodb()
         meter.install()
@@ -497,19 +498,26 @@ def run_batched(workload: Workload, meter: DynamoMeter) -> RunResult:
         stack = new_stack()
         set_up(stack, workload)
         phases["set-up (stack, rate card, purchases)"] = time.perf_counter() - started
+        yield stack
+
+
+def run_batched(workload: Workload, meter: DynamoMeter) -> RunResult:
+    phases: dict[str, float] = {}
+    with fresh_stack(workload, meter, phases) as stack:
         started = time.perf_counter()
         sqs = boto3.client("sqs", region_name=REGION)
         # as a producer sends straight onto the usage queue: events packed into messages of up to 100
-        UsageQueue(sqs, os.environ["USAGE_QUEUE_URL"]).send([{"MessageBody": b} for b in pack(workload.events)])
+        Queue(sqs, stack.name("UsageQueue")).send([{"MessageBody": b} for b in pack(workload.events)])
         phases["producers' sends (not timed)"] = time.perf_counter() - started
         with meter.measuring() as tally:
             started = time.perf_counter()
             stack.pump_queues()
             wall = time.perf_counter() - started
         phases["pump_queues (timed, with hooks)"] = wall
-        for url in ("USAGE_QUEUE_URL", "DRAWDOWN_QUEUE_URL", "USAGE_DEAD_LETTER_QUEUE_URL"):
+        for queue in ("UsageQueue", "DrawdownQueue", "UsageDeadLetterQueue"):
+            url = stack.name(queue)
             left = sqs.get_queue_attributes(
-                QueueUrl=os.environ[url],
+                QueueUrl=url,
                 AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
             )["Attributes"]
             if any(int(v) for v in left.values()):
@@ -522,13 +530,7 @@ def run_batched(workload: Workload, meter: DynamoMeter) -> RunResult:
 
 def run_naive(workload: Workload, meter: DynamoMeter) -> RunResult:
     phases: dict[str, float] = {}
-    with mock_aws():
-        serialize_dynamodb()
-        meter.install()
-        started = time.perf_counter()
-        stack = new_stack()
-        set_up(stack, workload)
-        phases["set-up (stack, rate card, purchases)"] = time.perf_counter() - started
+    with fresh_stack(workload, meter, phases):
         table = os.environ["TABLE_NAME"]
         client = boto3.client("dynamodb", region_name=REGION)  # built after the hooks: metered
 

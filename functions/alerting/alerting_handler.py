@@ -8,26 +8,17 @@ as a batch item failure so Lambda does not delete it.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
-from functools import cache
+from datetime import timedelta
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse, PartialItemFailures
 from aws_lambda_powertools.utilities.data_classes import SQSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from prepaid.adapters.alert_queue import AlertQueue, SqsAlertDeadLetters
-from prepaid.adapters.deliveries import DynamoDeliveryLog, WalletWebhooks
-from prepaid.adapters.dynamodb import DynamoWalletStore
-from prepaid.adapters.secrets import SecretValue
-from prepaid.adapters.sns import SnsAlertTopic
-from prepaid.adapters.webhook_http import HttpWebhookSender
-from prepaid.application.webhooks import AlertingService
-from prepaid.config import alerting_settings, table_settings
-from prepaid.domain.alerts import Backoff
+from prepaid import assembly
+from prepaid.config import alerting_settings
 
 logger = Logger()
 tracer = Tracer()
@@ -36,43 +27,9 @@ metrics = Metrics()
 LEASE_MARGIN = timedelta(seconds=30)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-@cache
-def alerting() -> AlertingService:
-    settings = alerting_settings()
-    client = boto3.client("dynamodb")
-    table = table_settings().table_name
-    store = DynamoWalletStore(client, table)
-    return AlertingService(
-        directory=WalletWebhooks(store),
-        log=DynamoDeliveryLog(client, table),
-        sender=HttpWebhookSender(settings.timeout_seconds, allow_local_http=settings.allow_local_http),
-        topic=SnsAlertTopic(boto3.client("sns"), settings.topic_arn) if settings.topic_arn else None,
-        dead_letters=SqsAlertDeadLetters(boto3.client("sqs"), settings.dead_letter_queue_url),
-        # the webhook signing key (Secrets Manager), cached for five minutes; never logged
-        secret=SecretValue(settings.secret_arn, max_age=300),
-        clock=_now,
-        backoff=Backoff(
-            max_attempts=settings.max_attempts,
-            base=timedelta(seconds=settings.backoff_base_seconds),
-            cap=timedelta(seconds=settings.backoff_max_seconds),
-        ),
-        allow_local_http=settings.allow_local_http,
-        committed=store,
-    )
-
-
-@cache
-def alert_queue() -> AlertQueue:
-    return AlertQueue(boto3.client("sqs"), alerting_settings().webhook_queue_url)
-
-
 def _retry_later(receipt_handle: str, wait: timedelta, message_id: str) -> None:
     try:
-        alert_queue().retry_in(receipt_handle, wait)
+        assembly.alert_queue().retry_in(receipt_handle, wait)
     except Exception:  # the message still comes back, after the queue's own visibility timeout
         logger.exception("could not set the retry delay", extra={"messageId": message_id})
 
@@ -91,7 +48,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
             continue
         lease = timedelta(milliseconds=context.get_remaining_time_in_millis()) + LEASE_MARGIN
         try:
-            outcome = alerting().handle(record.body, owner=message_id, lease=lease)
+            outcome = assembly.alerting().handle(record.body, owner=message_id, lease=lease)
         except Exception:
             logger.exception("alert not handled", extra={"messageId": message_id})
             failures.append({"itemIdentifier": message_id})

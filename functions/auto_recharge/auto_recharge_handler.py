@@ -17,8 +17,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from prepaid import assembly
 from prepaid.application.lifecycle import UncommittedEvent
-from prepaid.assembly import credit_lifecycle
 from prepaid.domain.rules import CUSTOMER_ID_PATTERN, EVENT_ID_PATTERN
 
 logger = Logger()
@@ -44,15 +44,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     low = parse(event=event, model=BalanceLowEvent).detail
     logger.append_keys(customerId=low.customer_id, crossing=low.event_id)
     try:
-        receipt = credit_lifecycle().auto_recharge(low.customer_id, event["detail"])
+        bought = assembly.credit_lifecycle().auto_recharge(low.customer_id, event["detail"])
     except UncommittedEvent:
         logger.warning("refused: not an event this system committed")
         metrics.add_metric(name="UncommittedEventsRefused", unit=MetricUnit.Count, value=1)
         return {"bought": False, "refused": "not_committed"}
-    if receipt is None:
+    if bought is None:
         logger.info("no auto-recharge for this crossing")
         return {"bought": False}
-    if not receipt.replayed:
+    if not bought.replayed:
         metrics.add_metric(name="AutoRecharges", unit=MetricUnit.Count, value=1)
-    logger.info("auto-recharge", extra={"cardId": receipt.body["card"]["cardId"], "replayed": receipt.replayed})
-    return {"bought": True, "replayed": receipt.replayed, "cardId": receipt.body["card"]["cardId"]}
+    logger.info("auto-recharge", extra={"cardId": bought.card.card_id, "replayed": bought.replayed})
+    return {"bought": True, "replayed": bought.replayed, "cardId": bought.card.card_id}

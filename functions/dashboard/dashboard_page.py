@@ -414,48 +414,27 @@ BODY = """
 </main>
 """
 
-ERROR_MESSAGES = {
-    "token_missing": "Open the dashboard from the link your provider gave you.",
-    "token_expired": "This dashboard link has expired. Ask your provider for a new one.",
-    "invalid_token": "This dashboard link is not valid. Use the link exactly as your provider gave it to you.",
-}
-
 
 def _digest(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
 
-def _document(title: str, body: str, script: str | None) -> str:
-    scripted = f"<script>{script}</script>\n" if script is not None else ""
+def _document(title: str, body: str, script: str) -> str:
     return (
         '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         '<meta name="referrer" content="no-referrer">\n'
         f"<title>{html.escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n"
-        f'<body data-state="{"loading" if script is not None else "error"}">\n{body}{scripted}</body>\n</html>\n'
+        f'<body data-state="loading">\n{body}<script>{script}</script>\n</body>\n</html>\n'
     )
 
 
-def _policy(script: bool) -> str:
-    scripts = _digest(SCRIPT) if script else "'none'"
+def _policy() -> str:
     return (
-        f"default-src 'none'; script-src {scripts}; style-src {_digest(STYLE)}; connect-src 'self'; "
+        f"default-src 'none'; script-src {_digest(SCRIPT)}; style-src {_digest(STYLE)}; connect-src 'self'; "
         "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     )
 
 
 PAGE = _document("Credits dashboard", BODY, SCRIPT)
-PAGE_POLICY = _policy(script=True)
-ERROR_POLICY = _policy(script=False)
-JSON_POLICY = "default-src 'none'; frame-ancestors 'none'"
-
-
-def error_page(status: int, code: str, message: str) -> str:
-    """The page shown instead of the dashboard when its link is refused (no script)."""
-    text = ERROR_MESSAGES.get(code, message)
-    body = (
-        f'<div id="error" class="error-box" role="alert" data-code="{html.escape(code)}" data-status="{status}">\n'
-        f"<h1>This link cannot be used</h1>\n<p><code>{status} {html.escape(code)}</code></p>\n"
-        f"<p>{html.escape(text)}</p>\n</div>\n"
-    )
-    return _document("Credits dashboard", body, None)
+PAGE_POLICY = _policy()

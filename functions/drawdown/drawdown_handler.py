@@ -1,52 +1,28 @@
 """Drawdown: FIFO queue of rated usage (grouped by customer) → one transaction per wallet chunk, exactly once.
 
-Only ingest may send to the queue (its policy), and every message is still checked as untrusted: one that is not
-what ingest writes (negative, non-finite or over-precise credits, unknown fields, a customer other than its message
-group) goes to the drawdown dead-letter queue with the reason, and changes no wallet.
+Only screening (ingest, and the API's `POST /usage`) may send to the queue (its policy), and every message is
+still checked as untrusted: one that is not what screening writes (negative, non-finite or over-precise credits,
+unknown fields, a customer other than its message group) goes to the drawdown dead-letter queue with the reason,
+and changes no wallet.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse, PartialItemFailures
 from aws_lambda_powertools.utilities.data_classes import SQSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from prepaid.adapters.dynamodb import DynamoWalletStore
-from prepaid.adapters.sqs import DeadLetters, MalformedRatedMessage, rated_from_wire, usage_of
-from prepaid.application.drawdown import DrawdownService
-from prepaid.assembly import new_id, now
-from prepaid.config import table_settings, usage_settings
+from prepaid import assembly
+from prepaid.adapters.sqs import MalformedRatedMessage, rated_from_wire, usage_of
 from prepaid.domain.wallet import RatedUsage
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-
-
-@dataclass(frozen=True)
-class Wiring:
-    drawdown: DrawdownService
-    refused: DeadLetters  # refused events, as producers send them (redriven through ingest)
-    poison: DeadLetters  # messages that are not what ingest writes
-
-
-@cache
-def wiring() -> Wiring:
-    store = DynamoWalletStore(boto3.client("dynamodb"), table_settings().table_name)
-    usage, sqs = usage_settings(), boto3.client("sqs")
-    create = usage.unknown_customers == "create"
-    return Wiring(
-        DrawdownService(store, now, new_id, create_unknown_wallets=create),
-        DeadLetters(sqs, usage.dead_letter_queue_url),
-        DeadLetters(sqs, usage.drawdown_dead_letter_queue_url or usage.dead_letter_queue_url),
-    )
 
 
 def group(records: list[Any]) -> tuple[dict[str, tuple[list[str], list[RatedUsage]]], list[tuple[str, str, str]]]:
@@ -56,7 +32,7 @@ def group(records: list[Any]) -> tuple[dict[str, tuple[list[str], list[RatedUsag
     poison: list[tuple[str, str, str]] = []
     for record in records:
         try:
-            message = rated_from_wire(record.body, now(), record.attributes.message_group_id)
+            message = rated_from_wire(record.body, assembly.now(), record.attributes.message_group_id)
         except MalformedRatedMessage as bad:
             poison.append((record.message_id, record.body, bad.reason))
             continue
@@ -76,15 +52,16 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     failures: list[PartialItemFailures] = []
     if poison:
         logger.warning("poison drawdown messages", extra={"reasons": sorted({reason for _, _, reason in poison})})
-        sent = wiring().poison.send_poison([(body, reason) for _, body, reason in poison])
+        sent = assembly.drawdown_dead_letters().send_poison([(body, reason) for _, body, reason in poison])
         failures.extend({"itemIdentifier": poison[i][0]} for i in sent.failed)
         metrics.add_metric(name="DrawdownPoisonMessages", unit=MetricUnit.Count, value=len(poison))
     for customer_id, (message_ids, usages) in groups.items():
         try:
-            report = wiring().drawdown.apply(customer_id, usages)
+            report = assembly.drawdown_service().apply(customer_id, usages)
             if report.refused:
                 letters = [(usage_of(customer_id, r.usage), r.reason) for r in report.refused]
-                wiring().refused.send_refused(letters).raise_if_failed(wiring().refused.url)
+                dead = assembly.usage_dead_letters()
+                dead.send_refused(letters).raise_if_failed(dead.url)
         except Exception:
             logger.exception("drawdown failed", extra={"customerId": customer_id, "events": len(usages)})
             failures.extend({"itemIdentifier": m} for m in message_ids)

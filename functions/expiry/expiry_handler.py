@@ -18,8 +18,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from prepaid import assembly
 from prepaid.application.lifecycle import EXPIRE, UncommittedEvent
-from prepaid.assembly import credit_lifecycle
 from prepaid.domain.rules import CARD_ID_PATTERN, CUSTOMER_ID_PATTERN
 
 logger = Logger()
@@ -50,7 +50,7 @@ class CreditsPurchased(EventBridgeModel):
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # The schedules target this function itself: its own ARN is the one the context was invoked as.
-    service = credit_lifecycle(schedule_target_arn=context.invoked_function_arn)
+    service = assembly.credit_lifecycle(schedule_target_arn=context.invoked_function_arn)
     if "detail-type" in event:
         purchased = parse(event=event, model=CreditsPurchased).detail
         try:

@@ -6,49 +6,21 @@ bad or oversized message never holds back another customer's usage.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes import SQSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from prepaid.adapters.dynamodb import DynamoCatalogStore, DynamoWalletStore
-from prepaid.adapters.sqs import DeadLetters, DrawdownQueue, MalformedUsageMessage, RatedMessage, usage_from_wire
-from prepaid.application.drawdown import MAX_EVENTS_PER_COMMIT
-from prepaid.application.ingest import Delivery, RateCards, UsageIntake, wallet_required
-from prepaid.assembly import now
-from prepaid.config import table_settings, usage_settings
+from prepaid import assembly
+from prepaid.adapters.sqs import MalformedUsageMessage, RatedMessage, usage_from_wire
+from prepaid.application.ingest import Delivery, UsageIntake
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-
-
-@dataclass(frozen=True)
-class Wiring:
-    intake: UsageIntake
-    drawdown: DrawdownQueue
-    dead_letters: DeadLetters
-
-
-@cache
-def wiring() -> Wiring:
-    """Built on first use: clients and the cached rate card live as long as the execution environment."""
-    dynamodb, sqs = boto3.client("dynamodb"), boto3.client("sqs")
-    table, usage = table_settings().table_name, usage_settings()
-    wallets = DynamoWalletStore(dynamodb, table)
-    known = wallet_required(wallets, usage.unknown_customers)
-    rate_cards = RateCards(DynamoCatalogStore(dynamodb, table), ttl=usage.rate_card_ttl_seconds)
-    return Wiring(
-        UsageIntake(rate_cards, now, known),
-        DrawdownQueue(sqs, usage.drawdown_queue_url),
-        DeadLetters(sqs, usage.dead_letter_queue_url),
-    )
 
 
 def read(records: list[Any], intake: UsageIntake) -> tuple[Delivery, set[str]]:
@@ -69,17 +41,17 @@ def read(records: list[Any], intake: UsageIntake) -> tuple[Delivery, set[str]]:
     return delivery, unread
 
 
-def send_on(delivery: Delivery, wired: Wiring) -> set[str]:
+def send_on(delivery: Delivery) -> set[str]:
     """Rated usage to drawdown, refusals and poison to the dead-letter queue; returns the messages to deliver
     again because a part of them was not sent."""
-    chunks = delivery.chunks(MAX_EVENTS_PER_COMMIT)
-    sent = wired.drawdown.send_rated([RatedMessage(c, tuple(usages)) for c, usages, _ in chunks])
+    chunks = delivery.chunks()
+    sent = assembly.drawdown_queue().send_rated([RatedMessage(c, tuple(usages)) for c, usages, _ in chunks])
     retry = {source for i in sent.failed for source in chunks[i][2]}
     # a message delivered again is screened again: its refusals are dead-lettered then, once
     letters = [letter for letter in delivery.refused if letter[0] not in retry]
-    refused = wired.dead_letters.send_refused([(event, reason) for _, event, reason in letters])
+    refused = assembly.usage_dead_letters().send_refused([(event, reason) for _, event, reason in letters])
     retry |= {letters[i][0] for i in refused.failed}
-    poison = wired.dead_letters.send_poison([(body, reason) for _, body, reason in delivery.poison])
+    poison = assembly.usage_dead_letters().send_poison([(body, reason) for _, body, reason in delivery.poison])
     retry |= {delivery.poison[i][0] for i in poison.failed}
     return retry
 
@@ -88,9 +60,8 @@ def send_on(delivery: Delivery, wired: Wiring) -> set[str]:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    wired = wiring()
-    delivery, unread = read(list(SQSEvent(event).records), wired.intake)
-    retry = unread | send_on(delivery, wired)
+    delivery, unread = read(list(SQSEvent(event).records), assembly.queue_intake())
+    retry = unread | send_on(delivery)
     if delivery.refused or delivery.poison:
         reasons = sorted({r for _, _, r in delivery.refused} | {r for _, _, r in delivery.poison})
         logger.info("refused usage", extra={"events": len(delivery.refused), "messages": len(delivery.poison)})

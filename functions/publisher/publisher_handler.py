@@ -6,10 +6,8 @@ handler reports success, so every committed event is published at least once, wi
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -17,19 +15,13 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from prepaid.adapters.eventbridge import EventBridgePublisher
+from prepaid import assembly
 from prepaid.adapters.items import outbox_from_item
-from prepaid.config import bus_settings
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
-
-
-@cache
-def publisher() -> EventBridgePublisher:
-    return EventBridgePublisher(boto3.client("events"), bus_settings().event_bus_name)
 
 
 @tracer.capture_method
@@ -38,7 +30,7 @@ def publish_record(record: DynamoDBRecord) -> None:
     if not image or image.get("itemType") != "outbox":
         return  # the event source filter sends only outbox inserts; anything else is not ours to publish
     event = outbox_from_item(image)
-    publisher().publish(event)
+    assembly.publisher().publish(event)
     logger.info("published", extra={"eventId": event.event_id, "detailType": event.detail_type})
     metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=1)
 

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from prepaid.assembly import credit_lifecycle
+from prepaid import assembly
 
 logger = Logger()
 tracer = Tracer()
@@ -34,14 +34,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     fired = parse(event=event, model=EventBridgeModel).time
     today: date = fired.astimezone(UTC).date() if fired else datetime.now(UTC).date()
     granted, failed = [], []
-    for customer_id in credit_lifecycle().recurring_due(today):
+    for customer_id in assembly.credit_lifecycle().recurring_due(today):
         try:
-            receipt = credit_lifecycle().grant_recurring(customer_id, today)
+            granted_now = assembly.credit_lifecycle().grant_recurring(customer_id, today)
         except Exception:
             logger.exception("recurring grant failed", extra={"customerId": customer_id})
             failed.append(customer_id)
             continue
-        if receipt is not None and not receipt.replayed:
+        if granted_now is not None and not granted_now.replayed:
             granted.append(customer_id)
     metrics.add_metric(name="RecurringGrants", unit=MetricUnit.Count, value=len(granted))
     logger.info("recurring grants", extra={"day": today.isoformat(), "granted": len(granted), "failed": len(failed)})

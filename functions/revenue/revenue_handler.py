@@ -6,29 +6,19 @@ again (after a failure or a crash) adds nothing twice.
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from prepaid import assembly
 from prepaid.adapters.items import ledger_from_item
-from prepaid.adapters.revenue import DynamoRevenueStore
-from prepaid.application.revenue import Revenue
-from prepaid.assembly import now
-from prepaid.config import table_settings
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-
-
-@cache
-def revenue() -> Revenue:
-    return Revenue(DynamoRevenueStore(boto3.client("dynamodb"), table_settings().table_name, now))
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -41,7 +31,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         if not image or image.get("itemType") != "ledger":
             continue  # the event source filter sends only ledger inserts
         entries.append((f"{image['PK']}#{image['SK']}", ledger_from_item(image)))
-    added = revenue().record(entries)
+    added = assembly.revenue().record(entries)
     metrics.add_metric(name="LedgerEntriesProjected", unit=MetricUnit.Count, value=added)
     logger.info("revenue projected", extra={"entries": len(entries), "added": added})
     return {"added": added}

@@ -7,9 +7,13 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 
 from prepaid_local.server import banner, start
+from prepaid_local.template import ROOT
+
+DEMO_SEED = ROOT / "demo" / "seed.json"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,7 +21,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address the API listens on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=3000, help="API port (default 3000; 0 picks a free one)")
     parser.add_argument("--moto-port", type=int, default=4566, help="moto's port (default 4566; 0 picks a free one)")
-    parser.add_argument("--seed", action="store_true", help="load a demo price book and rate card through the API")
+    parser.add_argument(
+        "--seed",
+        nargs="?",
+        type=Path,
+        const=DEMO_SEED,
+        metavar="FILE",
+        help=f"send a JSON file of requests through the API first (default {DEMO_SEED.relative_to(ROOT)}: the demo's"
+        " price book and rate card)",
+    )
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

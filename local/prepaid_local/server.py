@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Callable
 from datetime import timedelta
 from functools import cache, partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -49,19 +50,6 @@ STREAM_POLL_INTERVAL = 0.1  # the same for the table's stream (Lambda polls a sh
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 LOCAL_EVENTS_PATH = "/_local/events"  # not an API route: what went through the bus, for people trying it out
 LOCAL_CLOCK_PATH = "/_local/clock"  # not an API route: read or move the local clock (schedules, expiry, grants)
-DEMO_RATE_CARD = {
-    "meters": {"api_calls": {"creditsPerUnit": "0.5"}, "tokens": {"creditsPerUnit": "0.002"}},
-    "overrides": {"vip": {"api_calls": {"creditsPerUnit": "0.25"}}},
-}
-DEMO_PRICE_BOOK = {
-    "currency": "USD",
-    "mode": "volume",
-    "tiers": [
-        {"upTo": "9999", "unitPrice": "0.010"},
-        {"upTo": "99999", "unitPrice": "0.009"},
-        {"upTo": None, "unitPrice": "0.008"},
-    ],
-}
 # Settings that could point a handler's boto3 client anywhere but the embedded moto (a profile, real keys,
 # a per-service endpoint, endpoints in ~/.aws/config); they are removed while the local stack runs.
 _UNSET = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE")
@@ -87,7 +75,7 @@ class LocalServer:
         self.stack = stack
         self.url = url
         self.moto_url = moto_url
-        self.seeded = False
+        self.seeded: Path | None = None  # the seed file sent through the API at start
         self._http = http
         self._moto = moto
         self._in_process = in_process
@@ -134,9 +122,14 @@ class LocalServer:
 
 
 def start(
-    host: str = "127.0.0.1", port: int = 3000, moto_port: int = 4566, seed: bool = False, deliver: bool = True
+    host: str = "127.0.0.1",
+    port: int = 3000,
+    moto_port: int = 4566,
+    seed: Path | None = None,
+    deliver: bool = True,
 ) -> LocalServer:
     """Start moto, create the stack in it, and serve the API; port 0 picks a free port. Returns once serving.
+    `seed`: a JSON file of requests (`method`, `path`, `body`) sent through the API first, as a user would.
     `deliver=False` leaves out the background delivery (streams, rules, schedules, queues): for a caller that
     drives the functions itself and wants no other work competing with it."""
     saved_env = dict(os.environ)
@@ -165,10 +158,8 @@ def start(
 
         stack = Stack(clients, clock=clock, raise_failures=False)
         stack.cold_start()
-        seeded = False
-        if seed:
-            _seed(stack)
-            seeded = True
+        if seed is not None:
+            _seed(stack, seed)
         bus = BusTap(stack.clients, stack.name("EventBus"))
         http = make_server(host, port, _ApiGateway(stack, bus), threaded=True, request_handler=_AccessLog)
     except BaseException:
@@ -190,7 +181,7 @@ def start(
         saved_env=saved_env,
         deliver=deliver,
     )
-    server.seeded = seeded
+    server.seeded = seed
     server.serve()
     return server
 
@@ -199,7 +190,7 @@ def banner(server: LocalServer) -> str:
     """What to print on start: where things are and how to reach them."""
     table, bus = server.stack.name("WalletTable"), server.stack.name("EventBus")
     price_book = (
-        "demo price book and rate card loaded"
+        f"seeded from {server.seeded}"
         if server.seeded
         else "empty (run with --seed, or PUT /price-book and /rate-card)"
     )
@@ -308,12 +299,13 @@ def _restore_environment(saved: dict[str, str]) -> None:
     os.environ.update(saved)
 
 
-def _seed(stack: Stack) -> None:
-    """Load the demo price book and rate card through the API, as a user would."""
-    for path, body in (("/price-book", DEMO_PRICE_BOOK), ("/rate-card", DEMO_RATE_CARD)):
-        answer = stack.proxy("PUT", path, headers={"Content-Type": "application/json"}, body=json.dumps(body))
-        if answer.get("statusCode") != 200:
-            raise RuntimeError(f"seeding {path} failed: {answer.get('statusCode')} {answer.get('body')}")
+def _seed(stack: Stack, requests: Path) -> None:
+    """Send each request of the file through the API, as a user would; any answer but a 2xx stops the start."""
+    for request in json.loads(requests.read_text()):
+        method, path, body = request["method"], request["path"], request.get("body")
+        answer = stack.proxy(method, path, headers={"Content-Type": "application/json"}, body=json.dumps(body))
+        if not 200 <= answer.get("statusCode", 500) < 300:
+            raise RuntimeError(f"seeding {method} {path} failed: {answer.get('statusCode')} {answer.get('body')}")
 
 
 # -- pollers ---------------------------------------------------------------------------------------------------------
@@ -410,23 +402,32 @@ class _ApiGateway:
         shown = events[-int(limit) :] if limit.isdigit() and int(limit) > 0 else events
         return Response(json.dumps({"events": shown}), status=200, content_type="application/json")
 
+    def _deliver(self, failure: str) -> None:
+        """Everything the pollers would do, until quiet, at the clock as it stands (waits are not skipped); what went
+        through the bus kept for `GET /_local/events`."""
+        try:
+            self.stack.pump(fast_forward=False)
+        except Exception:
+            log.exception(failure)
+        self.bus.drain()
+
     def clock(self, request: Request) -> Response:
         """Local only: `GET` the clock; `POST {"advance": "P1D"}` or `{"to": "<instant>"}` moves it forward (never
-        back), then runs what came due (schedules, retries) before answering."""
+        back), then runs what came due (schedules, retries) before answering. What is under way when it is asked
+        (an event on its way to a function, a message on a queue) arrives first, at the time it was sent: on AWS it
+        would have within seconds, and a jump of days must not age it past a queue's retention."""
         if request.method == "POST":
             try:
                 move = _CLOCK_MOVE.validate_json(request.get_data() or b"{}")
             except ValidationError as error:
                 message = json.dumps({"error": {"code": "validation_error", "message": str(error)}})
                 return Response(message, status=422, content_type="application/json")
+            self._deliver("delivering what was under way failed; the workers retry it")
             if move.advance is not None:
                 self.stack.advance(move.advance.total_seconds())
             if move.to is not None:
                 self.stack.set_time(move.to)
-            try:
-                self.stack.pump(fast_forward=False)  # what came due runs now; the workers would, a moment later
-            except Exception:
-                log.exception("delivering what came due failed; the workers retry it")
+            self._deliver("delivering what came due failed; the workers retry it")
         return Response(json.dumps({"now": self.stack.clock.now().isoformat()}), content_type="application/json")
 
 

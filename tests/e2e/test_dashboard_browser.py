@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from prepaid_local.server import DEMO_RATE_CARD, LocalServer
+from prepaid_demo.catalog import DEMO_RATE_CARD
+from prepaid_local.server import LocalServer
 from support.outside import call, local_server
 from support.waiting import eventually
 
@@ -34,7 +35,7 @@ def z(instant: datetime) -> str:
 
 
 def rate(meter: str) -> Decimal:
-    return Decimal(DEMO_RATE_CARD["meters"][meter]["creditsPerUnit"])  # type: ignore[index]
+    return Decimal(DEMO_RATE_CARD["meters"][meter]["creditsPerUnit"])
 
 
 @pytest.fixture(scope="module")

@@ -23,10 +23,11 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from prepaid_local import demo
-from prepaid_local.demo_webhooks import WebhookReceiver
+from prepaid_demo import story as demo
+from prepaid_demo.catalog import DEMO_PRICE_BOOK
+from prepaid_demo.webhooks import WebhookReceiver
 from prepaid_local.queue_messages import take_all
-from prepaid_local.server import DEMO_PRICE_BOOK, LocalServer
+from prepaid_local.server import LocalServer
 from support.outside import aws, call
 from support.waiting import PATIENCE_SECONDS, eventually
 from support.webhooks import readme_verifier
@@ -246,7 +247,7 @@ def test_the_demo_receiver_verifies_signatures_and_keeps_one_request_per_webhook
     assert receiver.kept["e-1"].copies == 1
     assert receiver.kept["e-1"].event_type == "Balance Low"
     assert len(receiver.rejected()) == 2
-    # And it verifies exactly as the README's snippet does
+    # And it verifies exactly as the snippet of docs/webhooks.md does
     verify = readme_verifier()
     for delivery in receiver.requests:
         assert delivery.signature_ok is verify(secret, delivery.body, delivery.headers["Prepaid-Signature"])
@@ -327,7 +328,7 @@ def test_the_demo_tells_its_story_and_ends_where_the_rate_card_says(story: Story
     (expiry,) = [e for e in entries if e["type"] == "expiry"]
     assert (expiry["cardId"], expiry["credits"], expiry["value"]["amount"]) == (promo, "500", "0.00")
 
-    # And its webhook receiver got every alert event of the customer once, each signed: the README's snippet
+    # And its webhook receiver got every alert event of the customer once, each signed: the snippet of docs/webhooks.md
     # agrees (the time check aside: the clock has moved since the first ones were signed)
     secret = aws(server, "secretsmanager").get_secret_value(SecretId="local-WebhookSigningSecret")["SecretString"]
     alert_ids = [e["detail"]["eventId"] for e in bus if e["detail-type"] in demo.ALERT_TYPES]

@@ -16,6 +16,7 @@ import contextlib
 import copy
 import functools
 import io
+import json
 import re
 import socket
 import time
@@ -29,8 +30,10 @@ import pytest
 from botocore.stub import Stubber
 from rich.console import Console
 
-from prepaid_local import demo
-from prepaid_local.server import DEMO_PRICE_BOOK, LocalServer
+from prepaid import assembly
+from prepaid_demo import story as demo
+from prepaid_demo.catalog import DEMO_PRICE_BOOK
+from prepaid_local.server import LocalServer
 from prepaid_local.stack import RUNNING_FUNCTION
 from prepaid_local.template import Resolver
 from support.aws_calls import UNREAD_KEY, AwsCall, AwsCallRecorder, accesses
@@ -172,6 +175,54 @@ def _grants(statement: dict[str, Any], call: AwsCall) -> bool:
     )
 
 
+# What Lambda itself does with a function's role, which no handler call records: its logs and traces, and polling
+# the function's event sources (queues, streams).
+PLATFORM_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+PLATFORM_ACTIONS |= {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+PLATFORM_ACTIONS |= {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"}
+PLATFORM_ACTIONS |= {"dynamodb:ListStreams"}
+
+
+def forget_cached_reads() -> None:
+    """What the composition root read and keeps for an environment's lifetime: read again by the next function."""
+    assembly._signing_secret.cache_clear()
+    assembly.forget_rate_card()
+    assembly.alerting.cache_clear()
+
+
+def failure_destinations(cfn: Template, function: str) -> set[str]:
+    """Where Lambda itself sends the function's failures (after the SAM transform): its dead-letter queue
+    (asynchronous invocations) and its event source mappings' on-failure destinations (streams)."""
+    found = [cfn["Resources"][function]["Properties"].get("DeadLetterConfig", {}).get("TargetArn")]
+    for mapping in of_type(cfn, "AWS::Lambda::EventSourceMapping").values():
+        if mapping["Properties"]["FunctionName"] == {"Ref": function}:
+            found.append(mapping["Properties"].get("DestinationConfig", {}).get("OnFailure", {}).get("Destination"))
+    return {json.dumps(d, sort_keys=True) for d in found if d}
+
+
+def unused(calls: Iterable[AwsCall], roles: FunctionRoles, cfn: Template, functions: Iterable[str]) -> list[str]:
+    """Each action a function's role grants that none of its recorded calls needed, as `<function> <sid> <action>`:
+    a grant wider than the routes and messages it serves. Lambda's own uses of the role are left out: the
+    platform's actions, and sending to the function's failure destinations."""
+    made = list(calls)
+    found = []
+    for function in functions:
+        own = [c for c in made if c.function == function]
+        destinations = failure_destinations(cfn, function)
+        raw = {s.get("Sid"): s for s in statements(role_of(cfn, function), cfn)}
+        for statement in roles.statements(function):
+            resources = raw[statement.get("Sid")].get("Resource")
+            if {json.dumps(r, sort_keys=True) for r in listed(resources)} <= destinations:
+                continue
+            for action in listed(statement.get("Action", [])):
+                if action in PLATFORM_ACTIONS:
+                    continue
+                needed = [c for c in own if _like([action], c.action, ignore_case=True)]
+                if not any(_grants(statement, c) for c in needed):
+                    found.append(f"{function} {statement.get('Sid')} {action}")
+    return sorted(found)
+
+
 def not_allowed(calls: Iterable[AwsCall], roles: FunctionRoles) -> list[str]:
     """The recorded calls that no Allow of the function's role grants, as `<function> <action> <resource> <key>`,
     sorted, once each.
@@ -256,19 +307,22 @@ def second_customer(server: LocalServer, recorder: AwsCallRecorder) -> None:
 
 
 def poison(server: LocalServer, recorder: AwsCallRecorder) -> None:
-    """A message that is no usage sent straight onto the usage queue, and one ingest did not write onto the drawdown
-    queue: the function reading each sends it to its dead-letter queue."""
+    """A message that is no usage sent straight onto the usage queue, one ingest did not write onto the drawdown
+    queue, and one that is no alert onto the alert queue: the function reading each sends it to its dead-letter
+    queue."""
     resolver, sqs = server.stack.resolver, aws(server, "sqs")
     sqs.send_message(QueueUrl=resolver.physical["UsageQueue"], MessageBody="not usage")
     forged = {"QueueUrl": resolver.physical["DrawdownQueue"], "MessageBody": "not rated usage"}
     sqs.send_message(**forged, MessageGroupId=SECOND_CUSTOMER, MessageDeduplicationId="perm-forged")
+    sqs.send_message(QueueUrl=resolver.physical["WebhookQueue"], MessageBody="not an alert")
     letters = {
         ("IngestFunction", resolver.attributes[("UsageDeadLetterQueue", "Arn")]),
         ("DrawdownFunction", resolver.attributes[("DrawdownDeadLetterQueue", "Arn")]),
+        ("AlertingFunction", resolver.attributes[("WebhookDeadLetterQueue", "Arn")]),
     }
 
     def dead_lettered() -> bool:
-        """both messages were sent to their dead-letter queues"""
+        """each message was sent to its dead-letter queue"""
         sent = {(c.function, c.resource) for c in recorder.accesses() if c.action == "sqs:SendMessage"}
         return letters <= sent
 
@@ -318,7 +372,9 @@ def recorder_for(server: LocalServer) -> AwsCallRecorder:
     return AwsCallRecorder(partition_keys(server.stack.template, resolver.physical), account=resolver.account)
 
 
-def test_every_aws_call_a_function_makes_is_allowed_by_its_role(server: LocalServer, roles: FunctionRoles) -> None:
+def test_every_aws_call_a_function_makes_is_allowed_by_its_role_and_needs_all_it_allows(
+    server: LocalServer, roles: FunctionRoles, cfn: Template
+) -> None:
     # Given every function of the template, and a record of which ran and of the AWS calls their handlers made
     functions = set(function_ids())
     expected = functions - set(NOT_REACHED)
@@ -326,6 +382,9 @@ def test_every_aws_call_a_function_makes_is_allowed_by_its_role(server: LocalSer
 
     def ran(function: str, _event: Any) -> None:
         invoked.add(function)
+        # On AWS each function has its own environments; here they share one process. What one function read and
+        # cached (the signing key, the rate card, the webhook key) must not spare another the call it makes.
+        forget_cached_reads()
 
     def all_ran() -> bool:
         """every function of the template (but those listed as not reached) ran"""
@@ -358,6 +417,11 @@ def test_every_aws_call_a_function_makes_is_allowed_by_its_role(server: LocalSer
     # And every action a function needed, on the resource and the key it needed it on, is one its role allows
     missing = not_allowed(calls, roles)
     assert missing == [], "called but not allowed by the function's role:\n" + "\n".join(missing)
+    # And every action each role grants was needed by some call: no role is wider than what its function does
+    wider = unused(calls, roles, cfn, expected)
+    assert wider == [], "granted but never needed by the function's calls:\n" + "\n".join(wider)
+    # And no handler made a call that is Lambda's own (so leaving those out above hides none of the handlers')
+    assert sorted({c.describe() for c in calls if c.action in PLATFORM_ACTIONS}) == []
 
 
 @contextlib.contextmanager

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from prepaid_local.server import DEMO_PRICE_BOOK, LocalServer
+from prepaid_demo.catalog import DEMO_PRICE_BOOK
+from prepaid_local.server import LocalServer
 from support.outside import aws, call
 from support.waiting import PATIENCE_SECONDS, eventually
 

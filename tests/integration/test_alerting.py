@@ -24,7 +24,7 @@ import alerting_handler
 from prepaid.adapters.dynamodb import to_attributes
 from prepaid.adapters.eventbridge import EventBridgePublisher
 from prepaid.adapters.items import outbox_item
-from prepaid.application.ports import OutboxEvent
+from prepaid.application.ports import OutboxEvent, StoredEvent
 from prepaid.domain.alerts import ALERT_DETAIL_TYPES, Backoff, alert_from_envelope
 from prepaid_local.stack import Stack
 from prepaid_local.template import ROOT, load
@@ -86,19 +86,19 @@ def balance_low(stack: Stack, customer: str, url: str | None) -> None:
     use(stack, customer, "60", f"{customer}-u1")
 
 
-# -- the signature, checked with the README's own snippet -----------------------------------------------------------
+# -- the signature, checked with the snippet of docs/webhooks.md ---------------------------------------------------
 
 
 def test_webhook_signature_verifies_with_the_readme_snippet_and_tampering_fails(
     stack: Stack, alerts: AlertSide, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given the verification function exactly as README.md shows it, and the secret as the SaaS reads it
+    # Given the verification function exactly as docs/webhooks.md shows it, and the secret as the SaaS reads it
     verify = readme_verifier()
     secret = alerts.secret()
     # When a wallet's balance falls below its threshold and the alert is delivered
     balance_low(stack, "acme", receiver.url)
     stack.pump_queues()
-    # Then the receiver got one signed Balance Low, and the README's function accepts it
+    # Then the receiver got one signed Balance Low, and the documented function accepts it
     (request,) = receiver.received
     assert request.headers["Prepaid-Event-Type"] == "Balance Low"
     assert request.path == Receiver.PATH
@@ -133,7 +133,13 @@ def republish(stack: Stack, envelopes: list[dict[str, Any]]) -> None:
     for envelope in envelopes:
         detail = envelope["detail"]
         publisher.publish(
-            OutboxEvent(detail["eventId"], envelope["detail-type"], detail, stack.clock.now().replace(microsecond=0))
+            StoredEvent(
+                detail["eventId"],
+                detail["customerId"],
+                envelope["detail-type"],
+                detail,
+                stack.clock.now().replace(microsecond=0),
+            )
         )
 
 
@@ -477,7 +483,7 @@ def test_backoff_waits_are_capped_and_never_exceed_sqs_limits() -> None:
         base=timedelta(seconds=int(variables["WEBHOOK_BACKOFF_BASE_SECONDS"])),
         cap=timedelta(seconds=int(variables["WEBHOOK_BACKOFF_MAX_SECONDS"])),
     )
-    # Then its schedule is the one the README documents, and each wait fits ChangeMessageVisibility (12 h)
+    # Then its schedule is the one docs/webhooks.md documents, and each wait fits ChangeMessageVisibility (12 h)
     assert [int(w.total_seconds()) for w in backoff.schedule()] == [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]
     assert all(w <= timedelta(hours=12) for w in backoff.schedule())
     assert sum(backoff.schedule(), timedelta()) == timedelta(hours=3, minutes=3, seconds=30)

@@ -8,6 +8,7 @@ from typing import Any
 import boto3
 import pytest
 
+from prepaid import assembly
 from prepaid_local.stack import Stack
 from support.aws import REGION
 
@@ -137,12 +138,10 @@ def test_validation_errors_name_the_field(stack: Stack) -> None:
 
 def test_unexpected_failure_is_a_500_without_internals(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a storage fault the domain knows nothing about
-    import api_handler
-
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("secret table name leaked?")
 
-    monkeypatch.setattr(api_handler.wallet_service(), "wallet", broken)
+    monkeypatch.setattr(assembly.wallet_service(), "wallet", broken)
     # When a wallet is read
     answer = stack.api("GET", "/wallets/acme")
     # Then the answer is a 500 that carries no internals

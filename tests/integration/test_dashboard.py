@@ -16,8 +16,8 @@ import boto3
 import pytest
 
 from prepaid.application.signing import Signer
+from prepaid_demo.catalog import DEMO_PRICE_BOOK
 from prepaid_local.apigateway import ApiAnswer, proxy_event
-from prepaid_local.server import DEMO_PRICE_BOOK
 from prepaid_local.stack import Stack
 from support.aws import REGION
 from support.usage import RATE_CARD, Queues, usage_event

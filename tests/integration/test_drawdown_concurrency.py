@@ -7,7 +7,6 @@ request). With the wallet's version condition switched off, the same checks catc
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import random
 from collections.abc import Iterator
@@ -17,8 +16,8 @@ from typing import Any
 import boto3
 import pytest
 
-import api_handler
 import drawdown_handler
+from prepaid import assembly
 from prepaid.adapters.dynamodb import DynamoWalletStore
 from prepaid.adapters.sqs import rated_to_wire
 from prepaid.application.drawdown import DrawdownService
@@ -43,9 +42,8 @@ def _stores(version_condition: bool) -> None:
     store, catalog = racy_store(version_condition, pause=0.001)
     drawdown = DrawdownService(store, now, new_id)
     wallets = WalletService(store, catalog, now, new_id)
-    wired = dataclasses.replace(drawdown_handler.wiring(), drawdown=drawdown)
-    drawdown_handler.wiring = lambda: wired  # type: ignore[assignment]
-    api_handler.wallet_service = lambda: wallets  # type: ignore[assignment]
+    assembly.drawdown_service = lambda: drawdown  # type: ignore[assignment]
+    assembly.wallet_service = lambda: wallets  # type: ignore[assignment]
 
 
 def _usage(n: int, rng: random.Random) -> list[RatedUsage]:

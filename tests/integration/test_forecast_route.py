@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from prepaid_local.server import DEMO_PRICE_BOOK
+from prepaid_demo.catalog import DEMO_PRICE_BOOK
 from prepaid_local.stack import Stack
 from support.usage import RATE_CARD, Queues, usage_event
 

@@ -43,11 +43,11 @@ API_ORDER = [
     "api_get_price_book",
     "api_quote",
     "api_openapi",
-    "api_purchase",
+    "purchase_card",
     "api_dashboard_link",
     "api_read_wallet",
     "api_put_settings",
-    "api_void_card",
+    "purchase_void_card",
     "dashboard_page",
 ]
 # Samples refused on purpose: a dashboard token in a file cannot be signed with the stack's own secret (403).
@@ -107,7 +107,7 @@ def send_api_samples(stack: Stack) -> None:
     for name in API_ORDER:
         sample = load_event(name)
         path = sample["path"]
-        if name == "api_void_card":
+        if name == "purchase_void_card":
             path = path.replace(sample["pathParameters"]["cardId"], cast(str, card_to_void))
         headers = {k: v for k, v in (sample["headers"] or {}).items() if k in ("Content-Type", "Idempotency-Key")}
         answer = stack.proxy(
@@ -118,7 +118,7 @@ def send_api_samples(stack: Stack) -> None:
             body=sample["body"],
         )
         assert answer["statusCode"] < 300 or name in API_REFUSED, (name, answer)
-        if name == "api_purchase":  # a second card, to void
+        if name == "purchase_card":  # a second card, to void
             bought = stack.api("POST", path, {"credits": "10", "price": {"amount": "0.10", "currency": "USD"}})
             card_to_void = bought.body["card"]["cardId"]
 
@@ -206,8 +206,8 @@ def test_an_sqs_sample_comes_from_the_queue_its_function_reads(stack: Stack, nam
         assert set(record["attributes"]) == expected
 
 
-def test_the_ingest_samples_bodies_are_as_the_api_packs_usage() -> None:
-    # Given the ingest sample, then each body is what the API's usage queue adapter packs for its events
+def test_the_ingest_samples_bodies_are_as_a_producer_packs_usage() -> None:
+    # Given the ingest sample, then each body is what the usage queue's adapter packs for a producer's events
     for record in load_event("ingest_usage_batch")["Records"]:
         assert pack(json.loads(record["body"])["events"]) == [record["body"]]
 

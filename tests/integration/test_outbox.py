@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-import api_handler
-import publisher_handler
+from prepaid import assembly
 from prepaid_local.stack import Stack
 from support.aws import BusTap
 
@@ -52,7 +51,7 @@ def test_crash_after_publish_before_checkpoint_gives_a_duplicate_with_the_same_i
 ) -> None:
     # Given a committed purchase, and a publisher that dies right after putting the event on the bus
     assert stack.api("POST", "/wallets/acme/purchases", PRICED).status == 201
-    real = publisher_handler.publisher()
+    real = assembly.publisher()
     calls: list[str] = []
 
     class DiesAfterPublishing:
@@ -62,7 +61,7 @@ def test_crash_after_publish_before_checkpoint_gives_a_duplicate_with_the_same_i
             if len(calls) == 1:
                 raise Crash("after publish")
 
-    monkeypatch.setattr(publisher_handler, "publisher", DiesAfterPublishing)
+    monkeypatch.setattr(assembly, "publisher", DiesAfterPublishing)
     # When the batch fails and is delivered again
     with pytest.raises(Exception, match="failed"):
         stack.pump_streams()
@@ -78,7 +77,7 @@ def test_api_crash_after_commit_loses_no_event_and_a_retry_buys_once(
     stack: Stack, bus: BusTap, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given an API function that dies right after its transaction committed
-    store = api_handler.wallet_service()._store
+    store = assembly.wallet_service()._store
     commit = store.commit
     died: list[bool] = []
 

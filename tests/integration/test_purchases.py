@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from prepaid_demo.catalog import DEMO_PRICE_BOOK
 from prepaid_local.apigateway import Gateway
-from prepaid_local.server import DEMO_PRICE_BOOK
 from prepaid_local.stack import Stack
 from support.aws import BusTap
 from support.environments import Environment, moto_server, run_environments

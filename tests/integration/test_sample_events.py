@@ -158,7 +158,7 @@ def _purchased(stack: Stack, event: Event, body: Any) -> None:
     assert body["card"]["credits"] == sent_body(event)["credits"]
     assert body["card"]["price"] == sent_body(event)["price"]
     # The sample's Idempotency-Key is read: the same event again is a replay, not a second card.
-    status, headers, again = answer_of(stack.invoke("ApiFunction", event))
+    status, headers, again = answer_of(stack.invoke("PurchaseFunction", event))
     assert (status, headers.get("Idempotent-Replayed"), again) == (201, "true", body)
 
 
@@ -231,9 +231,9 @@ class ApiCase:
 
 
 API_CASES: dict[str, ApiCase] = {
-    "api_purchase": ApiCase(201, check=_purchased),
+    "purchase_card": ApiCase(201, check=_purchased),
     "api_read_wallet": ApiCase(200, _funded_wallet, _wallet_read),
-    "api_void_card": ApiCase(200, _funded_wallet_and_its_card, _card_voided),
+    "purchase_void_card": ApiCase(200, _funded_wallet_and_its_card, _card_voided),
     "api_put_settings": ApiCase(200, check=_settings_stored),
     "api_quote": ApiCase(200, _price_book, _quoted),
     "api_get_price_book": ApiCase(200, _price_book, _price_book_shown),

@@ -154,10 +154,10 @@ def test_a_valid_post_of_nearly_2_mib_is_queued_whole(stack: Stack) -> None:
     assert 1_900_000 < len(body.encode()) < 2 * 1024 * 1024
     # When it is posted
     answer = stack.api("POST", "/usage", body)
-    # Then it is accepted (not a 500: the usage queue got it in batches within SendMessageBatch's 1 MiB)
+    # Then it is accepted (not a 500: the drawdown queue got it in batches within SendMessageBatch's 1 MiB)
     assert answer.status == 202, answer.body
     assert len(answer.body["accepted"]) == 1000
-    assert len(Queues(stack).queued_usage()) == 1000
+    assert len(Queues(stack).queued_rated()) == 1000
 
 
 def test_a_meter_priced_out_of_range_refuses_its_events_only(stack: Stack) -> None:

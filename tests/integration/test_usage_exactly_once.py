@@ -13,7 +13,7 @@ import pytest
 
 import drawdown_handler
 import ingest_handler
-import publisher_handler
+from prepaid import assembly
 from prepaid.adapters.dynamodb import DynamoWalletStore
 from prepaid_local.stack import Stack, StreamBatchFailed
 from support.aws import BusTap
@@ -230,7 +230,7 @@ def arm(boundary: str, monkeypatch: pytest.MonkeyPatch, fired: list[str]) -> tup
     elif boundary == "publisher before publishing":
         return None, crash_once("PublisherFunction", fired)
     elif boundary == "publisher after publishing, before the checkpoint":
-        publisher = publisher_handler.publisher()
+        publisher = assembly.publisher()
         publish = publisher.publish
 
         def dies_after_publishing(event: Any) -> None:
@@ -258,13 +258,16 @@ BOUNDARIES = [
 def test_a_crash_at_a_step_boundary_loses_nothing_and_doubles_nothing(
     stack: Stack, bus: BusTap, monkeypatch: pytest.MonkeyPatch, boundary: str
 ) -> None:
-    # Given two wallets with thresholds, and usage for both posted in one request
+    # Given two wallets with thresholds, and usage for both arriving both ways: over HTTP (straight to the drawdown
+    # queue) and from a producer on the usage queue (through ingest)
     fund(stack, "acme", "100", thresholds=["50"])
     fund(stack, "globex", "150", thresholds=["100"])
     events = [usage_event(f"a-{n}", "acme", "2.4") for n in range(ACME_EVENTS)]
     events += [usage_event(f"g-{n}", "globex", "6") for n in range(GLOBEX_EVENTS)]
-    answer = stack.api("POST", "/usage", {"events": events})
+    posted, produced = events[::2], events[1::2]
+    answer = stack.api("POST", "/usage", {"events": posted})
     assert answer.status == 202 and answer.body["rejected"] == []
+    Queues(stack).send_usage({"events": produced})
     # When one step crashes once at its boundary
     fired: list[str] = []
     queue_crash, stream_crash = arm(boundary, monkeypatch, fired)

@@ -31,7 +31,7 @@ def test_usage_flows_from_http_to_the_wallet(stack: Stack, bus: BusTap) -> None:
     assert answer.status == 202, answer.body
     assert len(answer.body["accepted"]) == 24
     assert answer.body["rejected"][0]["reason"] == "missing_field"
-    assert stack.pump_queues() >= 2
+    assert stack.pump_queues() >= 1  # POST /usage rates and sends straight to the drawdown queue
     wallet = stack.api("GET", "/wallets/acme").body
     assert wallet["balance"] == "0"
     assert wallet["overage"] == "20"

@@ -18,7 +18,7 @@ import boto3
 import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
-import api_handler
+from prepaid import assembly
 from prepaid.adapters.dynamodb import DynamoWalletStore
 from prepaid.adapters.items import retired_card_from_item
 from prepaid.application.wallets import WalletService
@@ -47,7 +47,7 @@ def _use_store(version_condition: bool) -> None:
     """The handler's service, with a pause between reading and committing that makes races likely."""
     store, catalog = racy_store(version_condition, pause=0.002)
     service = WalletService(store, catalog, now, new_id)
-    api_handler.wallet_service = lambda: service  # type: ignore[assignment]
+    assembly.wallet_service = lambda: service  # type: ignore[assignment]
 
 
 def _buy_void_read(n: int, gateway: Gateway, version_condition: bool) -> list[tuple[str, int, Any, str]]:

@@ -74,6 +74,10 @@ class Deployment:
             return left == right
         if set(node) == {"Fn::Not"}:
             return not self.value(node["Fn::Not"][0])
+        if set(node) == {"Fn::Or"}:
+            return any(self.value(n) for n in node["Fn::Or"])
+        if set(node) == {"Condition"}:
+            return self.conditions[node["Condition"]]  # conditions are resolved in the order they are declared
         return {k: self.value(v) for k, v in node.items()}
 
     def value_list(self, node: Any) -> list[Any]:
@@ -130,14 +134,16 @@ AS_A_SERVICE = {"aws:PrincipalIsAWSService": "true"}
 # -- 1. who may send usage ---------------------------------------------------------------------------------------
 
 
-def test_only_ingest_may_send_to_the_drawdown_queue(template: Template) -> None:
+def test_only_screening_may_send_to_the_drawdown_queue(template: Template) -> None:
     # Given the deployment with its defaults, and one naming an operator for redrives
     plain, operated = Deployment(template), Deployment(template, QueueOperatorArns=OPERATOR)
     policy = queue_policy(template, "DrawdownQueue")
-    # Then the ingest function's role may send, and anyone else is denied, whatever its own IAM policies allow
+    # Then the roles that screen usage (ingest, and the API's POST /usage) may send, and anyone else is denied,
+    # whatever its own IAM policies allow
     for deployment in (plain, operated):
-        assert not deployment.denied(policy, "sqs:SendMessage", deployment.role_arn("IngestFunction"), **AS_A_PRINCIPAL)
-        for other in ("ApiFunction", "DrawdownFunction", "AlertingFunction"):
+        for screening in ("IngestFunction", "ApiFunction"):
+            assert not deployment.denied(policy, "sqs:SendMessage", deployment.role_arn(screening), **AS_A_PRINCIPAL)
+        for other in ("PurchaseFunction", "DrawdownFunction", "AlertingFunction"):
             assert deployment.denied(policy, "sqs:SendMessage", deployment.role_arn(other), **AS_A_PRINCIPAL)
         assert deployment.denied(policy, "sqs:SendMessage", SOMEONE, **AS_A_PRINCIPAL)
     # And the named operator may (a redrive of its dead-letter queue), only where named
@@ -147,16 +153,27 @@ def test_only_ingest_may_send_to_the_drawdown_queue(template: Template) -> None:
     assert not plain.denied(policy, "sqs:ReceiveMessage", SOMEONE, **AS_A_PRINCIPAL)
 
 
-def test_the_usage_queue_takes_the_api_and_the_named_producers_only(template: Template) -> None:
-    plain, named = Deployment(template), Deployment(template, UsageProducerArns=f"{PRODUCER},{OPERATOR}")
+def test_the_usage_queue_takes_the_named_producers_and_operators_only(template: Template) -> None:
+    # Given deployments naming nobody, a producer and an operator, only a producer, only an operator
+    plain = Deployment(template)
+    both = Deployment(template, UsageProducerArns=PRODUCER, QueueOperatorArns=OPERATOR)
+    producers = Deployment(template, UsageProducerArns=PRODUCER)
+    operators = Deployment(template, QueueOperatorArns=OPERATOR)
     policy = queue_policy(template, "UsageQueue")
-    for deployment in (plain, named):
-        assert not deployment.denied(policy, "sqs:SendMessage", deployment.role_arn("ApiFunction"), **AS_A_PRINCIPAL)
-        assert deployment.denied(policy, "sqs:SendMessage", deployment.role_arn("IngestFunction"), **AS_A_PRINCIPAL)
+    # Then no function of the stack sends to it (POST /usage goes straight to the drawdown queue), nor anyone else
+    for deployment in (plain, both, producers, operators):
+        for function in ("ApiFunction", "IngestFunction", "DrawdownFunction"):
+            assert deployment.denied(policy, "sqs:SendMessage", deployment.role_arn(function), **AS_A_PRINCIPAL)
         assert deployment.denied(policy, "sqs:SendMessage", SOMEONE, **AS_A_PRINCIPAL)
-    assert plain.denied(policy, "sqs:SendMessage", PRODUCER, **AS_A_PRINCIPAL)
-    assert not named.denied(policy, "sqs:SendMessage", PRODUCER, **AS_A_PRINCIPAL)
-    assert not named.denied(policy, "sqs:SendMessage", OPERATOR, **AS_A_PRINCIPAL)
+    # And each named principal sends where it is named, and nowhere else
+    assert [
+        d.denied(policy, "sqs:SendMessage", PRODUCER, **AS_A_PRINCIPAL) for d in (plain, both, producers, operators)
+    ] == [True, False, False, True]
+    assert [
+        d.denied(policy, "sqs:SendMessage", OPERATOR, **AS_A_PRINCIPAL) for d in (plain, both, producers, operators)
+    ] == [True, False, True, False]
+    # And Lambda's poller still receives (only sending is restricted)
+    assert not both.denied(policy, "sqs:ReceiveMessage", SOMEONE, **AS_A_PRINCIPAL)
 
 
 @pytest.mark.parametrize(

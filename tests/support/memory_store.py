@@ -10,14 +10,15 @@ from prepaid.application.ports import (
     IdempotencyRecord,
     OutboxEvent,
     RecordedEvent,
+    StoredEvent,
     VersionConflict,
     WalletChange,
 )
-from prepaid.application.provenance import CommittedEvent
 from prepaid.domain.card import Card
 from prepaid.domain.price_book import PriceBook
 from prepaid.domain.rate_card import RateCard
 from prepaid.domain.wallet import Wallet
+from prepaid.edge.wire import event_detail
 
 
 class MemoryStore:
@@ -66,12 +67,20 @@ class MemoryStore:
         self.outbox.extend(change.events)
         self.outbox_customers.update({e.event_id: customer_id for e in change.events})
 
-    def committed_event(self, event_id: str) -> CommittedEvent | None:
-        found = [e for e in self.outbox if e.event_id == event_id]
-        return CommittedEvent(self.outbox_customers[event_id], found[0]) if found else None
+    def committed_event(self, event_id: str) -> StoredEvent | None:
+        return next((e for e in self.published_events() if e.event_id == event_id), None)
 
-    def of_type(self, detail_type: str) -> list[OutboxEvent]:
-        return [e for e in self.outbox if e.detail_type == detail_type]
+    def published_events(self) -> list[StoredEvent]:
+        """The outbox as the relay publishes it: each detail rendered as the bus's consumers read it."""
+        return [
+            StoredEvent(
+                e.event_id, self.outbox_customers[e.event_id], e.detail_type, event_detail(e.detail), e.occurred_at
+            )
+            for e in self.outbox
+        ]
+
+    def of_type(self, detail_type: str) -> list[StoredEvent]:
+        return [e for e in self.published_events() if e.detail_type == detail_type]
 
     def customers_granted_on(self, day_of_month: int) -> Iterator[str]:
         return iter(

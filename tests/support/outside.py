@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 import time_machine
 
+from prepaid_demo.catalog import SEED
 from prepaid_local.server import LocalServer, start
 from support.waiting import PATIENCE_SECONDS
 
@@ -43,11 +44,11 @@ def aws(server: LocalServer, service: str) -> Any:
 
 
 @contextmanager
-def local_server(seed: bool = False) -> Iterator[LocalServer]:
+def local_server(seed: bool = False, deliver: bool = True) -> Iterator[LocalServer]:
     """`make local`'s server on free ports, for one test module. On the way out it checks that nothing of the
     server stays behind: the rest of the suite runs on in-process mock_aws, in real time."""
     before = dict(os.environ)
-    running = start(port=0, moto_port=0, seed=seed)
+    running = start(port=0, moto_port=0, seed=SEED if seed else None, deliver=deliver)
     try:
         yield running
     finally:

@@ -108,6 +108,13 @@ class Queues:
             events.extend(body["events"] if isinstance(body, dict) and "events" in body else [body])
         return events
 
+    def queued_rated(self) -> list[dict[str, Any]]:
+        """The rated events waiting on the drawdown queue (read and deleted): what `POST /usage` and ingest sent."""
+        events: list[dict[str, Any]] = []
+        for message in take_all(self.sqs, self.drawdown):
+            events.extend(json.loads(message["Body"])["events"])
+        return events
+
     def dead_letters(self) -> list[DeadLetter]:
         """Every message the usage dead-letter queue received so far (read and deleted)."""
         for message in take_all(self.sqs, self.dead, with_attributes=True):

@@ -15,7 +15,7 @@ from typing import Any
 
 import boto3
 
-from prepaid_local.demo_webhooks import PostServer
+from prepaid_demo.webhooks import PostServer
 from prepaid_local.queue_messages import take_all
 from prepaid_local.stack import Stack
 from support.aws import REGION
@@ -103,19 +103,19 @@ class Receiver:
 
 # -- the alerting side of the stack ------------------------------------------------------------------------------------
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+WEBHOOK_DOCS = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
 SNIPPET_FUNCTION = "verify_prepaid_webhook"
 
 
 def readme_verifier() -> Callable[..., bool]:
-    """The verification snippet of README.md ("Alerting and webhooks"), run as written: the test uses the very code
-    a receiver would copy, so the two cannot drift apart."""
-    text = README.read_text()
-    section = text.split("## Alerting and webhooks", 1)[1]
+    """The verification snippet of docs/webhooks.md ("Verifying a webhook"), run as written: the test uses the very
+    code a receiver would copy, so the two cannot drift apart."""
+    text = WEBHOOK_DOCS.read_text()
+    section = text.split("## Verifying a webhook", 1)[1]
     blocks = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
     (snippet,) = [b for b in blocks if f"def {SNIPPET_FUNCTION}(" in b]
     namespace: dict[str, Any] = {}
-    exec(compile(snippet, "README.md", "exec"), namespace)
+    exec(compile(snippet, "docs/webhooks.md", "exec"), namespace)
     verify: Callable[..., bool] = namespace[SNIPPET_FUNCTION]
     return verify
 

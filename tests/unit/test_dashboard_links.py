@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from api_links import public_base_url
 
 from prepaid.application.dashboard import DashboardLinks, dashboard_signer
 from prepaid.application.signing import Signer
 from prepaid.domain.errors import InvalidRequest, InvalidToken, TokenExpired, TokenMissing, WalletNotFound
+from prepaid.edge.links import public_base_url
 
 KEY = b"k" * 32
 START = datetime(2026, 11, 24, 10, 0, 0, 250_000, tzinfo=UTC)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -18,6 +19,7 @@ from prepaid.domain.ledger import EntryType
 from prepaid.domain.money import Money
 from prepaid.domain.settings import AutoRecharge, RecurringGrant, WalletSettings
 from prepaid.domain.wallet import RatedUsage
+from prepaid.edge.wire import card_result
 from support.memory_store import MemoryCatalog, MemoryStore
 
 T0 = datetime(2026, 2, 20, 9, 0, tzinfo=UTC)
@@ -50,8 +52,11 @@ class World:
     drawdown: DrawdownService
 
     def buy(self, credits: str, **request: Any) -> dict[str, Any]:
-        body = self.wallets.purchase("acme", PurchaseRequest(Decimal(credits), Money(Decimal(0), USD), **request)).body
-        return body
+        return self.buy_priced(credits, Money(Decimal(0), USD), **request)
+
+    def buy_priced(self, credits: str, price: Money, **request: Any) -> dict[str, Any]:
+        """A purchase's answer, as the API gives it."""
+        return card_result(self.wallets.purchase("acme", PurchaseRequest(Decimal(credits), price, **request)))
 
     def use(self, event_id: str, credits: str, at: datetime | None = None) -> None:
         self.drawdown.apply(
@@ -79,13 +84,11 @@ def world() -> World:
 
 def test_a_card_gets_its_expiry_and_notice_scheduled_and_expires_once(world: World) -> None:
     # Given a card of 100 credits bought for 5 USD that expires in 30 days
-    card = world.wallets.purchase(
-        "acme", PurchaseRequest(Decimal(100), Money(Decimal(5), USD), expires_in=timedelta(days=30))
-    ).body["card"]
+    card = world.buy_priced("100", Money(Decimal(5), USD), expires_in=timedelta(days=30))["card"]
     expires_at = T0 + timedelta(days=30)
 
     # When its Credits Purchased event is handled (twice: redelivered)
-    (purchased,) = [e for e in world.store.outbox if e.detail_type == "Credits Purchased"]
+    (purchased,) = world.store.of_type("Credits Purchased")
     world.lifecycle.schedule_expiry("acme", purchased.detail)
     world.lifecycle.schedule_expiry("acme", purchased.detail)
 
@@ -161,7 +164,9 @@ def test_one_purchase_per_crossing_however_often_the_alert_comes(world: World) -
 
     # Then one card was bought, at the set price, from the auto-recharge source; the replays answered the same
     assert receipts[0] is not None and not receipts[0].replayed
-    assert all(r is not None and r.replayed and r.body == receipts[0].body for r in receipts[1:])
+    assert all(
+        r is not None and r.replayed and r == dataclasses.replace(receipts[0], replayed=True) for r in receipts[1:]
+    )
     auto_cards = [c for c in world.store.wallets["acme"].cards.values() if c.source is CardSource.AUTO_RECHARGE]
     assert [(c.credits, c.price.amount) for c in auto_cards] == [(Decimal(500), Decimal(4))]
     (bought,) = world.store.of_type(AUTO_RECHARGE_PURCHASED)
@@ -205,7 +210,7 @@ def test_a_balance_low_no_change_committed_buys_nothing(world: World) -> None:
     # Given auto-recharge at 100 credits and a wallet of 300 that never crossed it
     settle_auto_recharge(world)
     world.buy("300")
-    genuine = world.store.outbox[-1]
+    genuine = world.store.published_events()[-1]
     forged = {"customerId": "acme", "balance": "0", "previousBalance": "300", "threshold": "100", "eventId": "x-0"}
     # When a made-up Balance Low arrives, or a genuine event's id carrying another detail, then each is refused
     with pytest.raises(UncommittedEvent):
@@ -229,7 +234,7 @@ def test_recurring_grants_come_once_a_month_and_on_the_last_day_of_a_short_month
         for customer in world.lifecycle.recurring_due(day):
             receipt = world.lifecycle.grant_recurring(customer, day)
             if receipt is not None and not receipt.replayed:
-                granted.append((day, receipt.body["card"]["expiresAt"]))
+                granted.append((day, card_result(receipt)["card"]["expiresAt"]))
 
     # Then February's grant came on the 28th and March's on the 31st, each once, each with its expiry
     assert granted == [(date(2026, 2, 28), "2026-04-09T00:05:00Z"), (date(2026, 3, 31), "2026-05-10T00:05:00Z")]

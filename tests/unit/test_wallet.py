@@ -6,6 +6,7 @@ import pytest
 from prepaid.domain.card import CardStatus
 from prepaid.domain.errors import CardNotFound, CardNotVoidable
 from prepaid.domain.ledger import EntryType
+from prepaid.domain.money import Money
 from support.domain_builders import T0, card, usage, wallet
 
 H = timedelta(hours=1)
@@ -75,14 +76,14 @@ def test_shortfall_becomes_overage_and_the_next_card_pays_it_off() -> None:
 def test_thresholds_crossed_down_and_up_raise_low_and_recovered() -> None:
     w = wallet(card("a", "100"), thresholds=("50", "20"))
     low = w.draw(usage("e1", "60"), T0 + H)
-    assert [(e.detail_type, e.detail["threshold"]) for e in low.events] == [("Balance Low", "50")]
+    assert [(e.detail_type, e.detail["threshold"]) for e in low.events] == [("Balance Low", Decimal(50))]
     lower = low.wallet.draw(usage("e2", "30"), T0 + H)
-    assert [(e.detail_type, e.detail["threshold"]) for e in lower.events] == [("Balance Low", "20")]
+    assert [(e.detail_type, e.detail["threshold"]) for e in lower.events] == [("Balance Low", Decimal(20))]
     recovered = lower.wallet.add_card(card("b", "100"), T0 + 2 * H)
     assert [(e.detail_type, e.detail.get("threshold")) for e in recovered.events] == [
         ("Credits Purchased", None),
-        ("Balance Recovered", "20"),
-        ("Balance Recovered", "50"),
+        ("Balance Recovered", Decimal(20)),
+        ("Balance Recovered", Decimal(50)),
     ]
 
 
@@ -115,7 +116,7 @@ def test_expiry_records_breakage_and_keeps_conservation() -> None:
     outcome = w.expire_due(T0 + 5 * H)
     assert outcome.ledger[0].type is EntryType.EXPIRY
     assert outcome.ledger[0].credits == Decimal(70)
-    assert outcome.events[0].detail["breakage"] == {"amount": "7.00", "currency": "USD"}
+    assert outcome.events[0].detail["breakage"] == Money(Decimal("7.00"), "USD")
     for at_ in (T0 + 4 * H, T0 + 5 * H):
         before, after = w.totals(at_), outcome.wallet.totals(at_)
         assert before.credits == before.drawn + before.expired + before.voided + before.balance
@@ -151,9 +152,9 @@ def test_a_wallets_first_card_raises_no_balance_recovered_for_its_thresholds() -
     assert [e.detail_type for e in first.events] == ["Credits Purchased"]
     # And once it has been low (100 left: below 200), a card that lifts it again does raise Balance Recovered
     low = first.wallet.draw(usage("u1", "900"), T0)
-    assert [(e.detail_type, e.detail["threshold"]) for e in low.events] == [("Balance Low", "200")]
+    assert [(e.detail_type, e.detail["threshold"]) for e in low.events] == [("Balance Low", Decimal(200))]
     again = low.wallet.add_card(card("second", "500"), T0)
     assert [(e.detail_type, e.detail.get("threshold")) for e in again.events] == [
         ("Credits Purchased", None),
-        ("Balance Recovered", "200"),
+        ("Balance Recovered", Decimal(200)),
     ]

@@ -78,18 +78,18 @@ class WalletMachine(RuleBasedStateMachine):
         expires = self.now + timedelta(hours=hours) if hours else None
         receipt = self.wallets.purchase("acme", PurchaseRequest(credits, price, expires_at=expires, priority=priority))
         card = ModelCard(
-            receipt.body["card"]["cardId"],
+            receipt.card.card_id,
             credits,
             priority,
             expires,
-            Decimal(receipt.body["card"]["costBasis"]),
+            receipt.card.cost_basis,
             self.now,
         )
         paid = min(self.overage, card.remaining)
         card.remaining -= paid
         self.overage -= paid
         self.cards[card.card_id] = card
-        assert Decimal(receipt.body["balance"]) == self.balance()
+        assert receipt.balance == self.balance()
 
     @precondition(lambda self: self.cards)
     @rule(pick=st.integers(0, 10**6))
@@ -102,7 +102,7 @@ class WalletMachine(RuleBasedStateMachine):
             return
         assert card.voided or card.remaining > 0 or card.expires is None or self.now < card.expires
         card.remaining, card.voided = Decimal(0), True
-        assert Decimal(answer["balance"]) == self.balance()
+        assert answer.balance == self.balance()
 
     @rule(quantities=st.lists(amounts, min_size=1, max_size=5))
     def use(self, quantities: list[Decimal]) -> None:

@@ -32,7 +32,6 @@ def bus_settings() -> BusSettings:
 
 class UsageSettings(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
-    usage_queue_url: str = Field(alias="USAGE_QUEUE_URL", min_length=1)
     drawdown_queue_url: str = Field(alias="DRAWDOWN_QUEUE_URL", min_length=1)
     dead_letter_queue_url: str = Field(alias="USAGE_DEAD_LETTER_QUEUE_URL", min_length=1)
     # Where drawdown puts a message that is not one ingest wrote (FIFO, like the drawdown queue)

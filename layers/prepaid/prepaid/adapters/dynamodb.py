@@ -17,10 +17,10 @@ from prepaid.application.ports import (
     IdempotencyRace,
     IdempotencyRecord,
     RecordedEvent,
+    StoredEvent,
     VersionConflict,
     WalletChange,
 )
-from prepaid.application.provenance import CommittedEvent
 from prepaid.domain.card import Card
 from prepaid.domain.ledger import LedgerEntry
 from prepaid.domain.price_book import PriceBook
@@ -132,9 +132,9 @@ class DynamoWalletStore:
                 )
         return found
 
-    def committed_event(self, event_id: str) -> CommittedEvent | None:
+    def committed_event(self, event_id: str) -> StoredEvent | None:
         item = self._get(items.outbox_pk(event_id), items.OUTBOX_SK)
-        return CommittedEvent(item["customerId"], items.outbox_from_item(item)) if item else None
+        return items.outbox_from_item(item) if item else None
 
     def retired_card(self, customer_id: str, card_id: str) -> Card | None:
         item = self._get(items.wallet_pk(customer_id), f"C#{card_id}")

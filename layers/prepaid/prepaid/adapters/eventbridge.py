@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from prepaid.application.ports import OutboxEvent
+from prepaid.application.ports import StoredEvent
 from prepaid.domain.events import SOURCE
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ class EventBridgePublisher:
         self._client = client
         self._bus = bus_name
 
-    def publish(self, event: OutboxEvent) -> None:
+    def publish(self, event: StoredEvent) -> None:
         """Put one event on the bus; its detail carries `eventId` for consumers to dedupe."""
         response = self._client.put_events(
             Entries=[

@@ -1,6 +1,6 @@
 """The single-table item shapes, and their conversion to and from domain values.
 
-Keys (see README, "Data model"):
+Keys (see docs/data-model.md):
   wallet       PK=W#<customerId>                       SK=WALLET
   retired card PK=W#<customerId>                       SK=C#<cardId>
   ledger       PK=W#<customerId>                       SK=L#<version:012>#<commitId>#<n:03>
@@ -19,16 +19,17 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from prepaid.application.ports import IdempotencyRecord, OutboxEvent, RecordedEvent
+from prepaid.application.ports import CardResult, IdempotencyRecord, OutboxEvent, RecordedEvent, StoredEvent
 from prepaid.domain.card import Card, CardSource, CardStatus
 from prepaid.domain.ledger import Draw, EntryType, LedgerEntry
 from prepaid.domain.money import Money
 from prepaid.domain.price_book import PriceBook, PricingMode, Tier
 from prepaid.domain.rate_card import RateCard
 from prepaid.domain.settings import AutoRecharge, RecurringGrant, WalletSettings
+from prepaid.domain.text import instant
 from prepaid.domain.usage_hours import HourUsage, MeterUsage
 from prepaid.domain.wallet import EventDraw, Recharges, Retired, Wallet
-from prepaid.domain.wire import instant
+from prepaid.edge.wire import event_detail
 
 WALLET_SK = "WALLET"
 OUTBOX_SK = "OUTBOX"
@@ -295,15 +296,16 @@ def outbox_item(customer_id: str, event: OutboxEvent) -> Item:
         "eventId": event.event_id,
         "customerId": customer_id,
         "detailType": event.detail_type,
-        "detail": json.dumps(event.detail, separators=(",", ":")),
+        "detail": json.dumps(event_detail(event.detail), separators=(",", ":")),
         "occurredAt": instant(event.occurred_at),
         "ttl": _epoch(event.occurred_at + OUTBOX_RETENTION),
     }
 
 
-def outbox_from_item(item: Item) -> OutboxEvent:
-    return OutboxEvent(
+def outbox_from_item(item: Item) -> StoredEvent:
+    return StoredEvent(
         event_id=item["eventId"],
+        customer_id=item["customerId"],
         detail_type=item["detailType"],
         detail=json.loads(item["detail"]),
         occurred_at=_at(item["occurredAt"]),
@@ -316,14 +318,23 @@ def idempotency_item(customer_id: str, record: IdempotencyRecord, now: datetime)
         "SK": IDEMPOTENCY_SK,
         "itemType": "idempotency",
         "requestHash": record.request_hash,
-        "response": json.dumps(record.response, separators=(",", ":")),
+        "result": None if record.result is None else _card_result_item(record.result),
         "createdAt": instant(now),
         "ttl": _epoch(now + IDEMPOTENCY_RETENTION),
     }
 
 
 def idempotency_from_item(scope: str, key: str, item: Item) -> IdempotencyRecord:
-    return IdempotencyRecord(scope, key, item["requestHash"], json.loads(item["response"]))
+    result = item.get("result")
+    return IdempotencyRecord(scope, key, item["requestHash"], _card_result(result) if result else None)
+
+
+def _card_result_item(result: CardResult) -> Item:
+    return {"card": card_item(result.card), "balance": result.balance, "at": instant(result.at)}
+
+
+def _card_result(item: Item) -> CardResult:
+    return CardResult(card_from_item(item["card"]), Decimal(item["balance"]), _at(item["at"]))
 
 
 # -- catalog -------------------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """SQS: the usage queue, the FIFO drawdown queue, and the dead-letter queues that say why.
 
-Each queue's message format belongs here, with the queue: what the API puts on the usage queue, what ingest puts
-on the drawdown queue (and what drawdown accepts from it), what the dead-letter queues hold.
+Each queue's message format belongs here, with the queue: what producers put on the usage queue (and `pack`, the
+way to batch it), what screening (ingest, `POST /usage`) puts on the drawdown queue and what drawdown accepts from
+it, what the dead-letter queues hold.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from prepaid.application.ports import QueueUnavailable
 from prepaid.domain.numbers import to_wire
 from prepaid.domain.rules import CUSTOMER_ID, MAX_EVENTS_PER_REQUEST
-from prepaid.domain.usage import Rejection, UsageEvent, parse_rated
+from prepaid.domain.text import instant
+from prepaid.domain.usage import Rejection, parse_rated
 from prepaid.domain.wallet import RatedUsage
-from prepaid.domain.wire import instant
 from prepaid.edge.json_text import JsonRefused, read_json
 
 if TYPE_CHECKING:
@@ -40,12 +42,6 @@ def message_attributes(fields: Mapping[str, str | int | None]) -> dict[str, Any]
         for name, value in fields.items()
         if value not in (None, "")
     }
-
-
-class QueueUnavailable(Exception):
-    def __init__(self, queue_url: str, failed: int) -> None:
-        super().__init__(f"{failed} message(s) not accepted by {queue_url}")
-        self.failed = failed
 
 
 @dataclass
@@ -119,22 +115,9 @@ class Queue:
         return sent
 
 
-def usage_to_wire(event: UsageEvent) -> dict[str, Any]:
-    """A screened event as it travels on the usage queue (normalized: decimal strings, UTC instants)."""
-    body: dict[str, Any] = {
-        "eventId": event.event_id,
-        "customerId": event.customer_id,
-        "meter": event.meter,
-        "quantity": to_wire(event.quantity),
-        "timestamp": instant(event.timestamp),
-    }
-    if event.dimensions:
-        body["dimensions"] = dict(event.dimensions)
-    return body
-
-
 def pack(events: Sequence[dict[str, Any]]) -> list[str]:
-    """Message bodies `{"events": [...]}` of at most 100 events and 200 KiB (UTF-8) each."""
+    """Usage events as a producer sends them to the usage queue: message bodies `{"events": [...]}` of at most 100
+    events and 200 KiB (UTF-8) each."""
     bodies: list[str] = []
     current: list[str] = []
     size = 0
@@ -179,14 +162,6 @@ def usage_from_wire(body: str) -> list[Any]:
     if not isinstance(message, dict):
         raise MalformedUsageMessage("not_a_usage_event")
     return [message]
-
-
-class UsageQueue(Queue):
-    def send_events(self, events: Sequence[UsageEvent]) -> int:
-        """Queue screened events; raise `QueueUnavailable` if SQS did not take them all (the sender retries: a
-        replay of an event already drawn is a duplicate)."""
-        entries: list[dict[str, Any]] = [{"MessageBody": body} for body in pack([usage_to_wire(e) for e in events])]
-        return self.send(entries).raise_if_failed(self.url)
 
 
 # -- the drawdown queue ----------------------------------------------------------------------------------------------

@@ -11,16 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
-from prepaid.application.forecasting import Forecasts
+from prepaid.application.forecasting import Forecasts, ForecastView
 from prepaid.application.ports import Clock
 from prepaid.application.signing import Signer
-from prepaid.application.usage_series import Granularity, SeriesQuery, UsageSeries
-from prepaid.application.wallets import WalletService, check_customer_id
+from prepaid.application.usage_series import Granularity, SeriesQuery, UsageSeries, UsageSeriesView
+from prepaid.application.wallets import WalletService, WalletView, check_customer_id
 from prepaid.domain.errors import InvalidRequest, InvalidToken, TokenExpired, TokenMissing, WalletNotFound
 from prepaid.domain.rules import CUSTOMER_ID
-from prepaid.domain.wire import instant
+from prepaid.domain.text import instant
 
 PURPOSE = "dashboard"
 DEFAULT_TTL_SECONDS = 15 * 60
@@ -28,9 +28,6 @@ MIN_TTL_SECONDS = 60
 MAX_TTL_SECONDS = 24 * 60 * 60
 MAX_TOKEN_CHARS = 1024  # a genuine token is ~150 characters; anything far longer is refused unread
 FORECAST_HORIZON_DAYS = 30
-# What the customer sees of the wallet: not its settings (the SaaS's webhook URL, auto-recharge policy) nor its
-# internal version.
-CUSTOMER_WALLET_FIELDS = ("customerId", "balance", "available", "overage", "cards", "nextExpiry", "totals", "asOf")
 
 
 def dashboard_signer(key: bytes) -> Signer:
@@ -48,8 +45,15 @@ class DashboardLink:
     token: str
     expires_at: datetime
 
-    def to_wire(self, url: str) -> dict[str, Any]:
-        return {"url": url, "token": self.token, "expiresAt": instant(self.expires_at)}
+
+@dataclass(frozen=True)
+class DashboardData:
+    """What the page shows of the one wallet its token names."""
+
+    link: DashboardLink
+    wallet: WalletView
+    usage: UsageSeriesView
+    forecast: ForecastView
 
 
 class DashboardLinks:
@@ -104,20 +108,14 @@ class Dashboard:
         self._usage = usage
         self._forecasts = forecasts
 
-    def authorize(self, token: str | None) -> DashboardLink:
-        """Check a token without reading anything (the page itself)."""
-        return self._links.open(token)
-
-    def data(self, token: str | None) -> dict[str, Any]:
+    def data(self, token: str | None) -> DashboardData:
         """The wallet as its customer sees it, usage per meter per day over the last 30 days, and the 30-day
         forecast with the recommended purchase."""
         link = self._links.open(token)
         customer_id = link.customer_id
-        wallet = self._wallets.wallet(customer_id)
-        return {
-            "customerId": customer_id,
-            "linkExpiresAt": instant(link.expires_at),
-            "wallet": {k: wallet[k] for k in CUSTOMER_WALLET_FIELDS},
-            "usage": self._usage.read(customer_id, SeriesQuery(Granularity.DAY)),
-            "forecast": self._forecasts.forecast(customer_id, FORECAST_HORIZON_DAYS),
-        }
+        return DashboardData(
+            link,
+            self._wallets.wallet(customer_id),
+            self._usage.read(customer_id, SeriesQuery(Granularity.DAY)),
+            self._forecasts.forecast(customer_id, FORECAST_HORIZON_DAYS),
+        )

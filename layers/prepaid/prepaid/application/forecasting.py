@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
-from typing import Any
 
 from prepaid.application.usage_series import HourlyUsageReader, hourly_usage
 from prepaid.domain.errors import InvalidRequest, PriceBookMissing, WalletNotFound
@@ -16,12 +16,10 @@ from prepaid.domain.forecast import (
     burn_rate,
     burn_rate_from_today,
     credits_to_buy,
-    days_in,
     project,
 )
-from prepaid.domain.numbers import CREDIT_QUANTUM, ZERO, to_wire
+from prepaid.domain.numbers import ZERO
 from prepaid.domain.price_book import Quote
-from prepaid.domain.wire import instant, optional_instant
 
 MAX_HORIZON_DAYS = 366
 METHOD = (
@@ -30,9 +28,22 @@ METHOD = (
 )
 
 
-def _credits(value: Decimal) -> Decimal:
-    """A projected amount of credits, to the 9 fractional digits credits have."""
-    return value.quantize(CREDIT_QUANTUM)
+@dataclass(frozen=True)
+class Recommendation:
+    """The purchase that covers the horizon, priced by the book (no quote when there is no price book)."""
+
+    credits: Decimal
+    quote: Quote | None
+
+
+@dataclass(frozen=True)
+class ForecastView:
+    customer_id: str
+    as_of: datetime
+    horizon_days: int
+    balance: Decimal
+    result: Forecast
+    recommendation: Recommendation | None
 
 
 class Forecasts:
@@ -46,7 +57,7 @@ class Forecasts:
         self._quote = quote
         self._clock = clock
 
-    def forecast(self, customer_id: str, horizon_days: int = 30) -> dict[str, Any]:
+    def forecast(self, customer_id: str, horizon_days: int = 30) -> ForecastView:
         """`GET /wallets/{customerId}/forecast` (see `prepaid.domain.forecast` for the method)."""
         if not 1 <= horizon_days <= MAX_HORIZON_DAYS:
             raise InvalidRequest(field="horizonDays", reason=f"between 1 and {MAX_HORIZON_DAYS}")
@@ -69,51 +80,14 @@ class Forecasts:
             midnight = datetime.combine(today, time(), tzinfo=UTC)
             burn = burn_rate_from_today(daily[today], now - midnight)
         result = project(list(wallet.cards.values()), wallet.overage, burn, now, horizon_days)
-        return self._to_wire(customer_id, now, horizon_days, wallet.balance(now), result)
+        recommendation = self._recommendation(result.shortfall)
+        return ForecastView(customer_id, now, horizon_days, wallet.balance(now), result, recommendation)
 
-    def _to_wire(
-        self, customer_id: str, now: datetime, horizon_days: int, balance: Decimal, result: Forecast
-    ) -> dict[str, Any]:
-        burn = result.burn
-        runway = None
-        if result.depletion_at is not None:
-            runway = to_wire(days_in(result.depletion_at - now).quantize(Decimal("0.01")))
-        return {
-            "customerId": customer_id,
-            "asOf": instant(now),
-            "horizonDays": horizon_days,
-            "method": METHOD,
-            "burnRate": {
-                "creditsPerDay": to_wire(burn.per_day),
-                "weekdayFactors": [to_wire(f) for f in burn.weekday_factors] if burn.weekday_factors else None,
-                "daysOfHistory": burn.days_of_history,
-            },
-            "balance": to_wire(balance),
-            "projectedDepletionAt": optional_instant(result.depletion_at),
-            "runwayDays": runway,
-            "projectedUsage": to_wire(_credits(result.projected_usage)),
-            "creditsExpiringUnused": to_wire(_credits(sum((e.credits for e in result.expiring_unused), ZERO))),
-            "expiringUnused": [
-                {"cardId": e.card_id, "expiresAt": instant(e.expires_at), "credits": to_wire(_credits(e.credits))}
-                for e in result.expiring_unused
-            ],
-            "recommendedPurchase": self._recommendation(result.shortfall),
-            "days": [
-                {
-                    "date": d.day.isoformat(),
-                    "projectedBurn": to_wire(d.burn.quantize(Decimal("0.000001"))),
-                    "projectedBalance": to_wire(d.balance.quantize(Decimal("0.000001"))),
-                }
-                for d in result.days
-            ],
-        }
-
-    def _recommendation(self, shortfall: Decimal) -> dict[str, Any] | None:
+    def _recommendation(self, shortfall: Decimal) -> Recommendation | None:
         credits = credits_to_buy(shortfall)
         if credits == 0:
             return None
         try:
-            quote = self._quote(credits)
+            return Recommendation(credits, self._quote(credits))
         except PriceBookMissing:
-            return {"credits": to_wire(credits), "price": None, "unitPrice": None}
-        return {"credits": to_wire(credits), "price": quote.price.to_wire(), "unitPrice": to_wire(quote.unit_price)}
+            return Recommendation(credits, None)

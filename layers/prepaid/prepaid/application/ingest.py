@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+from prepaid.application.drawdown import MAX_EVENTS_PER_COMMIT
 from prepaid.application.ports import CatalogStore, Clock, UsageRecords, WalletStore
 from prepaid.domain.rate_card import RateCard
 from prepaid.domain.usage import ID_REUSED, EventContent, Rejection, UsageEvent, parse_usage, rate
 from prepaid.domain.wallet import RatedUsage
+
+Rated = TypeVar("Rated")
 
 
 class RateCards:
@@ -54,12 +57,6 @@ class Refused:
     event_id: str | None
     reason: str
     field: str | None = None
-
-    def to_wire(self) -> dict[str, Any]:
-        answer: dict[str, Any] = {"index": self.index, "eventId": self.event_id, "reason": self.reason}
-        if self.field:
-            answer["field"] = self.field
-        return answer
 
 
 @dataclass
@@ -152,6 +149,17 @@ def _rated(event: UsageEvent, card: RateCard | None) -> RatedUsage | Rejection:
     return Rejection("no_rate_card", "meter", event.event_id) if card is None else rate(event, card)
 
 
+def drawdown_chunks(
+    grouped: Iterable[tuple[str, Sequence[Rated]]], size: int = MAX_EVENTS_PER_COMMIT
+) -> list[tuple[str, list[Rated]]]:
+    """Each customer's events in arrival order, `size` at a time: one drawdown message, one transaction's worth."""
+    return [
+        (customer_id, list(items[start : start + size]))
+        for customer_id, items in grouped
+        for start in range(0, len(items), size)
+    ]
+
+
 @dataclass
 class Delivery:
     """What one delivery of usage-queue messages yields, each part with the message it came from: when a part
@@ -168,15 +176,13 @@ class Delivery:
         self.refused.extend((message_id, events[r.index], r.reason) for r in screening.refused)
         self.duplicates += len(screening.duplicates)
 
-    def chunks(self, size: int) -> list[tuple[str, list[RatedUsage], set[str]]]:
+    def chunks(self, size: int = MAX_EVENTS_PER_COMMIT) -> list[tuple[str, list[RatedUsage], set[str]]]:
         """(customer, up to `size` rated events in arrival order, the messages they came from): one drawdown
         message each, one transaction's worth."""
-        found = []
-        for customer_id, pairs in self.rated.items():
-            for start in range(0, len(pairs), size):
-                part = pairs[start : start + size]
-                found.append((customer_id, [usage for _, usage in part], {source for source, _ in part}))
-        return found
+        return [
+            (customer_id, [usage for _, usage in part], {source for source, _ in part})
+            for customer_id, part in drawdown_chunks(self.rated.items(), size)
+        ]
 
     @property
     def accepted(self) -> int:

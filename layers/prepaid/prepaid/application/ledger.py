@@ -6,12 +6,12 @@ import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from prepaid.application.signing import Signer
 from prepaid.domain.errors import InvalidCursor, InvalidRequest, WalletNotFound
 from prepaid.domain.ledger import EntryType, LedgerEntry
-from prepaid.domain.wire import instant, ledger_entry_to_wire
+from prepaid.domain.text import instant
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 100
@@ -41,6 +41,14 @@ class LedgerQuery:
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class LedgerPage:
+    """Entries newest first, by entry id, and the cursor of the next page (None: the last page)."""
+
+    entries: list[tuple[str, LedgerEntry]]
+    next_cursor: str | None
+
+
 class LedgerReader(Protocol):
     def ledger_entries(self, customer_id: str, before: str | None, page_size: int) -> Iterator[tuple[str, LedgerEntry]]:
         """(entry id, entry) newest first, starting after the entry `before` (its id) when given, read from storage
@@ -60,8 +68,8 @@ class Ledger:
 
     def page(
         self, customer_id: str, query: LedgerQuery, limit: int = DEFAULT_PAGE, cursor: str | None = None
-    ) -> dict[str, Any]:
-        """`{"entries": [...], "nextCursor": ... | None}`."""
+    ) -> LedgerPage:
+        """A page of entries, newest first, and where the next one starts."""
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidRequest(field="limit", reason=f"between 1 and {MAX_PAGE}")
         if query.start and query.end and query.start >= query.end:
@@ -91,7 +99,7 @@ class Ledger:
         else:
             after = None
         next_cursor = self._signer().seal({"q": fingerprint, "after": after}) if after is not None else None
-        return {"entries": [ledger_entry_to_wire(i, e) for i, e in shown], "nextCursor": next_cursor}
+        return LedgerPage(shown, next_cursor)
 
     def _after(self, cursor: str, fingerprint: str) -> str:
         payload = self._signer().open(cursor)

@@ -10,6 +10,7 @@ from typing import Any
 
 from prepaid.application.changes import change_of
 from prepaid.application.ports import (
+    CardResult,
     Clock,
     IdempotencyRace,
     IdempotencyRecord,
@@ -20,7 +21,7 @@ from prepaid.application.ports import (
 )
 from prepaid.application.provenance import CommittedEvents, committed
 from prepaid.application.retry import RetryPolicy
-from prepaid.application.wallets import PurchaseRequest, Receipt, WalletService, add_card
+from prepaid.application.wallets import PurchaseRequest, WalletService, add_card
 from prepaid.domain.card import CardSource
 from prepaid.domain.errors import IdempotencyKeyReused, TooManyLiveCards
 from prepaid.domain.events import BALANCE_LOW, CREDITS_PURCHASED
@@ -150,7 +151,7 @@ class CreditLifecycle:
             outcome = wallet.expiring_soon(card_id, now)
             if not outcome.events:
                 return False
-            record = IdempotencyRecord(EXPIRING_SOON_SCOPE, card_id, card_id, {"cardId": card_id})
+            record = IdempotencyRecord(EXPIRING_SOON_SCOPE, card_id, card_id)
             self._store.commit(change_of(wallet, outcome, now, self._new_id(), idempotency=record))
             return True
 
@@ -161,7 +162,7 @@ class CreditLifecycle:
 
     # -- auto-recharge -----------------------------------------------------------------------------------------
 
-    def auto_recharge(self, customer_id: str, detail: Mapping[str, Any]) -> Receipt | None:
+    def auto_recharge(self, customer_id: str, detail: Mapping[str, Any]) -> CardResult | None:
         """Answer a `Balance Low` crossing (the event's detail) with the wallet's auto-recharge purchase, once.
 
         The crossing's id is the purchase's idempotency key, so redelivered or concurrent alerts buy once; the
@@ -192,7 +193,7 @@ class CreditLifecycle:
         for day in grant_days(today):
             yield from self._registry.customers_granted_on(day)
 
-    def grant_recurring(self, customer_id: str, today: date) -> Receipt | None:
+    def grant_recurring(self, customer_id: str, today: date) -> CardResult | None:
         """This month's recurring grant, if due by `today` and not made yet (one per customer and month)."""
         wallet = self._store.load(customer_id)
         grant = wallet.settings.recurring if wallet else None

@@ -24,6 +24,14 @@ class VersionConflict(Exception):
     """The wallet changed since it was read; the use case reloads and decides again."""
 
 
+class QueueUnavailable(Exception):
+    """A queue did not take every message sent to it (the sender is to retry: nothing was lost)."""
+
+    def __init__(self, queue_url: str, failed: int) -> None:
+        super().__init__(f"{failed} message(s) not accepted by {queue_url}")
+        self.failed = failed
+
+
 class IdempotencyRace(Exception):
     """Another request with the same idempotency key committed first."""
 
@@ -52,7 +60,7 @@ class EventsAlreadyRecorded(Exception):
 
 @dataclass(frozen=True)
 class OutboxEvent:
-    """A domain event with the stable id consumers dedupe on."""
+    """A domain event with the stable id consumers dedupe on; its detail holds values, rendered when written."""
 
     event_id: str
     detail_type: str
@@ -61,13 +69,36 @@ class OutboxEvent:
 
 
 @dataclass(frozen=True)
+class StoredEvent:
+    """An outbox record as stored: the event as it is published (its detail the JSON consumers receive)."""
+
+    event_id: str
+    customer_id: str
+    detail_type: str
+    detail: dict[str, Any]
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class CardResult:
+    """A card as a change left it and the balance after it: the answer to a purchase or a void. `replayed` when it
+    is the first answer to the same idempotency key, given again."""
+
+    card: Card
+    balance: Decimal
+    at: datetime  # when it was decided: a card past its expiry by then shows as expired
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
 class IdempotencyRecord:
-    """The first answer to a request made with an idempotency key."""
+    """A request made with an idempotency key: what it meant (`request_hash`) and its first answer, if it has one
+    to give again (a purchase's card and balance)."""
 
     scope: str
     key: str
     request_hash: str
-    response: dict[str, Any]
+    result: CardResult | None = None
 
 
 @dataclass(frozen=True)

@@ -10,30 +10,23 @@ it exists for every event we published and for no other.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
 
-from prepaid.application.ports import OutboxEvent
-
-
-@dataclass(frozen=True)
-class CommittedEvent:
-    customer_id: str
-    event: OutboxEvent
+from prepaid.application.ports import StoredEvent
 
 
 class CommittedEvents(Protocol):
-    def committed_event(self, event_id: str) -> CommittedEvent | None:
+    def committed_event(self, event_id: str) -> StoredEvent | None:
         """The outbox record of an event id, if this system committed one (a consistent read)."""
         ...
 
 
 def committed(
     events: CommittedEvents, event_id: str, detail_type: str, customer_id: str, detail: Mapping[str, Any]
-) -> CommittedEvent | None:
+) -> StoredEvent | None:
     """The committed event that a bus event claims to be, if it is exactly that event (same type, customer and
     detail); None for anything else."""
     found = events.committed_event(event_id)
-    if found is None or found.customer_id != customer_id or found.event.detail_type != detail_type:
+    if found is None or found.customer_id != customer_id or found.detail_type != detail_type:
         return None
-    return found if found.event.detail == dict(detail) else None
+    return found if found.detail == dict(detail) else None

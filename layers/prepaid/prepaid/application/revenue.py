@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date
-from typing import Any, Protocol
+from typing import Protocol
 
 from prepaid.domain.errors import InvalidRequest
 from prepaid.domain.ledger import LedgerEntry
-from prepaid.domain.numbers import to_wire
-from prepaid.domain.revenue import DayRevenue, report
+from prepaid.domain.revenue import CurrencyRevenue, DayRevenue, report
 
 MAX_REPORT_DAYS = 3660
+
+
+@dataclass(frozen=True)
+class RevenueReport:
+    """Per currency, for the UTC days in [start, end)."""
+
+    start: date
+    end: date
+    currencies: list[CurrencyRevenue]
 
 
 class RevenueStore(Protocol):
@@ -33,26 +42,10 @@ class Revenue:
         """Project new ledger entries (the stream's inserts) into the daily sums."""
         return self._store.add(entries)
 
-    def report(self, start: date, end: date) -> dict[str, Any]:
+    def report(self, start: date, end: date) -> RevenueReport:
         """`GET /reports/revenue?from=&to=`: per currency, for the UTC days in [from, to)."""
         if start >= end:
             raise InvalidRequest(field="from", reason="before to")
         if (end - start).days > MAX_REPORT_DAYS:
             raise InvalidRequest(field="from", reason=f"at most {MAX_REPORT_DAYS} days")
-        rows = report(self._store.days_before(end), start, end)
-        return {
-            "from": start.isoformat(),
-            "to": end.isoformat(),
-            "currencies": [
-                {
-                    "currency": r.currency,
-                    "deferredAtStart": to_wire(r.deferred_at_start),
-                    "purchased": to_wire(r.purchased),
-                    "recognised": to_wire(r.recognised),
-                    "breakage": to_wire(r.breakage),
-                    "voided": to_wire(r.voided),
-                    "deferred": to_wire(r.deferred_at_end),
-                }
-                for r in rows
-            ],
-        }
+        return RevenueReport(start, end, report(self._store.days_before(end), start, end))

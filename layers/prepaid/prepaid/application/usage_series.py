@@ -6,13 +6,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Protocol
 
 from prepaid.domain.errors import InvalidRequest, WalletNotFound
-from prepaid.domain.numbers import ZERO, to_wire
+from prepaid.domain.numbers import ZERO
 from prepaid.domain.usage_hours import HourUsage, MeterUsage, hour_of, merged_hours
 from prepaid.domain.wallet import Wallet
-from prepaid.domain.wire import instant
 
 
 class Granularity(StrEnum):
@@ -54,6 +53,22 @@ class SeriesQuery:
     meter: str | None = None
 
 
+@dataclass(frozen=True)
+class MeterSeries:
+    meter: str
+    total: MeterUsage
+    buckets: list[tuple[datetime, MeterUsage]]  # every bucket of the span, oldest first, zeros included
+
+
+@dataclass(frozen=True)
+class UsageSeriesView:
+    customer_id: str
+    granularity: Granularity
+    start: datetime
+    end: datetime
+    meters: list[MeterSeries]
+
+
 class UsageSeries:
     """Buckets cover [from, to) with `from` rounded down and `to` rounded up to whole buckets (UTC); buckets
     without usage are listed with zeros, so a chart needs no gap filling."""
@@ -62,7 +77,7 @@ class UsageSeries:
         self._reader = reader
         self._clock = clock
 
-    def read(self, customer_id: str, query: SeriesQuery) -> dict[str, Any]:
+    def read(self, customer_id: str, query: SeriesQuery) -> UsageSeriesView:
         step = STEP[query.granularity]
         end = query.end or self._clock()
         end_bucket = bucket_of(end, query.granularity)
@@ -86,28 +101,16 @@ class UsageSeries:
         if query.meter is not None:
             sums.setdefault(query.meter, {})
         starts = [start + i * step for i in range(int((end - start) / step))]
-        return {
-            "customerId": customer_id,
-            "granularity": query.granularity.value,
-            "from": instant(start),
-            "to": instant(end),
-            "meters": [
-                {
-                    "meter": meter,
-                    "quantity": to_wire(sum((u.quantity for u in by_bucket.values()), ZERO)),
-                    "credits": to_wire(sum((u.credits for u in by_bucket.values()), ZERO)),
-                    "events": sum(u.events for u in by_bucket.values()),
-                    "buckets": [_bucket(at, by_bucket.get(at, MeterUsage())) for at in starts],
-                }
-                for meter, by_bucket in sorted(sums.items())
-            ],
-        }
-
-
-def _bucket(at: datetime, usage: MeterUsage) -> dict[str, Any]:
-    return {
-        "start": instant(at),
-        "quantity": to_wire(usage.quantity),
-        "credits": to_wire(usage.credits),
-        "events": usage.events,
-    }
+        meters = [
+            MeterSeries(
+                meter,
+                MeterUsage(
+                    sum((u.quantity for u in by_bucket.values()), ZERO),
+                    sum((u.credits for u in by_bucket.values()), ZERO),
+                    sum(u.events for u in by_bucket.values()),
+                ),
+                [(at, by_bucket.get(at, MeterUsage())) for at in starts],
+            )
+            for meter, by_bucket in sorted(sums.items())
+        ]
+        return UsageSeriesView(customer_id, query.granularity, start, end, meters)

@@ -9,10 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from prepaid.application.changes import change_of
 from prepaid.application.ports import (
+    CardResult,
     CatalogStore,
     Clock,
     IdempotencyRace,
@@ -37,8 +38,8 @@ from prepaid.domain.price_book import PriceBook, Quote
 from prepaid.domain.rate_card import RateCard
 from prepaid.domain.rules import CUSTOMER_ID
 from prepaid.domain.settings import WalletSettings
+from prepaid.domain.text import duration, optional_instant
 from prepaid.domain.wallet import Outcome, Wallet
-from prepaid.domain.wire import card_to_wire, duration, instant, optional_instant, wallet_to_wire
 
 Catalogued = TypeVar("Catalogued", PriceBook, RateCard)
 PURCHASE_SCOPE = "purchase"
@@ -64,7 +65,7 @@ class PurchaseRequest:
         """Hash of the request's meaning, so that key order or number spelling in the body do not matter."""
         canonical = {
             "credits": to_wire(self.credits),
-            "price": self.price.to_wire() if self.price else None,
+            "price": [to_wire(self.price.amount), self.price.currency] if self.price else None,
             "expiresAt": optional_instant(self.expires_at),
             "expiresIn": duration(self.expires_in) if self.expires_in else None,
             "priority": self.priority,
@@ -84,11 +85,20 @@ def add_card(wallet: Wallet, card: Card, now: datetime) -> Outcome:
 
 
 @dataclass(frozen=True)
-class Receipt:
-    """An answer that may be the replay of the first answer to the same idempotency key."""
+class WalletView:
+    """A wallet as it is at `at` (what the reads show)."""
 
-    body: dict[str, Any]
-    replayed: bool = False
+    wallet: Wallet
+    at: datetime
+
+
+@dataclass(frozen=True)
+class PricedQuote:
+    """A quote with the price book it came from."""
+
+    quote: Quote
+    book: PriceBook
+    at: datetime
 
 
 class WalletService:
@@ -110,15 +120,15 @@ class WalletService:
 
     # -- purchases ---------------------------------------------------------------------------------------------
 
-    def purchase(self, customer_id: str, request: PurchaseRequest, idempotency_key: str | None = None) -> Receipt:
+    def purchase(self, customer_id: str, request: PurchaseRequest, idempotency_key: str | None = None) -> CardResult:
         """Add a card to the wallet (creating it on first use), priced from the price book unless priced."""
-        receipt = self.buy(customer_id, request, idempotency_key, add_card)
-        assert receipt is not None, "a plain purchase always buys"
-        return receipt
+        result = self.buy(customer_id, request, idempotency_key, add_card)
+        assert result is not None, "a plain purchase always buys"
+        return result
 
     def buy(
         self, customer_id: str, request: PurchaseRequest, idempotency_key: str | None, decide: Decide
-    ) -> Receipt | None:
+    ) -> CardResult | None:
         """A purchase whose last word is `decide(wallet, card, now)`: the outcome to commit, or None to buy
         nothing (decided on the fresh read of every attempt, so a concurrent change is always seen)."""
         check_customer_id(customer_id)
@@ -136,7 +146,7 @@ class WalletService:
         price = request.price if request.price is not None else self.quote(request.credits).price
         card_id = self._new_id()
 
-        def attempt() -> dict[str, Any] | None:
+        def attempt() -> CardResult | None:
             now = self._clock()
             effective_at, expires_at = self._lifetime(request, now)
             wallet = self._store.load(customer_id) or Wallet(customer_id=customer_id, created_at=now)
@@ -153,21 +163,20 @@ class WalletService:
             outcome = decide(wallet, card, now)
             if outcome is None:
                 return None
-            body = {"card": card_to_wire(outcome.card(card_id), now), "balance": to_wire(outcome.wallet.balance(now))}
+            result = CardResult(outcome.card(card_id), outcome.wallet.balance(now), now)
             record = None
             if idempotency_key is not None:
-                record = IdempotencyRecord(PURCHASE_SCOPE, idempotency_key, fingerprint, body)
+                record = IdempotencyRecord(PURCHASE_SCOPE, idempotency_key, fingerprint, result)
             self._commit(wallet, outcome, now, record)
-            return body
+            return result
 
         try:
-            body = self._retry.run(customer_id, attempt)
+            return self._retry.run(customer_id, attempt)
         except IdempotencyRace:
             assert idempotency_key is not None
             replay = self._replay(customer_id, idempotency_key, fingerprint)
             assert replay is not None, "an idempotency race leaves the winner's record behind"
             return replay
-        return Receipt(body) if body is not None else None
 
     @staticmethod
     def _lifetime(request: PurchaseRequest, now: datetime) -> tuple[datetime, datetime | None]:
@@ -182,31 +191,29 @@ class WalletService:
             raise InvalidRequest(field="expiresAt", reason="not_after_effectiveAt")
         return effective_at, expires_at
 
-    def _replay(self, customer_id: str, key: str, fingerprint: str) -> Receipt | None:
+    def _replay(self, customer_id: str, key: str, fingerprint: str) -> CardResult | None:
         record = self._store.idempotency_record(customer_id, PURCHASE_SCOPE, key)
         if record is None:
             return None
         if record.request_hash != fingerprint:
             raise IdempotencyKeyReused(key=key)
-        return Receipt(record.response, replayed=True)
+        assert record.result is not None, "a purchase's record keeps its answer"
+        return dataclasses.replace(record.result, replayed=True)
 
     # -- other changes -----------------------------------------------------------------------------------------
 
-    def void(self, customer_id: str, card_id: str) -> dict[str, Any]:
+    def void(self, customer_id: str, card_id: str) -> CardResult:
         """Void what remains of a card; voiding it again answers the same and changes nothing."""
 
-        def attempt() -> dict[str, Any]:
+        def attempt() -> CardResult:
             now = self._clock()
             wallet = self._existing(customer_id)
             try:
                 outcome = wallet.void_card(card_id, now)
             except CardNotFound:
-                return {
-                    "card": card_to_wire(self._voided(customer_id, card_id), now),
-                    "balance": to_wire(wallet.balance(now)),
-                }
+                return CardResult(self._voided(customer_id, card_id), wallet.balance(now), now)
             self._commit(wallet, outcome, now)
-            return {"card": card_to_wire(outcome.card(card_id), now), "balance": to_wire(outcome.wallet.balance(now))}
+            return CardResult(outcome.card(card_id), outcome.wallet.balance(now), now)
 
         return self._retry.run(customer_id, attempt)
 
@@ -219,14 +226,14 @@ class WalletService:
             raise CardNotVoidable(card_id=card_id, status=card.status.value)
         return card
 
-    def configure(self, customer_id: str, settings: WalletSettings) -> dict[str, Any]:
+    def configure(self, customer_id: str, settings: WalletSettings) -> WalletView:
         """Replace the wallet's settings, creating the wallet if needed."""
         check_customer_id(customer_id)
 
-        def attempt() -> dict[str, Any]:
+        def attempt() -> WalletView:
             now = self._clock()
             wallet = self._store.load(customer_id) or Wallet(customer_id=customer_id, created_at=now)
-            return wallet_to_wire(self._commit(wallet, wallet.configure(settings), now), now)
+            return WalletView(self._commit(wallet, wallet.configure(settings), now), now)
 
         return self._retry.run(customer_id, attempt)
 
@@ -245,26 +252,18 @@ class WalletService:
             raise WalletNotFound(customer_id=customer_id)
         return wallet
 
-    def wallet(self, customer_id: str) -> dict[str, Any]:
+    def wallet(self, customer_id: str) -> WalletView:
         """The wallet as it is now: balance, overage, live cards, next expiry, settings."""
-        return wallet_to_wire(self._existing(customer_id), self._clock())
+        return WalletView(self._existing(customer_id), self._clock())
 
     def quote(self, credits: Decimal) -> Quote:
         """Price `credits` from the price book."""
         return self.price_book().quote(exact_credits(credits))
 
-    def quote_to_wire(self, credits: Decimal) -> dict[str, Any]:
+    def priced_quote(self, credits: Decimal) -> PricedQuote:
+        """`GET /quotes`: the price of `credits`, with the tier and the book that priced them."""
         book = self.price_book()
-        quote = book.quote(exact_credits(credits))
-        return {
-            "credits": to_wire(quote.credits),
-            "price": quote.price.to_wire(),
-            "unitPrice": to_wire(quote.unit_price),
-            "mode": book.mode.value,
-            "tier": {"index": quote.tier_index, "upTo": _optional(book.tiers[quote.tier_index].up_to)},
-            "priceBookVersion": book.version,
-            "quotedAt": instant(self._clock()),
-        }
+        return PricedQuote(book.quote(exact_credits(credits)), book, self._clock())
 
     def price_book(self) -> PriceBook:
         book = self._catalog.price_book()
@@ -298,7 +297,3 @@ class WalletService:
             return stored
 
         return self._retry.run(name, attempt)
-
-
-def _optional(value: Decimal | None) -> str | None:
-    return to_wire(value) if value is not None else None

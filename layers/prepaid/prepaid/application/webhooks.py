@@ -39,7 +39,7 @@ WEBHOOK = "webhook"
 TOPIC = "topic"
 NOT_COMMITTED = "not_committed"  # the dead letter's reason for an event no committed change stands for
 
-# Request headers of a webhook (README, "Alerting and webhooks").
+# Request headers of a webhook (docs/webhooks.md).
 ID_HEADER = "Prepaid-Webhook-Id"  # the event id: the receiver's dedupe key
 TIMESTAMP_HEADER = "Prepaid-Webhook-Timestamp"
 ATTEMPT_HEADER = "Prepaid-Webhook-Attempt"

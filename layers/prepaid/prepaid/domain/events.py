@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from prepaid.domain.numbers import ZERO, to_wire
+from prepaid.domain.numbers import ZERO
 
 SOURCE = "prepaid.credits"
 CREDITS_PURCHASED = "Credits Purchased"
@@ -22,7 +22,9 @@ AUTO_RECHARGE_PURCHASED = "Auto Recharge Purchased"
 
 @dataclass(frozen=True)
 class DomainEvent:
-    """An event about one wallet; its id is given when the change is committed."""
+    """An event about one wallet; its id is given when the change is committed. `detail` holds values (Decimal,
+    datetime, Card, Money, strings, numbers, lists of them): the edge renders them to JSON when the event is
+    written."""
 
     detail_type: str
     detail: dict[str, Any]
@@ -38,9 +40,9 @@ def balance_events(
     that never had credits (`was_funded=False`) does not "recover" with its first card: it was never low.
     """
     events: list[DomainEvent] = []
-    base = {"customerId": customer_id, "balance": to_wire(after), "previousBalance": to_wire(before)}
+    base: dict[str, Any] = {"customerId": customer_id, "balance": after, "previousBalance": before}
     for threshold in sorted(set(thresholds), reverse=after < before):
-        detail = {**base, "threshold": to_wire(threshold)}
+        detail = {**base, "threshold": threshold}
         if before > threshold >= after:
             events.append(DomainEvent(BALANCE_LOW, detail))
         elif before <= threshold < after and was_funded:
@@ -48,5 +50,5 @@ def balance_events(
     if before > ZERO >= after:
         events.append(DomainEvent(BALANCE_DEPLETED, base))
     elif before <= ZERO < after and ZERO not in thresholds and was_funded:
-        events.append(DomainEvent(BALANCE_RECOVERED, {**base, "threshold": "0"}))
+        events.append(DomainEvent(BALANCE_RECOVERED, {**base, "threshold": ZERO}))
     return events

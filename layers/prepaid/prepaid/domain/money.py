@@ -30,6 +30,3 @@ class Money:
     def rounded(cls, amount: Decimal, currency: str) -> Money:
         """An amount computed by us, rounded half-even to the currency's minor unit."""
         return cls(round_money(amount, currency), currency)
-
-    def to_wire(self) -> dict[str, str]:
-        return {"amount": format(self.amount, "f"), "currency": self.currency}

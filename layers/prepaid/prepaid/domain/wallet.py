@@ -22,11 +22,10 @@ from prepaid.domain.events import (
 )
 from prepaid.domain.ledger import Draw, EntryType, LedgerEntry
 from prepaid.domain.money import Money
-from prepaid.domain.numbers import ZERO, to_wire
+from prepaid.domain.numbers import ZERO
 from prepaid.domain.rules import MAX_LIVE_CARDS
 from prepaid.domain.settings import WalletSettings
 from prepaid.domain.usage_hours import HourUsage
-from prepaid.domain.wire import card_to_wire, instant
 
 EXPIRY_INSTANT = timedelta(microseconds=1)  # the last instant a card counts is its expiry minus this
 
@@ -249,7 +248,7 @@ class Wallet:
         after = wallet.balance(at)
         purchased = DomainEvent(
             CREDITS_PURCHASED,
-            {"customerId": self.customer_id, "balance": to_wire(after), "card": card_to_wire(cards[card.card_id])},
+            {"customerId": self.customer_id, "balance": after, "card": cards[card.card_id]},
         )
         events = [
             purchased,
@@ -279,9 +278,9 @@ class Wallet:
             AUTO_RECHARGE_PURCHASED,
             {
                 "customerId": self.customer_id,
-                "balance": to_wire(wallet.balance(at)),
-                "threshold": to_wire(threshold),
-                "card": card_to_wire(wallet.cards.get(card.card_id, card)),
+                "balance": wallet.balance(at),
+                "threshold": threshold,
+                "card": wallet.cards.get(card.card_id, card),
                 "todayCount": bought + 1,
                 "maxPerDay": auto.max_per_day,
             },
@@ -297,11 +296,11 @@ class Wallet:
             CREDITS_EXPIRING_SOON,
             {
                 "customerId": self.customer_id,
-                "balance": to_wire(self.balance(at)),
+                "balance": self.balance(at),
                 "cardId": card_id,
-                "remaining": to_wire(card.remaining),
-                "expiresAt": instant(card.expires_at),
-                "card": card_to_wire(card, at),
+                "remaining": card.remaining,
+                "expiresAt": card.expires_at,
+                "card": card,
             },
         )
         return Outcome(self, events=(event,))
@@ -324,10 +323,10 @@ class Wallet:
             CREDITS_VOIDED,
             {
                 "customerId": self.customer_id,
-                "balance": to_wire(after),
+                "balance": after,
                 "cardId": card_id,
-                "credits": to_wire(card.remaining),
-                "card": card_to_wire(voided),
+                "credits": card.remaining,
+                "card": voided,
             },
         )
         thresholds = self.settings.alert_thresholds
@@ -397,9 +396,9 @@ class Wallet:
                     OVERAGE_RECORDED,
                     {
                         "customerId": self.customer_id,
-                        "balance": to_wire(after),
-                        "overage": to_wire(wallet.overage),
-                        "added": to_wire(short_total),
+                        "balance": after,
+                        "overage": wallet.overage,
+                        "added": short_total,
                         # a few ids to look at, not all: the outbox item stays under 1 KB (2 write units)
                         "events": sum(1 for d in drawn if d.overage > 0),
                         "eventIds": [d.usage.event_id for d in drawn if d.overage > 0][:5],
@@ -430,10 +429,10 @@ class Wallet:
                     CREDITS_EXPIRED,
                     {
                         "customerId": self.customer_id,
-                        "balance": to_wire(balance),
+                        "balance": balance,
                         "cardId": card.card_id,
-                        "credits": to_wire(card.remaining),
-                        "breakage": value.to_wire(),
+                        "credits": card.remaining,
+                        "breakage": value,
                     },
                 )
             )

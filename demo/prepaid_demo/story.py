@@ -39,8 +39,8 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from prepaid_local.demo_webhooks import Delivery, WebhookReceiver
-from prepaid_local.server import DEMO_PRICE_BOOK, DEMO_RATE_CARD  # what `make local ARGS=--seed` loads
+from prepaid_demo.catalog import DEMO_PRICE_BOOK, DEMO_RATE_CARD  # what `make local ARGS=--seed` loads
+from prepaid_demo.webhooks import Delivery, WebhookReceiver
 
 CREDIT_DIGITS = Decimal("0.000000001")  # credits keep 9 fractional digits; rated usage rounds half-even to that
 DEMO_METERS = ("api_calls", "tokens")

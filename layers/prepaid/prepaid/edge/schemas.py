@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -19,8 +20,10 @@ from pydantic import (
 
 from prepaid.application.dashboard import DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS, MIN_TTL_SECONDS
 from prepaid.domain.rules import (
+    CARD_ID_PATTERN,
     CUSTOMER_ID_PATTERN,
     DECIMAL_TEXT_PATTERN,
+    IDEMPOTENCY_KEY_PATTERN,
     METER_PATTERN,
     decimal_from_text,
     duration_in_range,
@@ -72,6 +75,9 @@ Duration = Annotated[
     WithJsonSchema({"type": "string", "format": "duration", "examples": ["P30D", "PT12H"]}),
 ]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["USD"])]
+CustomerId = Annotated[str, Path(pattern=CUSTOMER_ID_PATTERN, description="The SaaS's customer id")]
+CardId = Annotated[str, Path(pattern=CARD_ID_PATTERN)]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", pattern=IDEMPOTENCY_KEY_PATTERN)]
 
 
 class Body(BaseModel):

@@ -1,22 +1,20 @@
-"""From request bodies to domain values and back."""
+"""From request bodies to domain values (the way back is prepaid/edge/wire.py)."""
 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
-
-from api_schemas import MoneyBody, PriceBookBody, PurchaseBody, RateCardBody, SettingsBody, UnitRateBody
 
 from prepaid.application.wallets import PurchaseRequest
 from prepaid.config import webhook_url_settings
 from prepaid.domain.card import CardSource
 from prepaid.domain.errors import InvalidRequest
 from prepaid.domain.money import Money
-from prepaid.domain.numbers import exact_credits, to_wire
+from prepaid.domain.numbers import exact_credits
 from prepaid.domain.price_book import PriceBook, PricingMode, Tier
 from prepaid.domain.rate_card import RateCard, check_rate
 from prepaid.domain.settings import AutoRecharge, RecurringGrant, WalletSettings
 from prepaid.domain.webhook_urls import webhook_url_refusal
+from prepaid.edge.schemas import MoneyBody, PriceBookBody, PurchaseBody, RateCardBody, SettingsBody, UnitRateBody
 
 
 def money(body: MoneyBody | None) -> Money | None:
@@ -81,18 +79,6 @@ def _price(value: Decimal, index: int) -> Decimal:
     return value
 
 
-def price_book_to_wire(book: PriceBook) -> dict[str, Any]:
-    return {
-        "currency": book.currency,
-        "mode": book.mode.value,
-        "tiers": [
-            {"upTo": to_wire(t.up_to) if t.up_to is not None else None, "unitPrice": to_wire(t.unit_price)}
-            for t in book.tiers
-        ],
-        "version": book.version,
-    }
-
-
 def rate_card_from_body(body: RateCardBody) -> RateCard:
     def rates(meters: dict[str, UnitRateBody], where: str) -> dict[str, Decimal]:
         return {m: _rate(r.credits_per_unit, f"{where}.{m}") for m, r in meters.items()}
@@ -105,13 +91,3 @@ def rate_card_from_body(body: RateCardBody) -> RateCard:
 
 def _rate(value: Decimal, field: str) -> Decimal:
     return check_rate(value, field)
-
-
-def rate_card_to_wire(card: RateCard) -> dict[str, Any]:
-    return {
-        "meters": {m: {"creditsPerUnit": to_wire(r)} for m, r in card.meters.items()},
-        "overrides": {
-            c: {m: {"creditsPerUnit": to_wire(r)} for m, r in meters.items()} for c, meters in card.overrides.items()
-        },
-        "version": card.version,
-    }

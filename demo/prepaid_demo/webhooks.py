@@ -1,9 +1,10 @@
-"""The demo's webhook receiver: what a SaaS would run to get its customers' alerts (README "Alerting and webhooks").
+"""The demo's webhook receiver: what a SaaS would run to get its customers' alerts (docs/webhooks.md).
 
 A small `http.server` on 127.0.0.1 (a free port, its own thread) that, for each `POST`:
 
-- verifies the `Prepaid-Signature` header over the **raw** body exactly as the README's snippet does (HMAC-SHA256 of
-  `"<t>.<body>"` with the signing secret, timestamp within 5 minutes), and answers 401 when it does not verify;
+- verifies the `Prepaid-Signature` header over the **raw** body exactly as the snippet in docs/webhooks.md does
+  (HMAC-SHA256 of `"<t>.<body>"` with the signing secret, timestamp within 5 minutes), and answers 401 when it does
+  not verify;
 - dedupes on `Prepaid-Webhook-Id`: the first verified request of an id is kept, a later one is answered 200 and
   counted as a copy (a receiver that does the work once per id);
 - answers fast (2xx within the sender's 5 s), and records what it got, for the demo to show.
@@ -30,7 +31,7 @@ def verify_prepaid_webhook(
     """True when `body` (the raw request body) was signed with `secret` less than `tolerance_seconds` ago.
 
     `signature` is the Prepaid-Signature header: "t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.<body>'>".
-    The README's snippet, line for line, except that the time it compares against can be given (`now`, unix
+    The snippet of docs/webhooks.md, line for line, except that the time it compares against can be given (`now`, unix
     seconds): the demo's receiver uses the local stack's clock, which the demo moves forward.
     """
     try:

@@ -1,0 +1,25 @@
+"""Purchases (API Gateway REST, AWS_IAM): the routes that create or change cards, with a role of their own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from prepaid.edge.http import resolver, serve
+from prepaid.routes import cards
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = resolver()
+app.include_router(cards.router)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return serve(app, event, context)

@@ -1,0 +1,222 @@
+"""The one HTTP edge of every HTTP function (API, purchase, dashboard): the resolver they share, the body check
+before routing, the contract's error body and which status each error is, and the headers of every answer.
+
+Errors: `{"error": {"code", "message", "details"?}}`; 400/422 bad input, 401/403 a refused dashboard token, 404
+unknown wallet or card, 409 a conflict, 413 too large, 415 not JSON, 503 AWS did not take the work, 500 never
+carries internals.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from prepaid.application.ports import QueueUnavailable
+from prepaid.domain import errors as domain
+from prepaid.domain.rules import MAX_JSON_DEPTH
+from prepaid.edge.json_text import JsonRefused, read_json
+
+logger = Logger()
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_USAGE_BODY_BYTES = 2 * 1024 * 1024  # POST /usage: 1,000 events of up to ~2 KiB each
+USAGE_RESOURCE = "/usage"
+
+# Every answer: never cached or framed, no referrer sent on, no content sniffing; JSON needs no other source.
+COMMON_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+}
+JSON_POLICY = "default-src 'none'; frame-ancestors 'none'"
+
+_STATUS_AND_MESSAGE: dict[type[domain.DomainError], tuple[HTTPStatus, Callable[[Any], str]]] = {
+    domain.InvalidAmount: (HTTPStatus.UNPROCESSABLE_ENTITY, lambda e: f"{e.field} is invalid: {e.reason}"),
+    domain.InvalidRequest: (HTTPStatus.UNPROCESSABLE_ENTITY, lambda e: f"{e.field} is invalid: {e.reason}"),
+    domain.UnsupportedCurrency: (HTTPStatus.UNPROCESSABLE_ENTITY, lambda e: f"currency {e.currency} is not supported"),
+    domain.CurrencyMismatch: (
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+        lambda e: f"currency {e.given} does not match the price book's {e.expected}",
+    ),
+    domain.UnknownMeter: (HTTPStatus.UNPROCESSABLE_ENTITY, lambda e: f"meter {e.meter} is not on the rate card"),
+    domain.WalletNotFound: (HTTPStatus.NOT_FOUND, lambda e: f"no wallet for customer {e.customer_id}"),
+    domain.CardNotFound: (HTTPStatus.NOT_FOUND, lambda e: f"no card {e.card_id} in the wallet of {e.customer_id}"),
+    domain.CardNotVoidable: (HTTPStatus.CONFLICT, lambda e: f"card {e.card_id} is {e.status} and cannot be voided"),
+    domain.PriceBookMissing: (
+        HTTPStatus.CONFLICT,
+        lambda e: "no price book is configured: PUT /price-book first, or give an explicit price",
+    ),
+    domain.RateCardMissing: (HTTPStatus.NOT_FOUND, lambda e: "no rate card is configured: PUT /rate-card first"),
+    domain.NoEvents: (HTTPStatus.BAD_REQUEST, lambda e: "the request holds no usage event; send 1 to 1,000"),
+    domain.TooManyLiveCards: (
+        HTTPStatus.CONFLICT,
+        lambda e: f"the wallet of {e.customer_id} holds {e.limit} live cards, the most it may; void or use some first",
+    ),
+    domain.TooManyEvents: (
+        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+        lambda e: f"{e.count} events in one request; at most {e.limit}",
+    ),
+    domain.IdempotencyKeyReused: (
+        HTTPStatus.CONFLICT,
+        lambda e: f"idempotency key {e.key} was already used with a different request",
+    ),
+    domain.InvalidCursor: (
+        HTTPStatus.BAD_REQUEST,
+        lambda e: "cursor is not one this API handed out for this query; start again without it",
+    ),
+    domain.ConcurrentUpdate: (
+        HTTPStatus.CONFLICT,
+        lambda e: f"the wallet of {e.customer_id} kept changing; retry the request",
+    ),
+    domain.TokenMissing: (HTTPStatus.UNAUTHORIZED, lambda e: "a dashboard token is needed (Authorization: Bearer)"),
+    domain.TokenExpired: (HTTPStatus.UNAUTHORIZED, lambda e: f"the dashboard link expired at {e.expired_at}"),
+    domain.InvalidToken: (HTTPStatus.FORBIDDEN, lambda e: "the dashboard token is not valid"),
+}
+
+_UNREADABLE = {
+    "not_json": (HTTPStatus.BAD_REQUEST, "malformed_json", "the request body is not valid JSON"),
+    "too_deep": (
+        HTTPStatus.BAD_REQUEST,
+        "json_too_deep",
+        f"the request body nests arrays and objects more than {MAX_JSON_DEPTH} deep",
+    ),
+    "duplicate_key": (HTTPStatus.BAD_REQUEST, "duplicate_key", "the request body repeats a key in an object"),
+}
+
+
+def headers(policy: str = JSON_POLICY, extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {**COMMON_HEADERS, "Content-Security-Policy": policy, **(extra or {})}
+
+
+def json_response(body: Any, status: HTTPStatus = HTTPStatus.OK, extra: dict[str, str] | None = None) -> Response[Any]:
+    return Response(status.value, content_types.APPLICATION_JSON, body, headers(extra=extra))
+
+
+def error_response(
+    status: HTTPStatus, code: str, message: str, details: Any = None, extra: dict[str, str] | None = None
+) -> Response[Any]:
+    return json_response(error_body(code, message, details), status, extra)
+
+
+def error_body(code: str, message: str, details: Any = None) -> str:
+    """The one error body of every HTTP answer: `{"error": {"code", "message", "details"?}}`, as compact JSON."""
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        error["details"] = details
+    return json.dumps({"error": error}, separators=(",", ":"))
+
+
+def domain_error_response(error: domain.DomainError, *, public: bool = False) -> Response[Any]:
+    """Map a domain error by its class; an unmapped one is a bug, so it is a 500 like any other. `public` (the
+    dashboard, which anyone with a link reaches): the code and message only."""
+    for cls in type(error).__mro__:
+        if cls in _STATUS_AND_MESSAGE:
+            status, message = _STATUS_AND_MESSAGE[cls]
+            extra = None
+            if status == HTTPStatus.UNAUTHORIZED:  # RFC 6750: no error attribute when no token was given
+                detail = (
+                    ""
+                    if error.code == "token_missing"
+                    else f', error="invalid_token", error_description="{error.code}"'
+                )
+                extra = {"WWW-Authenticate": f'Bearer realm="dashboard"{detail}'}
+            return error_response(status, error.code, message(error), None if public else error.details(), extra)
+    return internal_error_response()
+
+
+def validation_error_response(errors: list[Any]) -> Response[Any]:
+    """Powertools' request validation errors: 400 for a body that is not JSON, 422 for the rest."""
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return error_response(HTTPStatus.BAD_REQUEST, "malformed_json", "the request body is not valid JSON")
+    details = [
+        {"field": ".".join(str(p) for p in e.get("loc", ())), "reason": e.get("type"), "message": e.get("msg")}
+        for e in errors
+    ]
+    fields = ", ".join(d["field"] for d in details)
+    return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, "validation_error", f"invalid input: {fields}", details)
+
+
+def internal_error_response() -> Response[Any]:
+    return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "internal error; it has been logged")
+
+
+def resolver(*, public: bool = False) -> APIGatewayRestResolver:
+    """The resolver of an HTTP function, validating requests by their types, every error in the contract's body."""
+    app = APIGatewayRestResolver(enable_validation=True)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(error: RequestValidationError) -> Response[Any]:
+        return validation_error_response(list(error.errors()))
+
+    @app.exception_handler(domain.DomainError)
+    def _refused(error: domain.DomainError) -> Response[Any]:
+        # the code, never a token: the details of a token refusal are only its expiry
+        logger.info("request refused", extra={"code": error.code, "details": error.details()})
+        return domain_error_response(error, public=public)
+
+    @app.exception_handler(QueueUnavailable)
+    def _unavailable(error: QueueUnavailable) -> Response[Any]:
+        logger.warning("a queue did not take every message", extra={"failed": error.failed})
+        message = "try again in a moment: nothing was done that a retry would do twice"
+        return error_response(HTTPStatus.SERVICE_UNAVAILABLE, "service_unavailable", message)
+
+    @app.exception_handler(Exception)
+    def _unexpected(error: Exception) -> Response[Any]:
+        logger.exception("unexpected error")
+        return internal_error_response()
+
+    @app.not_found
+    def _not_found(error: Exception) -> Response[Any]:
+        return error_response(HTTPStatus.NOT_FOUND, "route_not_found", "no such route")
+
+    return app
+
+
+def unreadable_body(event: dict[str, Any]) -> dict[str, Any] | None:
+    """The proxy answer for a body too large, not declared as JSON, not JSON (or nested too deep, or with a key
+    twice), or not an object; else None. Checked before routing, so that request validation never sees such a body
+    (it would read a form body as fields, or take the last of two equal keys)."""
+    body = event.get("body")
+    if not body:
+        return None
+    limit = MAX_USAGE_BODY_BYTES if event.get("resource") == USAGE_RESOURCE else MAX_BODY_BYTES
+    content_type = next((v for k, v in (event.get("headers") or {}).items() if k.lower() == "content-type"), "")
+    refusal = None
+    if len(body.encode()) > limit:
+        refusal = (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "payload_too_large", f"the body exceeds {limit} bytes")
+    elif not content_type.lower().startswith("application/json"):
+        refusal = (HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send the body as application/json")
+    else:
+        try:
+            parsed = read_json(body)
+        except JsonRefused as refused:
+            refusal = _UNREADABLE[refused.reason]
+        else:
+            if not isinstance(parsed, dict):
+                refusal = (
+                    HTTPStatus.UNPROCESSABLE_ENTITY,
+                    "validation_error",
+                    "the request body must be a JSON object",
+                )
+    if refusal is None:
+        return None
+    status, code, message = refusal
+    return {
+        "statusCode": status.value,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON, **headers()},
+        "body": error_body(code, message),
+        "isBase64Encoded": False,
+    }
+
+
+def serve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Answer one proxy event: its body checked first, then routed."""
+    refused = unreadable_body(event)
+    return refused if refused is not None else app.resolve(event, context)

@@ -1,0 +1,22 @@
+"""The HTTP routes, one router per function that serves them; the OpenAPI document covers them all."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+
+from prepaid.routes import cards, catalog, usage, wallets
+
+TITLE = "prepaid-credits"
+VERSION = "0.1.0"
+
+
+@cache
+def openapi_document() -> str:
+    """One OpenAPI document for the API function's routes and the purchase function's (built once, from the
+    routers' own types)."""
+    documented = APIGatewayRestResolver(enable_validation=True)
+    for router in (cards.router, wallets.router, catalog.router, usage.router):
+        documented.include_router(router)
+    return documented.get_openapi_json_schema(title=TITLE, version=VERSION)

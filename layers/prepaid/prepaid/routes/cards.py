@@ -1,0 +1,37 @@
+"""The routes that create or change cards, served by the purchase function."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.metrics import MetricUnit
+
+from prepaid import assembly
+from prepaid.edge import wire
+from prepaid.edge.http import json_response
+from prepaid.edge.schemas import CardId, CustomerId, IdempotencyKey, PurchaseBody, PurchaseOut
+from prepaid.edge.translation import purchase_request
+
+router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves its __init__ unannotated
+metrics = Metrics()
+
+
+@router.post(
+    "/wallets/<customerId>/purchases", summary="Buy or grant credits", responses={201: {"description": "card"}}
+)
+def purchase(
+    customerId: CustomerId, body: PurchaseBody, idempotency_key: IdempotencyKey = None
+) -> Response[PurchaseOut]:
+    result = assembly.wallet_service().purchase(customerId, purchase_request(body), idempotency_key)
+    if not result.replayed:
+        metrics.add_metric(name="CreditsPurchased", unit=MetricUnit.Count, value=1)
+    replayed = {"Idempotent-Replayed": "true"} if result.replayed else None
+    return json_response(wire.card_result(result), HTTPStatus.CREATED, replayed)
+
+
+@router.post("/wallets/<customerId>/cards/<cardId>/void", summary="Void what remains of a card")
+def void_card(customerId: CustomerId, cardId: CardId) -> Response[PurchaseOut]:
+    return json_response(wire.card_result(assembly.wallet_service().void(customerId, cardId)))

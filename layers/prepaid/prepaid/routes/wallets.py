@@ -1,0 +1,90 @@
+"""A wallet's reads, settings and dashboard links, served by the API function."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Query
+
+from prepaid import assembly
+from prepaid.application.forecasting import MAX_HORIZON_DAYS
+from prepaid.application.ledger import DEFAULT_PAGE, MAX_PAGE, LedgerQuery
+from prepaid.application.usage_series import Granularity, SeriesQuery
+from prepaid.domain.ledger import EntryType
+from prepaid.edge import wire
+from prepaid.edge.http import json_response
+from prepaid.edge.links import dashboard_url
+from prepaid.edge.schemas import (
+    CustomerId,
+    DashboardLinkBody,
+    DashboardLinkOut,
+    ForecastOut,
+    Instant,
+    LedgerOut,
+    MeterName,
+    SettingsBody,
+    UsageSeriesOut,
+    WalletOut,
+)
+from prepaid.edge.translation import wallet_settings
+
+router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves its __init__ unannotated
+
+
+@router.get("/wallets/<customerId>", summary="Read a wallet")
+def read_wallet(customerId: CustomerId) -> Response[WalletOut]:
+    return json_response(wire.wallet(assembly.wallet_service().wallet(customerId)))
+
+
+@router.put("/wallets/<customerId>/settings", summary="Replace a wallet's settings")
+def put_settings(customerId: CustomerId, body: SettingsBody) -> Response[WalletOut]:
+    return json_response(wire.wallet(assembly.wallet_service().configure(customerId, wallet_settings(body))))
+
+
+@router.get("/wallets/<customerId>/ledger", summary="Read a wallet's ledger, newest first, a page at a time")
+def read_ledger(
+    customerId: CustomerId,
+    entry_type: Annotated[EntryType | None, Query(alias="type", description="only entries of this type")] = None,
+    start: Annotated[Instant | None, Query(alias="from", description="entries at or after this instant")] = None,
+    end: Annotated[Instant | None, Query(alias="to", description="entries before this instant")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+    cursor: Annotated[
+        str | None, Query(min_length=1, max_length=1024, description="nextCursor of the page before")
+    ] = None,
+) -> Response[LedgerOut]:
+    page = assembly.ledger().page(customerId, LedgerQuery(entry_type, start, end), limit, cursor)
+    return json_response(wire.ledger_page(page))
+
+
+@router.get("/wallets/<customerId>/usage", summary="Usage and credits per meter, in hour or day buckets")
+def read_usage(
+    customerId: CustomerId,
+    meter: Annotated[MeterName | None, Query(description="only this meter")] = None,
+    start: Annotated[Instant | None, Query(alias="from", description="default: 24 hours or 30 days before to")] = None,
+    end: Annotated[Instant | None, Query(alias="to", description="default: now")] = None,
+    granularity: Annotated[Granularity, Query()] = Granularity.HOUR,
+) -> Response[UsageSeriesOut]:
+    series = assembly.usage_series().read(customerId, SeriesQuery(granularity, start, end, meter))
+    return json_response(wire.usage_series(series))
+
+
+@router.get("/wallets/<customerId>/forecast", summary="Burn rate, runway, expiring credits and what to buy")
+def read_forecast(
+    customerId: CustomerId,
+    horizon_days: Annotated[int, Query(alias="horizonDays", ge=1, le=MAX_HORIZON_DAYS)] = 30,
+) -> Response[ForecastOut]:
+    return json_response(wire.forecast(assembly.forecasts().forecast(customerId, horizon_days)))
+
+
+@router.post(
+    "/wallets/<customerId>/dashboard-links",
+    summary="A short-lived signed link to the customer's own dashboard page",
+    responses={201: {"description": "link"}},
+)
+def create_dashboard_link(customerId: CustomerId, body: DashboardLinkBody | None = None) -> Response[DashboardLinkOut]:
+    link = assembly.dashboard_links().issue(customerId, (body or DashboardLinkBody()).ttl_seconds)
+    url = dashboard_url(router.current_event.raw_event, link.token)
+    return json_response(wire.dashboard_link(link, url), HTTPStatus.CREATED)
