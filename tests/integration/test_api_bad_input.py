@@ -70,6 +70,8 @@ CASES: dict[str, tuple[dict[str, Any], int, str]] = {
     "unknown source": (purchase({"credits": "1", "source": "gift"}), 422, "validation_error"),
     "malformed JSON": (purchase('{"credits": "1"'), 400, "malformed_json"),
     "form body": (purchase("credits=1", headers={"Content-Type": "application/x-www-form-urlencoded"}), 415, "unsupported_media_type"),
+    "no body, typed */*": (purchase(None, headers={"Content-Type": "*/*"}), 415, "unsupported_media_type"),
+    "no body, typed text/plain": (purchase(None, headers={"Content-Type": "text/plain"}), 415, "unsupported_media_type"),
     "oversize body": (purchase({"credits": "1", "pad": "x" * 70_000}), 413, "payload_too_large"),
     "customer id starting with a dash": ({"method": "POST", "path": "/wallets/-acme/purchases", "body": {"credits": "1"}}, 422, "validation_error"),
     "customer id too long": ({"method": "POST", "path": f"/wallets/{LONG_ID}/purchases", "body": {"credits": "1"}}, 422, "validation_error"),
@@ -128,6 +130,15 @@ def test_bad_input_is_refused_and_writes_nothing(funded: Stack, case: str) -> No
     assert len(answer.body["error"]["message"]) > 10
     # And nothing was written
     assert _items(funded) == before
+
+
+def test_a_json_media_type_in_capitals_is_json(stack: Stack) -> None:
+    # Given a purchase declared as APPLICATION/JSON (media types are case-insensitive)
+    headers = {"Content-Type": "APPLICATION/JSON; charset=UTF-8"}
+    # When it is sent, then it buys the card, as in lower case
+    body = {"credits": "5", "price": {"amount": "0.05", "currency": "USD"}}
+    answer = stack.api("POST", "/wallets/acme/purchases", body, headers)
+    assert answer.status == 201, answer.body
 
 
 def test_validation_errors_name_the_field(stack: Stack) -> None:

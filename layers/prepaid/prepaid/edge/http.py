@@ -15,7 +15,10 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 
 from prepaid.application.ports import QueueUnavailable
 from prepaid.domain import errors as domain
@@ -80,6 +83,7 @@ _STATUS_AND_MESSAGE: dict[type[domain.DomainError], tuple[HTTPStatus, Callable[[
     domain.InvalidToken: (HTTPStatus.FORBIDDEN, lambda e: "the dashboard token is not valid"),
 }
 
+_NOT_JSON = (HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send the body as application/json")
 _UNREADABLE = {
     "not_json": (HTTPStatus.BAD_REQUEST, "malformed_json", "the request body is not valid JSON"),
     "too_deep": (
@@ -155,6 +159,10 @@ def resolver(*, public: bool = False) -> APIGatewayRestResolver:
     def _invalid(error: RequestValidationError) -> Response[Any]:
         return validation_error_response(list(error.errors()))
 
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _unsupported(error: RequestUnsupportedContentType) -> Response[Any]:
+        return error_response(*_NOT_JSON)
+
     @app.exception_handler(domain.DomainError)
     def _refused(error: domain.DomainError) -> Response[Any]:
         # the code, never a token: the details of a token refusal are only its expiry
@@ -187,12 +195,12 @@ def unreadable_body(event: dict[str, Any]) -> dict[str, Any] | None:
     if not body:
         return None
     limit = MAX_USAGE_BODY_BYTES if event.get("resource") == USAGE_RESOURCE else MAX_BODY_BYTES
-    content_type = next((v for k, v in (event.get("headers") or {}).items() if k.lower() == "content-type"), "")
+    content_type = _content_type(event)
     refusal = None
     if len(body.encode()) > limit:
         refusal = (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "payload_too_large", f"the body exceeds {limit} bytes")
-    elif not content_type.lower().startswith("application/json"):
-        refusal = (HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send the body as application/json")
+    elif not _is_json(content_type):
+        refusal = _NOT_JSON
     else:
         try:
             parsed = read_json(body)
@@ -219,4 +227,28 @@ def unreadable_body(event: dict[str, Any]) -> dict[str, Any] | None:
 def serve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Answer one proxy event: its body checked first, then routed."""
     refused = unreadable_body(event)
-    return refused if refused is not None else app.resolve(event, context)
+    return refused if refused is not None else app.resolve(_json_type_in_lower_case(event), context)
+
+
+def _content_type(event: dict[str, Any]) -> str:
+    return next((v for k, v in (event.get("headers") or {}).items() if k.lower() == "content-type"), "") or ""
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type.strip().lower().startswith("application/json")
+
+
+def _json_type_in_lower_case(event: dict[str, Any]) -> dict[str, Any]:
+    """The event with a JSON media type written in lower case: media types are case-insensitive (RFC 9110), but
+    Powertools' request validation compares `application/json` exactly and would refuse `APPLICATION/JSON`."""
+    declared = _content_type(event)
+    if not _is_json(declared) or declared == declared.strip().lower():
+        return event
+    headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
+    multi = {k: v for k, v in (event.get("multiValueHeaders") or {}).items() if k.lower() != "content-type"}
+    normal = declared.strip().lower()
+    return {
+        **event,
+        "headers": {**headers, "Content-Type": normal},
+        "multiValueHeaders": {**multi, "Content-Type": [normal]},
+    }
