@@ -128,7 +128,11 @@ class Stack:
         self._source_locks: dict[str, threading.Lock] = {}  # one poller per event source (function)
         self._held_lock = threading.Lock()
         self._event_lock = threading.Lock()
-        self._invoke_locks = {logical: threading.Lock() for logical in self.functions}
+        # One invocation at a time in this process, whatever the function: Powertools keeps its metric set and the
+        # logger's keys per process (a singleton, right on Lambda, where a process is one function's environment),
+        # so two functions running at once here flush each other's metrics (a 502 from the API under load) and
+        # log under each other's names. Reentrant, in case a handler's call comes back into the stack.
+        self._invoke_lock = threading.RLock()
         self._apply_environment()
         self.async_invoker = AsyncInvoker(
             invoke=self.invoke,
@@ -163,15 +167,15 @@ class Stack:
         return handler
 
     def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
-        """Run one event through a function. A function runs one event at a time, as one Lambda execution
-        environment does: handlers keep per-invocation state in module globals (the resolver's current event,
-        the logger's keys, the metric set). Concurrency across environments is tested with processes
-        (tests/support/environments.py)."""
+        """Run one event through a function. One event at a time runs in the process, as in one Lambda execution
+        environment: handlers keep per-invocation state in module and Powertools globals (the resolver's current
+        event, the logger's keys, the metric set), some shared by every function. Concurrency across environments
+        is tested with processes (tests/support/environments.py)."""
         spec = self.functions[logical_id]
         context = LocalContext(function_name=self.name(logical_id), timeout_seconds=spec.timeout)
         for observer in list(self.observers):
             observer(logical_id, event)
-        with self._invoke_locks[logical_id]:
+        with self._invoke_lock:
             running = RUNNING_FUNCTION.set(logical_id)
             try:
                 return self.handler(logical_id)(event, context)

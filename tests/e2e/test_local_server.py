@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+import threading
 import time
 import urllib.request
 from typing import Any
@@ -135,3 +137,42 @@ def test_a_dashboard_token_is_in_no_log_line(
     logged = capfd.readouterr()
     assert token not in logged.out + logged.err
     assert token.split(".")[0] not in caplog.text
+
+
+def test_concurrent_usage_and_drawdown_never_fail_the_api(server: LocalServer) -> None:
+    # Given a rate card, twenty funded wallets, and thread switches as frequent as Python allows, so that the API and
+    # the drawdown poller interleave inside their handlers (on Lambda each runs in an environment of its own; here
+    # they share one process and Powertools' metric set and logger keys, which are per process by design)
+    rate_card = {"meters": {"api_calls": {"creditsPerUnit": "1"}}}
+    assert call(server, "PUT", "/rate-card", rate_card)[0] == 200
+    senders = [f"e2e-concurrent-{n}" for n in range(20)]
+    for customer in senders:
+        assert call(server, "POST", f"/wallets/{customer}/purchases", {"credits": "1000", "price": PRICE})[0] == 201
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    statuses: list[int] = []
+
+    def send(customer: str) -> None:
+        for n in range(15):
+            event = {"eventId": f"{customer}-{n}", "customerId": customer, "meter": "api_calls", "quantity": "1"}
+            statuses.append(call(server, "POST", "/usage", {"events": [{**event, "timestamp": now}]})[0])
+
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        # When twenty senders post one event per request, all at once
+        threads = [threading.Thread(target=send, args=(customer,)) for customer in senders]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switch_interval)
+
+    # Then every request was accepted and every event drawn
+    assert statuses == [202] * len(statuses) and len(statuses) == 20 * 15
+
+    def balances() -> bool:
+        """every wallet drawn 15 times"""
+        return [call(server, "GET", f"/wallets/{c}")[1]["balance"] for c in senders] == ["985"] * len(senders)
+
+    eventually(balances)
