@@ -225,7 +225,8 @@ SCRIPT = r"""
       name.textContent = m.meter;
       item.appendChild(name);
       item.appendChild(document.createTextNode(
-        " \u2014 " + amount(m.quantity) + " units, " + amount(m.credits) + " credits, " + m.events + " events"));
+        " \u2014 " + amount(m.quantity) + " units, " + amount(m.credits) + " credits, " + m.events +
+        (m.events === 1 ? " event" : " events")));
       legend.appendChild(item);
     });
   }
