@@ -98,6 +98,9 @@ SCRIPT = r"""
     return td;
   }
   // Amounts are decimal strings: grouped for display, never turned into floats.
+  function counted(text, noun) {  // "1 event", "2 events", "0.5 credits"
+    return text + " " + noun + (text === "1" ? "" : "s");
+  }
   function amount(s) {
     if (s === null || s === undefined) { return "\u2014"; }
     var negative = s.charAt(0) === "-";
@@ -225,8 +228,8 @@ SCRIPT = r"""
       name.textContent = m.meter;
       item.appendChild(name);
       item.appendChild(document.createTextNode(
-        " \u2014 " + amount(m.quantity) + " units, " + amount(m.credits) + " credits, " + m.events +
-        (m.events === 1 ? " event" : " events")));
+        " \u2014 " + counted(amount(m.quantity), "unit") + ", " + counted(amount(m.credits), "credit") + ", " +
+        counted(String(m.events), "event")));
       legend.appendChild(item);
     });
   }
