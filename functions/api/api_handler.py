@@ -7,11 +7,11 @@ import warnings
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from prepaid.edge.http import headers, resolver, serve
+from prepaid.edge.http import json_response, resolver, serve
 from prepaid.routes import catalog, openapi_document, usage, wallets
 
 logger = Logger()
@@ -26,7 +26,7 @@ for router in (wallets.router, catalog.router, usage.router):
 
 @app.get("/openapi.json", include_in_schema=False)
 def openapi() -> Response[Any]:
-    return Response(200, content_types.APPLICATION_JSON, openapi_document(), headers())
+    return json_response(openapi_document())
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)

@@ -30,6 +30,15 @@ def test_card_order_is_priority_then_expiry_then_cost_then_age_then_id() -> None
     assert order == ["v-urgent", "a-same-as-x", "x-expires-soon", "u-newer", "w-paid", "y-expires-late", "z-no-expiry"]
 
 
+def test_available_leaves_out_cards_not_yet_in_force_and_the_balance_keeps_them() -> None:
+    # Given a card in force, one in force from T0 + 10h, and one expired at T0 + 1h
+    w = wallet(card("now", "10"), card("future", "5", effective=T0 + 10 * H), card("expired", "7", expires=T0 + H))
+    # When the wallet is read at T0 + 2h and at T0 + 10h
+    # Then the balance counts the future card at once, what may be drawn only once it is in force
+    assert (w.balance(T0 + 2 * H), w.available(T0 + 2 * H)) == (Decimal("15"), Decimal("10"))
+    assert (w.balance(T0 + 10 * H), w.available(T0 + 10 * H)) == (Decimal("15"), Decimal("15"))
+
+
 def test_expired_voided_and_future_cards_are_skipped() -> None:
     w = wallet(
         card("expired", "10", expires=T0 + H),

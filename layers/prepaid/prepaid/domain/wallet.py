@@ -158,6 +158,10 @@ class Wallet:
         """Sum of `remaining` over cards active and not expired at `at`."""
         return sum((c.remaining for c in self.cards.values() if c.counts_at(at)), ZERO)
 
+    def available(self, at: datetime) -> Decimal:
+        """What usage at `at` may draw now: the balance less the cards not yet in force."""
+        return sum((c.remaining for c in self.cards.values() if c.counts_at(at) and c.usable_at(at)), ZERO)
+
     def live_cards(self, at: datetime) -> list[Card]:
         """Cards that count in the balance at `at`, in drawdown order."""
         return sorted((c for c in self.cards.values() if c.counts_at(at)), key=drawdown_order)

@@ -138,7 +138,7 @@ def domain_error_response(error: domain.DomainError, *, public: bool = False) ->
 def validation_error_response(errors: list[Any]) -> Response[Any]:
     """Powertools' request validation errors: 400 for a body that is not JSON, 422 for the rest."""
     if any(e.get("type") == "json_invalid" for e in errors):
-        return error_response(HTTPStatus.BAD_REQUEST, "malformed_json", "the request body is not valid JSON")
+        return error_response(*_UNREADABLE["not_json"])
     details = [
         {"field": ".".join(str(p) for p in e.get("loc", ())), "reason": e.get("type"), "message": e.get("msg")}
         for e in errors

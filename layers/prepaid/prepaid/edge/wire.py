@@ -94,7 +94,7 @@ def wallet(view: WalletView) -> Json:
     return {
         "customerId": found.customer_id,
         "balance": to_wire(totals.balance),
-        "available": to_wire(sum((c.remaining for c in found.live_cards(at) if c.usable_at(at)), ZERO)),
+        "available": to_wire(found.available(at)),
         "overage": to_wire(found.overage),
         "cards": [card(c, at) for c in found.live_cards(at)],
         "nextExpiry": optional_instant(found.next_expiry(at)),
@@ -135,7 +135,7 @@ def ledger_entry(entry_id: str, entry: LedgerEntry) -> Json:
         "value": money(entry.value) if entry.value else None,
         "eventId": entry.event_id,
         "meter": entry.meter,
-        "quantity": to_wire(entry.quantity) if entry.quantity is not None else None,
+        "quantity": _optional(entry.quantity),
         "events": entry.events or None,
     }
     return {k: v for k, v in shown.items() if v is not None}
