@@ -89,7 +89,7 @@ demo: venv
 
 # The usage pipeline's cost against baselines (run.py), then latency on the local stack (latency.py).
 bench: venv
-	PYTHONPATH=local:layers/prepaid $(BIN)/python bench/run.py $(ARGS)
+	PYTHONPATH=local:layers/prepaid:bench $(BIN)/python bench/run.py $(ARGS)
 	PYTHONPATH=local:demo $(BIN)/python bench/latency.py
 
 # Build and deploy to the AWS account and region of your credentials; ARGS="--stack-name ... --parameter-overrides

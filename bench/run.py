@@ -22,10 +22,11 @@ record per event, or the benchmark stops with an error.
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
+import dataclasses
 import io
 import itertools
+import json
 import math
 import os
 import random
@@ -42,10 +43,12 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any, TextIO, cast
 
 import boto3
+from costs import AwsMeter, AwsTally, Bill, bill
 from moto import mock_aws
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
-from prepaid.adapters.dynamodb import DynamoCatalogStore, DynamoWalletStore
+from prepaid.adapters import items
+from prepaid.adapters.dynamodb import DynamoCatalogStore, DynamoWalletStore, item_bytes, to_attributes
 from prepaid.adapters.sqs import Queue, pack
 from prepaid.application.drawdown import DrawdownService
 from prepaid.application.ingest import RateCards, UsageIntake
@@ -70,9 +73,14 @@ PROMO_DAYS = 30
 USD_PER_CREDIT = Decimal("0.01")
 CENT = Decimal("0.01")
 
-TARGET_WRU_PER_EVENT = 2.1
-TARGET_REQUEST_RATIO = 10.0
+TARGET_BURST_WRU = 1.2
+TARGET_BURST_REQUESTS = 0.1
+TARGET_STEADY_WRU = 2.5
+TARGET_BURST_USD = 1.00
+TARGET_STEADY_USD = 2.00
+TARGET_LIVE_CARD_GROWTH = 1.5
 TARGET_DOMAIN_RATE = 100_000.0
+LIVE_CARDS = (5, 50, 500)
 
 WRITE_KB = 1024
 READ_KB = 4096
@@ -99,6 +107,7 @@ class Workload:
     effective_at: datetime
     rate_card: RateCard
     spread_hours: float
+    seconds: int = 0  # steady traffic: the events arrive evenly over this many seconds
 
 
 def rate_card() -> RateCard:
@@ -115,6 +124,21 @@ def quantity(rng: random.Random, meter: str) -> str:
         return str(rng.randint(50, 8000))
     thousandths = rng.randint(1, 20_000)  # GB-hours with three decimals, as a decimal string
     return f"{thousandths // 1000}.{thousandths % 1000:03d}"
+
+
+def usage_event(
+    rng: random.Random, card: RateCard, rated: dict[str, Decimal], owner: str, meter: str, at: datetime
+) -> dict[str, str]:
+    """One event with a random quantity, its rated credits added to its owner's in `rated`."""
+    amount = quantity(rng, meter)
+    rated[owner] += card.rate(owner, meter, Decimal(amount))
+    return {
+        "eventId": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        "customerId": owner,
+        "meter": meter,
+        "quantity": amount,
+        "timestamp": at.isoformat(timespec="milliseconds"),
+    }
 
 
 def make_workload(events: int, wallets: int, hot_share: float, seed: int, spread_hours: float = 0) -> Workload:
@@ -134,17 +158,8 @@ def make_workload(events: int, wallets: int, hot_share: float, seed: int, spread
     rated = dict.fromkeys(customers, Decimal(0))
     generated: list[dict[str, str]] = []
     for owner, meter in zip(owners, meters, strict=True):
-        amount = quantity(rng, meter)
-        rated[owner] += card.rate(owner, meter, Decimal(amount))
-        generated.append(
-            {
-                "eventId": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                "customerId": owner,
-                "meter": meter,
-                "quantity": amount,
-                "timestamp": (first + (now - first) * (len(generated) + 1) / events).isoformat(timespec="milliseconds"),
-            }
-        )
+        at = first + (now - first) * (len(generated) + 1) / events
+        generated.append(usage_event(rng, card, rated, owner, meter, at))
     purchases: dict[str, list[Purchase]] = {}
     for customer in customers:
         if customer == hot:
@@ -161,46 +176,42 @@ def make_workload(events: int, wallets: int, hot_share: float, seed: int, spread
     return Workload(generated, customers, hot, purchases, rated, effective_at, card, spread_hours)
 
 
+def make_steady_workload(wallets: int, rate: int, seconds: int, seed: int) -> Workload:
+    """`wallets` wallets sending `rate` events per second each for `seconds` seconds, interleaved in arrival
+    order; each wallet funded for twice its usage (a free promotion first, then a purchase)."""
+    rng = random.Random(seed)
+    customers = [f"cust-{i:04d}" for i in range(wallets)]
+    card = rate_card()
+    rated = dict.fromkeys(customers, Decimal(0))
+    now = datetime.now(UTC)
+    generated: list[dict[str, str]] = []
+    for second in range(seconds):
+        for _ in range(rate):
+            for owner in rng.sample(customers, len(customers)):
+                meter = rng.choices(list(METERS), weights=METER_WEIGHTS)[0]
+                generated.append(usage_event(rng, card, rated, owner, meter, now + timedelta(seconds=second)))
+    purchases = {
+        c: [
+            Purchase(Decimal(5), Decimal(0), "promotion", PROMO_DAYS),
+            Purchase(
+                bought := (rated[c] * 2).to_integral_value(ROUND_CEILING) + 10,
+                (bought * USD_PER_CREDIT).quantize(CENT),
+                "purchase",
+            ),
+        ]
+        for c in customers
+    }
+    effective_at = (now - timedelta(days=1)).replace(microsecond=0)
+    return Workload(generated, customers, customers[0], purchases, rated, effective_at, card, 0, seconds)
+
+
 # -- item sizes and capacity units (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/
 #    CapacityUnitCalculations.html and read-write-operations.html) ----------------------------------------------------
 
 
-def number_size(text: str) -> int:
-    """AWS: about 1 byte per two significant digits, plus 1 (leading and trailing zeros trimmed)."""
-    digits = Decimal(text).normalize().as_tuple().digits
-    return math.ceil(len(digits) / 2) + 1
-
-
-def binary_size(value: Any) -> int:
-    return len(value) if isinstance(value, bytes | bytearray) else len(base64.b64decode(value))
-
-
-def value_size(value: Mapping[str, Any]) -> int:
-    ((kind, data),) = value.items()
-    if kind == "S":
-        return len(data.encode())
-    if kind == "N":
-        return number_size(data)
-    if kind == "B":
-        return binary_size(data)
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind == "SS":
-        return sum(len(s.encode()) for s in data)
-    if kind == "NS":
-        return sum(number_size(n) for n in data)
-    if kind == "BS":
-        return sum(binary_size(b) for b in data)
-    if kind == "L":  # 3 bytes, plus each element and 1 byte per element
-        return 3 + sum(1 + value_size(v) for v in data)
-    if kind == "M":
-        return 3 + sum(1 + len(k.encode()) + value_size(v) for k, v in data.items())
-    raise ValueError(f"unknown attribute type {kind}")
-
-
 def item_size(item: Mapping[str, Mapping[str, Any]]) -> int:
-    """Sum over attributes of the UTF-8 length of the name plus the size of the value."""
-    return sum(len(name.encode()) + value_size(value) for name, value in item.items())
+    """Sum over attributes of the UTF-8 length of the name plus the size of the value (the adapter's own rule)."""
+    return item_bytes(dict(item))
 
 
 def write_units(size: int) -> int:
@@ -214,7 +225,15 @@ def kind_of(key: Mapping[str, Mapping[str, str]]) -> str:
         if sk == "WALLET":
             return "wallet"
         return {"L#": "ledger entry", "C#": "retired card"}.get(sk[:2], "wallet other")
-    return {"E#": "usage record", "A#": "hourly usage", "O#": "outbox event", "I#": "idempotency"}.get(pk[:2], pk)
+    if pk == "REVENUE":
+        return "revenue day"
+    return {
+        "E#": "usage record",
+        "A#": "hourly usage",
+        "O#": "outbox event",
+        "I#": "idempotency",
+        "R#": "revenue marker",
+    }.get(pk[:2], pk)
 
 
 # -- the DynamoDB meter ----------------------------------------------------------------------------------------------
@@ -230,6 +249,7 @@ class Write:
     before: int
     put_size: int | None
     transactional: bool
+    item: Mapping[str, Any] | None = None  # what a Put writes
 
 
 @dataclass
@@ -244,10 +264,28 @@ class Tally:
     bytes_by_kind: Counter[str] = field(default_factory=Counter)
     max_bytes_by_kind: Counter[str] = field(default_factory=Counter)
     wru_by_customer: Counter[str] = field(default_factory=Counter)
-    events_by_customer: Counter[str] = field(default_factory=Counter)
     transactions: int = 0
-    batches: list[tuple[str, list[str]]] = field(default_factory=list)  # (customer, event ids) per transaction
+    commits: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # (customer, version) -> event ids
     hook_seconds: float = 0.0
+
+    @property
+    def batches(self) -> list[tuple[str, list[str]]]:
+        """(customer, event ids) per commit that drew usage, in the order they were written."""
+        return [(customer, ids) for (customer, _), ids in self.commits.items()]
+
+    @property
+    def events_by_customer(self) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        for (owner, _), ids in self.commits.items():
+            counts[owner] += len(ids)
+        return counts
+
+    @property
+    def events(self) -> int:
+        return sum(len(ids) for ids in self.commits.values())
+
+    def wru_of(self, *kinds: str, excluding: bool = False) -> int:
+        return sum(n for k, n in self.wru_by_kind.items() if (k in kinds) != excluding)
 
     @property
     def request_count(self) -> int:
@@ -303,7 +341,7 @@ class DynamoMeter:
             # A Put conditioned on absence that succeeds replaced nothing; otherwise the old item counts too.
             fresh = op.get("ConditionExpression") == "attribute_not_exists(PK)"
             before = 0 if fresh else self._stored_size(table, key)
-            return Write(table, key, action, before, item_size(op["Item"]), transactional)
+            return Write(table, key, action, before, item_size(op["Item"]), transactional, op["Item"])
         key = dict(op["Key"])
         return Write(table, key, action, self._stored_size(table, key), None, transactional)
 
@@ -330,6 +368,11 @@ class DynamoMeter:
             ]
         elif operation in ("GetItem", "Query"):
             context["bench_consistent"] = bool(params.get("ConsistentRead", False))
+        elif operation == "BatchGetItem":
+            context["bench_reads"] = [
+                (bool(request.get("ConsistentRead", False)), len(request["Keys"]))
+                for request in params["RequestItems"].values()
+            ]
         else:
             raise NotImplementedError(f"the bench does not size {operation}; extend DynamoMeter")
         self.tally.hook_seconds += time.perf_counter() - started
@@ -345,6 +388,15 @@ class DynamoMeter:
         elif operation == "GetItem":
             units = math.ceil(max(1, item_size(parsed.get("Item", {}))) / READ_KB)
             self.tally.rru += units if context.get("bench_consistent") else units / 2
+        elif operation == "BatchGetItem":
+            # each key read costs at least one unit (half, eventually consistent), found or not; found items by size
+            found = [item for items in parsed.get("Responses", {}).values() for item in items]
+            unprocessed = sum(len(r["Keys"]) for r in parsed.get("UnprocessedKeys", {}).values())
+            for consistent, keys in context.get("bench_reads", []):
+                sized = [math.ceil(max(1, item_size(i)) / READ_KB) for i in found[:keys]]
+                found = found[keys:]
+                units = sum(sized) + max(0, keys - len(sized) - unprocessed)
+                self.tally.rru += units if consistent else units / 2
         elif operation == "Query":
             units = max(1, math.ceil(sum(item_size(i) for i in parsed.get("Items", [])) / READ_KB))
             self.tally.rru += units if context.get("bench_consistent") else units / 2
@@ -353,7 +405,6 @@ class DynamoMeter:
         self.tally.hook_seconds += time.perf_counter() - started
 
     def _charge(self, operation: str, writes: list[Write]) -> None:
-        customer, events, units = None, [], 0
         for write in writes:
             after = write.put_size if write.put_size is not None else 0
             if write.action == "Update":
@@ -361,23 +412,29 @@ class DynamoMeter:
             size = max(write.before, after)  # Put/Update: the larger of before and after; Delete/Check: before
             charged = write_units(size) * (2 if write.transactional else 1)
             kind = kind_of(write.key)
-            units += charged
+            self.tally.wru += charged
             self.tally.wru_by_kind[kind] += charged
             self.tally.items_by_kind[kind] += 1
             self.tally.bytes_by_kind[kind] += size
             self.tally.max_bytes_by_kind[kind] = max(self.tally.max_bytes_by_kind[kind], size)
-            if kind == "wallet":
-                customer = write.key["PK"]["S"].removeprefix("W#")
-            elif kind == "usage record":
-                events.append(write.key["PK"]["S"].removeprefix("E#"))
-        self.tally.wru += units
+            owner = owner_of(write)
+            self.tally.wru_by_customer[owner] += charged
+            if kind == "usage record" and write.item is not None:
+                commit = (owner, write.item["version"]["N"])
+                self.tally.commits.setdefault(commit, []).append(write.key["PK"]["S"].removeprefix("E#"))
         if operation == "TransactWriteItems":
             self.tally.transactions += 1
-        owner = customer or "(no wallet item)"
-        self.tally.wru_by_customer[owner] += units
-        self.tally.events_by_customer[owner] += len(events)
-        if events:
-            self.tally.batches.append((owner, events))
+
+
+def owner_of(write: Write) -> str:
+    """The customer an item belongs to, from its key or (usage records, outbox events) from its content."""
+    pk: str = write.key["PK"]["S"]
+    if pk.startswith(("W#", "A#")):
+        return pk[2:]
+    if write.item is not None and "customerId" in write.item:
+        customer: str = write.item["customerId"]["S"]
+        return customer
+    return "(revenue)" if pk.startswith(("R#", "REVENUE")) else "(other)"
 
 
 # -- the stack -------------------------------------------------------------------------------------------------------
@@ -445,6 +502,7 @@ class RunResult:
     tally: Tally
     wallets: dict[str, WalletState]
     phases: dict[str, float] = field(default_factory=dict)
+    aws: AwsTally | None = None  # SQS, EventBridge and Lambda, for the runs through the stack
 
 
 def state_of(wallet: Wallet | None, at: datetime) -> WalletState:
@@ -489,77 +547,201 @@ def verify_store(workload: Workload, at: datetime) -> dict[str, WalletState]:
 
 
 @contextmanager
-def fresh_stack(workload: Workload, meter: DynamoMeter, phases: dict[str, float]) -> Iterator[Stack]:
+def fresh_stack(
+    workload: Workload, meter: DynamoMeter, phases: dict[str, float], aws: AwsMeter | None = None
+) -> Iterator[Stack]:
     """A fresh moto with the template's stack, metered, in the workload's starting state (timed as set-up)."""
     with mock_aws():
         serialize_dynamodb()
         meter.install()
+        if aws is not None:
+            aws.hook_session()
         started = time.perf_counter()
         stack = new_stack()
+        if aws is not None:
+            aws.wrap(stack)
         set_up(stack, workload)
         phases["set-up (stack, rate card, purchases)"] = time.perf_counter() - started
         yield stack
 
 
-def run_batched(workload: Workload, meter: DynamoMeter) -> RunResult:
+def assert_queues_empty(stack: Stack) -> None:
+    sqs = boto3.client("sqs", region_name=REGION)
+    for queue in ("UsageQueue", "DrawdownQueue", "UsageDeadLetterQueue"):
+        url = stack.name(queue)
+        left = sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        )["Attributes"]
+        if any(int(v) for v in left.values()):
+            raise AssertionError(f"{url} is not empty after the run: {left}")
+
+
+def run_batched(workload: Workload, meter: DynamoMeter, aws: AwsMeter, name: str = "batched") -> RunResult:
+    """Our design: producers' messages through ingest and drawdown, then the streams (outbox, revenue)."""
     phases: dict[str, float] = {}
-    with fresh_stack(workload, meter, phases) as stack:
-        started = time.perf_counter()
+    with fresh_stack(workload, meter, phases, aws) as stack:
         sqs = boto3.client("sqs", region_name=REGION)
-        # as a producer sends straight onto the usage queue: events packed into messages of up to 100
-        Queue(sqs, stack.name("UsageQueue")).send([{"MessageBody": b} for b in pack(workload.events)])
-        phases["producers' sends (not timed)"] = time.perf_counter() - started
-        with meter.measuring() as tally:
+        with meter.measuring() as tally, aws.measuring() as aws_tally:
             started = time.perf_counter()
+            # as a producer sends straight onto the usage queue: events packed into messages of up to 100
+            Queue(sqs, stack.name("UsageQueue")).send([{"MessageBody": b} for b in pack(workload.events)])
+            phases["producers' sends (not timed)"] = sent = time.perf_counter() - started
             stack.pump_queues()
-            wall = time.perf_counter() - started
-        phases["pump_queues (timed, with hooks)"] = wall
-        for queue in ("UsageQueue", "DrawdownQueue", "UsageDeadLetterQueue"):
-            url = stack.name(queue)
-            left = sqs.get_queue_attributes(
-                QueueUrl=url,
-                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-            )["Attributes"]
-            if any(int(v) for v in left.values()):
-                raise AssertionError(f"{url} is not empty after the run: {left}")
+            stack.pump_streams()
+            wall = time.perf_counter() - started - sent
+        phases["pump queues and streams (timed, with hooks)"] = wall
+        assert_queues_empty(stack)
         started = time.perf_counter()
         wallets = verify_store(workload, datetime.now(UTC))
         phases["verification"] = time.perf_counter() - started
-    return RunResult("batched", wall - tally.hook_seconds, tally, wallets, phases)
+    return RunResult(name, wall - tally.hook_seconds, tally, wallets, phases, aws_tally)
+
+
+def run_steady(workload: Workload, meter: DynamoMeter, aws: AwsMeter) -> RunResult:
+    """Our design under steady traffic: each simulated second, that second's one-event messages are sent, then the
+    queues and streams are pumped once, as Lambda's pollers take what arrived within their 1 s batching window.
+    Each drawdown invocation starts knowing nothing (`new_environment_per_drawdown`)."""
+    phases: dict[str, float] = {}
+    with fresh_stack(workload, meter, phases, aws) as stack:
+        sqs = boto3.client("sqs", region_name=REGION)
+        usage = Queue(sqs, stack.name("UsageQueue"))
+        seconds: dict[int, list[dict[str, str]]] = {}
+        for n, event in enumerate(workload.events):
+            seconds.setdefault(n * workload.seconds // len(workload.events), []).append(event)
+        stack.observers.append(new_environment_per_drawdown)
+        with meter.measuring() as tally, aws.measuring() as aws_tally:
+            started = time.perf_counter()
+            for second in sorted(seconds):
+                usage.send([{"MessageBody": json.dumps(e)} for e in seconds[second]])
+                stack.pump_queues()
+                stack.pump_streams()
+            wall = time.perf_counter() - started
+        phases[f"{workload.seconds} simulated seconds, sends and pumps (timed, with hooks)"] = wall
+        assert_queues_empty(stack)
+        started = time.perf_counter()
+        wallets = verify_store(workload, datetime.now(UTC))
+        phases["verification"] = time.perf_counter() - started
+    return RunResult("steady", wall - tally.hook_seconds, tally, wallets, phases, aws_tally)
+
+
+def new_environment_per_drawdown(logical_id: str, event: Any) -> None:
+    """The worst case for steady traffic: each drawdown invocation in an environment that did not write the wallet
+    version it reads, so it reads back what that version owed."""
+    if logical_id == "DrawdownFunction":
+        from prepaid import assembly
+
+        assembly.drawdown_store().forget()
+
+
+def rated_arrivals(workload: Workload, client: Any, table: str) -> list[tuple[str, RatedUsage]]:
+    """The workload's events screened and rated as ingest would, in arrival order (not timed)."""
+    intake = UsageIntake(RateCards(DynamoCatalogStore(client, table)), lambda: datetime.now(UTC))
+    screening = intake.screen(workload.events)
+    if screening.refused:
+        raise AssertionError(f"refused: {screening.refused[:3]}")
+    rated = {c: iter(usages) for c, usages in screening.by_customer().items()}
+    return [(e.customer_id, next(rated[e.customer_id])) for e in screening.accepted]
 
 
 def run_naive(workload: Workload, meter: DynamoMeter) -> RunResult:
+    """One consistent wallet read and one transaction (wallet, ledger entry, usage record) per event; then the
+    revenue projection of its ledger entries."""
     phases: dict[str, float] = {}
-    with fresh_stack(workload, meter, phases):
+    with fresh_stack(workload, meter, phases) as stack:
         table = os.environ["TABLE_NAME"]
         client = boto3.client("dynamodb", region_name=REGION)  # built after the hooks: metered
-
-        def clock() -> datetime:
-            return datetime.now(UTC)
-
         started = time.perf_counter()
-        intake = UsageIntake(RateCards(DynamoCatalogStore(client, table)), clock)
-        screening = intake.screen(workload.events)
-        if screening.refused:
-            raise AssertionError(f"refused: {screening.refused[:3]}")
-        rated = {c: iter(usages) for c, usages in screening.by_customer().items()}
-        arrivals = [(e.customer_id, next(rated[e.customer_id])) for e in screening.accepted]
+        arrivals = rated_arrivals(workload, client, table)
         phases["screen and rate (not timed)"] = time.perf_counter() - started
-        service = DrawdownService(
-            DynamoWalletStore(client, table), clock, lambda: uuid.uuid4().hex, max_events_per_commit=1
-        )
+        store = DynamoWalletStore(client, table, one_transaction=True)
+        service = DrawdownService(store, lambda: datetime.now(UTC), lambda: uuid.uuid4().hex, max_events_per_commit=1)
         with meter.measuring() as tally:
             started = time.perf_counter()
             for customer, usage in arrivals:
                 report = service.apply(customer, [usage])
                 if report.drawn != [usage.event_id]:
                     raise AssertionError(f"{usage.event_id} not drawn: {report}")
+            stack.pump_streams()
             wall = time.perf_counter() - started
-        phases["one transaction per event (timed, with hooks)"] = wall
+        phases["one transaction per event, then the streams (timed, with hooks)"] = wall
         started = time.perf_counter()
         wallets = verify_store(workload, datetime.now(UTC))
         phases["verification"] = time.perf_counter() - started
     return RunResult("naive", wall - tally.hook_seconds, tally, wallets, phases)
+
+
+def run_lean(workload: Workload, meter: DynamoMeter) -> RunResult:
+    """The lean per-event baseline: each wallet kept in memory (read once, before the timed part), and per event
+    one transaction of the wallet (version condition) and its usage record (only if absent); no ledger entry, no
+    hourly usage, no events."""
+    phases: dict[str, float] = {}
+    with fresh_stack(workload, meter, phases):
+        table = os.environ["TABLE_NAME"]
+        client = boto3.client("dynamodb", region_name=REGION)
+        started = time.perf_counter()
+        arrivals = rated_arrivals(workload, client, table)
+        loaded = {c: DynamoWalletStore(client, table).load(c) for c in workload.customers}
+        wallets = {c: w for c, w in loaded.items() if w is not None}
+        phases["screen, rate and read the wallets (not timed)"] = time.perf_counter() - started
+        with meter.measuring() as tally:
+            started = time.perf_counter()
+            for customer, usage in arrivals:
+                before, now = wallets[customer], datetime.now(UTC)
+                outcome = before.draw_batch([usage], now)
+                after = dataclasses.replace(outcome.wallet, version=before.version + 1)
+                record = items.usage_event_item(customer, after.version, outcome.usage[0], now)
+                client.transact_write_items(
+                    TransactItems=[
+                        {
+                            "Put": {
+                                "TableName": table,
+                                "Item": to_attributes(items.wallet_item(after)),
+                                "ConditionExpression": "version = :v",
+                                "ExpressionAttributeValues": {":v": {"N": str(before.version)}},
+                            }
+                        },
+                        {
+                            "Put": {
+                                "TableName": table,
+                                "Item": to_attributes(record),
+                                "ConditionExpression": "attribute_not_exists(PK)",
+                            }
+                        },
+                    ]
+                )
+                wallets[customer] = after
+            wall = time.perf_counter() - started
+        phases["one lean transaction per event (timed, with hooks)"] = wall
+        started = time.perf_counter()
+        states = verify_store(workload, datetime.now(UTC))
+        phases["verification"] = time.perf_counter() - started
+    return RunResult("lean per-event", wall - tally.hook_seconds, tally, states, phases)
+
+
+def live_card_costs(counts: Sequence[int] = LIVE_CARDS) -> dict[int, int]:
+    """Write units of a one-event drawdown commit on a wallet with 5, 50 and 500 live cards (the third of three
+    commits, so the wallet replaced is as large as the one written)."""
+    meter = DynamoMeter()
+    costs: dict[int, int] = {}
+    workload = make_workload(10, 2, 0.5, 1)
+    with fresh_stack(workload, meter, {}) as stack:
+        table = os.environ["TABLE_NAME"]
+        client = boto3.client("dynamodb", region_name=REGION)
+        service = DrawdownService(DynamoWalletStore(client, table), lambda: datetime.now(UTC), lambda: uuid.uuid4().hex)
+        for count in counts:
+            customer = f"cards-{count}"
+            for n in range(count):
+                body = {"credits": "1000", "price": {"amount": "10.00", "currency": "USD"}, "priority": n % 100}
+                answer = stack.api("POST", f"/wallets/{customer}/purchases", body)
+                if answer.status != 201:
+                    raise RuntimeError(f"purchase {n} for {customer}: {answer.status} {answer.body}")
+            at = datetime.now(UTC)
+            for n in range(3):
+                usage = RatedUsage(f"{customer}-{n}", "api_calls", Decimal(1), Decimal("0.5"), at)
+                with meter.measuring() as tally:
+                    service.apply(customer, [usage])
+            costs[count] = tally.wru
+    return costs
 
 
 # -- the domain core alone -------------------------------------------------------------------------------------------
@@ -619,21 +801,55 @@ def run_domain(workload: Workload, pipeline: RunResult, repeats: int = 5) -> tup
 
 # -- report ----------------------------------------------------------------------------------------------------------
 
+REVENUE_KINDS = ("revenue marker", "revenue day")
+
 
 def per_event(value: float, events: int) -> float:
     return value / events if events else math.nan
 
 
-def split(tally: Tally, hot: str) -> tuple[float, float, float]:
-    """WRU/event of the hot wallet, of the rest, and events per transaction of the rest."""
-    hot_events = tally.events_by_customer[hot]
-    rest_events = sum(n for c, n in tally.events_by_customer.items() if c != hot)
-    rest_wru = sum(n for c, n in tally.wru_by_customer.items() if c != hot)
-    rest_batches = sum(1 for c, _ in tally.batches if c != hot)
-    return (
-        per_event(tally.wru_by_customer[hot], hot_events),
-        per_event(rest_wru, rest_events),
-        per_event(rest_events, rest_batches) if rest_batches else math.nan,
+@dataclass(frozen=True)
+class Figures:
+    """One run's figures per event."""
+
+    name: str
+    events: int
+    events_per_commit: float
+    wru_pipeline: float  # ingest and drawdown
+    wru_revenue: float  # the revenue projection (stream consumer)
+    rru: float
+    requests: float
+    events_per_second: float
+    bill: Bill | None  # all-in dollars per million events, for runs through the stack
+
+    @property
+    def wru(self) -> float:
+        return self.wru_pipeline + self.wru_revenue
+
+    def summary(self) -> dict[str, float | None]:
+        return {
+            "wru_per_event": round(self.wru, 4),
+            "rru_per_event": round(self.rru, 4),
+            "ddb_requests_per_event": round(self.requests, 4),
+            "usd_per_million": round(self.bill.total, 4) if self.bill else None,
+            "events_per_commit": round(self.events_per_commit, 2),
+        }
+
+
+def figures(run: RunResult, events: int) -> Figures:
+    tally = run.tally
+    revenue = tally.wru_of(*REVENUE_KINDS)
+    commits = len(tally.commits)
+    return Figures(
+        run.name,
+        events,
+        per_event(tally.events, commits),
+        per_event(tally.wru - revenue, events),
+        per_event(revenue, events),
+        per_event(tally.rru, events),
+        per_event(tally.request_count, events),
+        events / run.seconds,
+        bill(events, tally.wru, tally.rru, run.aws) if run.aws is not None else None,
     )
 
 
@@ -656,126 +872,161 @@ def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
     return "\n".join([show(header), line, *(show(r) for r in rows)])
 
 
-def report(
-    workload: Workload, batched: RunResult, naive: RunResult, domain_rate: float, domain_events: int, seconds: float
-) -> bool:
-    n = len(workload.events)
-    hot = workload.hot
-    b, v = batched.tally, naive.tally
-    b_rate, v_rate = n / batched.seconds, n / naive.seconds
-    b_req, v_req = per_event(b.request_count, n), per_event(v.request_count, n)
-    b_wru, v_wru = per_event(b.wru, n), per_event(v.wru, n)
-    b_hot, b_rest, b_rest_size = split(b, hot)
-    v_hot, v_rest, _ = split(v, hot)
-    hot_events = b.events_by_customer[hot]
-    hot_batches = sum(1 for c, _ in b.batches if c == hot)
-
-    def ratio(better: float, worse: float) -> str:
-        return f"{worse / better:.1f}x" if better else "-"
-
+def comparison(title: str, columns: Sequence[Figures]) -> None:
     rows = [
-        ["events/s (timed part, hooks excluded)", fmt(b_rate, 0), fmt(v_rate, 0), ratio(v_rate, b_rate)],
-        ["timed wall seconds", fmt(batched.seconds, 1), fmt(naive.seconds, 1), ratio(batched.seconds, naive.seconds)],
-        ["DynamoDB requests/event", fmt(b_req, 4), fmt(v_req, 4), ratio(b_req, v_req)],
-        ["  GetItem requests", str(b.requests["GetItem"]), str(v.requests["GetItem"]), ""],
-        [
-            "  TransactWriteItems requests",
-            str(b.requests["TransactWriteItems"]),
-            str(v.requests["TransactWriteItems"]),
-            "",
-        ],
-        ["WRU/event", fmt(b_wru), fmt(v_wru), ratio(b_wru, v_wru)],
-        [f"  WRU/event, hot wallet ({hot})", fmt(b_hot), fmt(v_hot), ratio(b_hot, v_hot)],
-        [
-            f"  WRU/event, the other {len(workload.customers) - 1} wallets",
-            fmt(b_rest),
-            fmt(v_rest),
-            ratio(b_rest, v_rest),
-        ],
-        ["RRU/event (consistent wallet reads)", fmt(per_event(b.rru, n)), fmt(per_event(v.rru, n)), ""],
-        ["transactions", str(b.transactions), str(v.transactions), ratio(b.transactions, v.transactions)],
-        ["  events/transaction, hot wallet", fmt(per_event(hot_events, hot_batches), 1), "1.0", ""],
-        ["  events/transaction, other wallets", fmt(b_rest_size, 1), "1.0", ""],
-        ["failed requests", str(sum(b.failed.values())), str(sum(v.failed.values())), ""],
-        ["domain core only (rate + draw_batch), events/s", fmt(domain_rate, 0), "", ""],
+        ["events per commit", *(fmt(f.events_per_commit, 1) for f in columns)],
+        ["WRU/event, ingest + drawdown", *(fmt(f.wru_pipeline) for f in columns)],
+        ["  + revenue projection (stream)", *(fmt(f.wru_revenue) for f in columns)],
+        ["WRU/event, all-in", *(fmt(f.wru) for f in columns)],
+        ["RRU/event", *(fmt(f.rru) for f in columns)],
+        ["DynamoDB requests/event", *(fmt(f.requests, 4) for f in columns)],
+        ["events/s on moto (hooks excluded)", *(fmt(f.events_per_second, 0) for f in columns)],
+        ["all-in $ per million events", *(fmt(f.bill.total) if f.bill else "-" for f in columns)],
     ]
     print()
+    print(title)
+    print(table(rows, ["", *(f.name for f in columns)]))
+
+
+def print_bill(title: str, figures_: Figures, aws: AwsTally) -> None:
+    assert figures_.bill is not None
+    rows = [[line, fmt(usd, 4)] for line, usd in figures_.bill.lines.items()]
+    rows.append(["total", fmt(figures_.bill.total, 4)])
+    invocations = ", ".join(f"{k.removesuffix('Function')} {n}" for k, n in sorted(aws.invocations.items()))
+    print()
+    print(f"{title}: $ per million events at list prices (bench/costs.py)")
+    print(table(rows, ["", "$/M events"]))
     print(
-        f"events {n:,}  wallets {len(workload.customers)}  hot share {b.events_by_customer[hot] / n:.2f}"
-        f"  timestamps over {workload.spread_hours:g} h"
+        f"  invocations: {invocations}; function CPU {aws.function_cpu_s:.1f} s (moto's time taken out) + modelled "
+        f"AWS waits {aws.modelled_latency_s:.1f} s; SQS requests {dict(aws.sqs_requests)}; "
+        f"EventBridge events {aws.eventbridge_events}"
     )
+
+
+def by_kind(run: RunResult, events: int) -> None:
+    tally = run.tally
+    rows = [
+        [
+            k,
+            str(tally.items_by_kind[k]),
+            f"{per_event(tally.bytes_by_kind[k], tally.items_by_kind[k]):.0f}",
+            str(tally.max_bytes_by_kind[k]),
+            fmt(per_event(tally.wru_by_kind[k], events)),
+        ]
+        for k in sorted(tally.wru_by_kind, key=lambda k: -tally.wru_by_kind[k])
+    ]
+    print()
+    print(f"{run.name}: write units by item kind (item sizes in bytes; in a transaction 2 WRU per started KB)")
+    print(table(rows, ["item", "items", "mean", "max", "WRU/event"]))
+    print(f"  requests: {dict(tally.requests)}")
+
+
+def report(
+    burst: Sequence[RunResult],
+    steady: Sequence[RunResult],
+    workloads: tuple[Workload, Workload],
+    live_cards: dict[int, int],
+    sweep: Sequence[Figures],
+    domain_rate: float,
+    seconds: float,
+) -> dict[str, Any]:
+    burst_workload, steady_workload = workloads
+    b = [figures(r, len(burst_workload.events)) for r in burst]
+    st = [figures(r, len(steady_workload.events)) for r in steady]
+    n = len(burst_workload.events)
+    hot = burst_workload.hot
+    print()
     print(
         f"machine: {os.cpu_count()} cores, load average {', '.join(f'{x:.1f}' for x in os.getloadavg())} (1/5/15 min)"
     )
-    print(table(rows, ["", "batched", "naive", "ratio"]))
-    print("ratio: how many times better batched is than naive (higher is better for batched)")
-
-    kinds = sorted(set(b.wru_by_kind) | set(v.wru_by_kind), key=lambda k: -b.wru_by_kind[k])
-    kind_rows = [
-        [
-            k,
-            str(b.items_by_kind[k]),
-            f"{per_event(b.bytes_by_kind[k], b.items_by_kind[k]):.0f}",
-            str(b.max_bytes_by_kind[k]),
-            fmt(per_event(b.wru_by_kind[k], n)),
-            str(v.items_by_kind[k]),
-            f"{per_event(v.bytes_by_kind[k], v.items_by_kind[k]):.0f}",
-            str(v.max_bytes_by_kind[k]),
-            fmt(per_event(v.wru_by_kind[k], n)),
-        ]
-        for k in kinds
-    ]
+    comparison(
+        f"burst: {n:,} events, {len(burst_workload.customers)} wallets, hot share "
+        f"{burst[0].tally.events_by_customer[hot] / n:.2f}, 100 events per message",
+        b,
+    )
+    comparison(
+        f"steady: {len(steady_workload.customers)} wallets x "
+        f"{len(steady_workload.events) // len(steady_workload.customers) // steady_workload.seconds} events/s for "
+        f"{steady_workload.seconds} s ({len(steady_workload.events):,} events), one event per message",
+        st,
+    )
+    assert burst[0].aws is not None and steady[0].aws is not None
+    print_bill("burst, our design", b[0], burst[0].aws)
+    print_bill("steady, our design", st[0], steady[0].aws)
+    by_kind(burst[0], n)
+    by_kind(steady[0], len(steady_workload.events))
     print()
-    print("write units by item kind (in a transaction: 2 WRU per started KB of each item; item sizes in bytes)")
-    header = ["item", "batched items", "mean", "max", "WRU/event", "naive items", "mean", "max", "WRU/event"]
-    print(table(kind_rows, header))
-
+    print("a one-event drawdown commit on a wallet with N live cards")
+    print(table([[str(k), str(v)] for k, v in live_cards.items()], ["live cards", "WRU"]))
+    print()
+    print("our design, burst at other sizes (same wallets and hot share)")
+    print(
+        table(
+            [[f"{f.events:,}", fmt(f.wru), fmt(f.requests, 4), fmt(f.events_per_commit, 1)] for f in sweep],
+            ["events", "WRU/event all-in", "requests/event", "events/commit"],
+        )
+    )
+    growth = live_cards[max(live_cards)] / live_cards[min(live_cards)]
+    ours_b, ours_s = b[0], st[0]
+    assert ours_b.bill is not None and ours_s.bill is not None
     targets = [
+        (f"burst: WRU/event <= {TARGET_BURST_WRU} (all-in)", ours_b.wru <= TARGET_BURST_WRU, fmt(ours_b.wru)),
         (
-            f"WRU/event <= {TARGET_WRU_PER_EVENT} (batched)",
-            b_wru <= TARGET_WRU_PER_EVENT,
-            f"{b_wru:.3f} (hot {b_hot:.3f}, others {b_rest:.3f})",
+            f"burst: DynamoDB requests/event <= {TARGET_BURST_REQUESTS}",
+            ours_b.requests <= TARGET_BURST_REQUESTS,
+            fmt(ours_b.requests, 4),
+        ),
+        (f"steady: WRU/event <= {TARGET_STEADY_WRU} (all-in)", ours_s.wru <= TARGET_STEADY_WRU, fmt(ours_s.wru)),
+        (
+            f"burst: <= ${TARGET_BURST_USD:.2f} per million",
+            ours_b.bill.total <= TARGET_BURST_USD,
+            fmt(ours_b.bill.total),
         ),
         (
-            f">= {TARGET_REQUEST_RATIO:.0f}x fewer DynamoDB requests/event than naive",
-            v_req / b_req >= TARGET_REQUEST_RATIO,
-            f"{v_req / b_req:.1f}x ({b_req:.4f} vs {v_req:.4f})",
+            f"steady: <= ${TARGET_STEADY_USD:.2f} per million",
+            ours_s.bill.total <= TARGET_STEADY_USD,
+            fmt(ours_s.bill.total),
         ),
         (
-            f"domain core >= {TARGET_DOMAIN_RATE:,.0f} events/s",
-            domain_rate >= TARGET_DOMAIN_RATE,
-            f"{domain_rate:,.0f} events/s over {domain_events:,} events",
+            f"live cards: write cost 500 / 5 <= {TARGET_LIVE_CARD_GROWTH}x",
+            growth <= TARGET_LIVE_CARD_GROWTH,
+            f"{growth:.1f}x",
         ),
+        (
+            "sizes: WRU/event flat or falling",
+            all(later.wru <= earlier.wru * 1.02 for earlier, later in itertools.pairwise(sweep)),
+            " / ".join(fmt(f.wru) for f in sweep),
+        ),
+        (f"domain core >= {TARGET_DOMAIN_RATE:,.0f} events/s", domain_rate >= TARGET_DOMAIN_RATE, fmt(domain_rate, 0)),
     ]
     print()
     print("targets")
     print(table([[t, "met" if ok else "NOT met", got] for t, ok, got in targets], ["target", "", "measured"]))
-
     print()
     print("timings (seconds)")
-    timing_rows = [[f"{r.name}: {k}", f"{s:.1f}"] for r in (batched, naive) for k, s in r.phases.items()]
-    timing_rows += [
-        ["batched: metering hooks (excluded)", f"{b.hook_seconds:.1f}"],
-        ["naive: metering hooks (excluded)", f"{v.hook_seconds:.1f}"],
-        ["whole benchmark", f"{seconds:.1f}"],
-    ]
+    timing_rows = [[f"{r.name}: {k}", f"{v:.1f}"] for r in (*burst, *steady) for k, v in r.phases.items()]
+    timing_rows.append(["whole benchmark", f"{seconds:.1f}"])
     print(table(timing_rows, ["phase", "s"]))
-    return all(ok for _, ok, _ in targets)
+    return {"burst": ours_b.summary(), "steady": ours_s.summary()}
 
 
-def compare(workload: Workload, batched: RunResult, naive: RunResult) -> None:
-    """Same balances, overage and rated usage in every wallet: the two runs did the same work."""
-    differ = [c for c in workload.customers if batched.wallets[c] != naive.wallets[c]]
-    if differ:
-        c = differ[0]
-        raise AssertionError(f"{len(differ)} wallets differ, e.g. {c}: {batched.wallets[c]} vs {naive.wallets[c]}")
-    hot = batched.wallets[workload.hot]
-    if not (hot.overage > 0 and hot.balance == 0):
+def compare(workload: Workload, runs: Sequence[RunResult], *, hot_in_overage: bool = True) -> None:
+    """Same balances, overage and rated usage in every wallet: the runs did the same work."""
+    first = runs[0]
+    for other in runs[1:]:
+        differ = [c for c in workload.customers if first.wallets[c] != other.wallets[c]]
+        if differ:
+            c = differ[0]
+            raise AssertionError(
+                f"{first.name} and {other.name}: {len(differ)} wallets differ, e.g. {c}: {first.wallets[c]} vs "
+                f"{other.wallets[c]}"
+            )
+    hot = first.wallets[workload.hot]
+    if hot_in_overage and not (hot.overage > 0 and hot.balance == 0):
         raise AssertionError(f"the hot wallet should end in overage: {hot}")
-    for run in (batched, naive):
-        drawn = sum(len(ids) for _, ids in run.tally.batches)
-        if drawn != len(workload.events):
-            raise AssertionError(f"{run.name}: {drawn} usage records metered, {len(workload.events)} events")
+    for run in runs:
+        if run.tally.events != len(workload.events):
+            raise AssertionError(f"{run.name}: {run.tally.events} usage records metered, {len(workload.events)} events")
 
 
 class WithoutMetrics(io.TextIOBase):
@@ -804,15 +1055,21 @@ class WithoutMetrics(io.TextIOBase):
 
 def arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--events", type=int, default=20_000, help="usage events (default 20000)")
-    parser.add_argument("--wallets", type=int, default=200, help="wallets (default 200)")
-    parser.add_argument("--hot-share", type=float, default=0.5, help="the hot wallet's share of events (default 0.5)")
+    parser.add_argument("--events", type=int, default=20_000, help="burst: usage events (default 20000)")
+    parser.add_argument("--wallets", type=int, default=200, help="burst: wallets (default 200)")
+    parser.add_argument("--hot-share", type=float, default=0.5, help="burst: the hot wallet's share (default 0.5)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     parser.add_argument(
         "--spread-hours",
         type=float,
         default=0,
-        help="timestamps rise evenly over the last N hours (default 0: every event at the current instant)",
+        help="burst: timestamps rise evenly over the last N hours (default 0: every event at the current instant)",
+    )
+    parser.add_argument("--steady-wallets", type=int, default=100, help="steady: wallets (default 100)")
+    parser.add_argument("--steady-rate", type=int, default=2, help="steady: events/s per wallet (default 2)")
+    parser.add_argument("--steady-seconds", type=int, default=30, help="steady: seconds of traffic (default 30)")
+    parser.add_argument(
+        "--sizes", default="2000,60000", help="burst: other sizes our design also runs at (default 2000,60000)"
     )
     args = parser.parse_args(argv)
     if args.events < 1 or args.spread_hours < 0 or args.wallets < 2 or not 0 <= args.hot_share <= 1:
@@ -825,24 +1082,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.update(ENVIRONMENT)
     os.environ.update(QUIET)
     warnings.filterwarnings("ignore", message="No application metrics to publish")
+    out = sys.stdout
     with contextlib.redirect_stdout(WithoutMetrics(sys.stdout)):
-        return benchmark(args)
-
-
-def benchmark(args: argparse.Namespace) -> int:
-    started = time.perf_counter()
-    workload = make_workload(args.events, args.wallets, args.hot_share, args.seed, args.spread_hours)
-    meter = DynamoMeter()
-    print(f"batched run: {args.events:,} events through the usage queue, ingest and drawdown ...", flush=True)
-    batched = run_batched(workload, meter)
-    print("domain core: rating and allocation in memory ...", flush=True)
-    domain_rate, domain_events = run_domain(workload, batched)
-    print(f"naive run: {args.events:,} events, one transaction each ...", flush=True)
-    naive = run_naive(workload, meter)
-    compare(workload, batched, naive)
-    print("checks: every event drawn exactly once in both runs; same balance, overage and rated usage per wallet")
-    report(workload, batched, naive, domain_rate, domain_events, time.perf_counter() - started)
+        summary = benchmark(args)
+    out.write(json.dumps(summary) + "\n")  # the last line: the figures, for machines
     return 0
+
+
+def benchmark(args: argparse.Namespace) -> dict[str, Any]:
+    started = time.perf_counter()
+    burst_workload = make_workload(args.events, args.wallets, args.hot_share, args.seed, args.spread_hours)
+    steady_workload = make_steady_workload(args.steady_wallets, args.steady_rate, args.steady_seconds, args.seed)
+    meter, aws = DynamoMeter(), AwsMeter()
+    print(f"burst: {args.events:,} events through the usage queue, ingest, drawdown and the streams ...", flush=True)
+    burst = [run_batched(burst_workload, meter, aws)]
+    print("domain core: rating and allocation in memory ...", flush=True)
+    domain_rate, _ = run_domain(burst_workload, burst[0])
+    print(f"burst, naive: {args.events:,} events, one transaction each ...", flush=True)
+    burst.append(run_naive(burst_workload, meter))
+    print(f"burst, lean per-event: {args.events:,} events ...", flush=True)
+    burst.append(run_lean(burst_workload, meter))
+    compare(burst_workload, burst)
+    print(
+        f"steady: {len(steady_workload.events):,} events over {args.steady_seconds} simulated seconds ...", flush=True
+    )
+    steady = [run_steady(steady_workload, meter, aws), run_naive(steady_workload, meter)]
+    steady.append(run_lean(steady_workload, meter))
+    compare(steady_workload, steady, hot_in_overage=False)
+    print("checks: every event drawn exactly once in every run; the same balance, overage and rated usage per wallet")
+    print("live cards: one-event commits on wallets with 5, 50 and 500 cards ...", flush=True)
+    live_cards = live_card_costs()
+    sweep = []
+    for size in sorted({int(s) for s in args.sizes.split(",") if s} | {args.events}):
+        if size == args.events:
+            sweep.append(figures(burst[0], size))
+            continue
+        print(f"our design at {size:,} events ...", flush=True)
+        workload = make_workload(size, args.wallets, args.hot_share, args.seed, args.spread_hours)
+        sweep.append(figures(run_batched(workload, meter, aws, name=f"batched {size}"), size))
+    workloads = (burst_workload, steady_workload)
+    return report(burst, steady, workloads, live_cards, sweep, domain_rate, time.perf_counter() - started)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ class FunctionSpec:
     environment: dict[str, str]
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
     timeout: int = 3
+    memory_mb: int = 128  # what the cost model bills (Lambda's default when the template sets none)
     async_config: AsyncConfig = field(default_factory=AsyncConfig)  # when invoked asynchronously (rules, schedules)
 
 
@@ -145,6 +146,7 @@ def functions(template: dict[str, Any], resolver: Resolver) -> dict[str, Functio
             environment={k: str(resolver.resolve(v)) for k, v in env.items()},
             events=props.get("Events", {}),
             timeout=int(props.get("Timeout", defaults.get("Timeout", 3))),
+            memory_mb=int(props.get("MemorySize", defaults.get("MemorySize", 128))),
             async_config=_async_config(
                 logical,
                 resolver.resolve(invoke_config or {}),

@@ -346,9 +346,9 @@ class Stack:
                 raise
         try:
             answer = self.invoke(logical, event)
-        except Exception:
+        except BaseException as failure:
             self._hold(url, batch)  # a failed invocation: every message of the batch comes back
-            if self.raise_failures:
+            if self.raise_failures or not isinstance(failure, Exception):  # the process itself died: no one logs
                 raise
             log.exception("%s failed on %d message(s); they come back after their timeout", logical, len(batch))
             return len(batch)
@@ -670,6 +670,8 @@ def _stream_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
 def _jsonable(value: Any) -> Any:
     if hasattr(value, "timestamp"):
         return int(value.timestamp())
+    if isinstance(value, bytes | bytearray):  # a Binary attribute: base64 in Lambda's event, as on AWS
+        return base64.b64encode(value).decode()
     raise TypeError(type(value))
 
 

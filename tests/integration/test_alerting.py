@@ -430,7 +430,7 @@ def test_the_signing_secret_never_leaves_the_signature(
     places = {
         "logs": logged,
         "dead letters": json.dumps([d.__dict__ for d in letters]),
-        "table": json.dumps(Table(stack).scan(), default=str),
+        "table": json.dumps(Table(stack).scan(), default=repr),
         "topic": json.dumps(alerts.topic_messages()),
         "requests": json.dumps([{**r.headers, "body": r.body.decode()} for r in receiver.received]),
     }

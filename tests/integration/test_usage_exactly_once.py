@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -254,35 +255,28 @@ BOUNDARIES = [
 ]
 
 
-@pytest.mark.parametrize("boundary", BOUNDARIES)
-def test_a_crash_at_a_step_boundary_loses_nothing_and_doubles_nothing(
-    stack: Stack, bus: BusTap, monkeypatch: pytest.MonkeyPatch, boundary: str
-) -> None:
-    # Given two wallets with thresholds, and usage for both arriving both ways: over HTTP (straight to the drawdown
-    # queue) and from a producer on the usage queue (through ingest)
-    fund(stack, "acme", "100", thresholds=["50"])
-    fund(stack, "globex", "150", thresholds=["100"])
-    events = [usage_event(f"a-{n}", "acme", "2.4") for n in range(ACME_EVENTS)]
-    events += [usage_event(f"g-{n}", "globex", "6") for n in range(GLOBEX_EVENTS)]
+def send_usage_for_two_wallets(stack: Stack, hours: int = 1) -> list[dict[str, Any]]:
+    """Two wallets with thresholds, and usage for both arriving both ways: over HTTP (straight to the drawdown
+    queue) and from a producer on the usage queue (through ingest); its timestamps over the last `hours` hours."""
+    start = now_iso(-timedelta(hours=hours)) if hours > 1 else None
+    fund(stack, "acme", "100", thresholds=["50"], effective_at=start)
+    fund(stack, "globex", "150", thresholds=["100"], effective_at=start)
+
+    def at(n: int) -> str | None:
+        return now_iso(-timedelta(hours=n % hours, minutes=1)) if hours > 1 else None
+
+    events = [usage_event(f"a-{n}", "acme", "2.4", at=at(n)) for n in range(ACME_EVENTS)]
+    events += [usage_event(f"g-{n}", "globex", "6", at=at(n)) for n in range(GLOBEX_EVENTS)]
     posted, produced = events[::2], events[1::2]
     answer = stack.api("POST", "/usage", {"events": posted})
     assert answer.status == 202 and answer.body["rejected"] == []
     Queues(stack).send_usage({"events": produced})
-    # When one step crashes once at its boundary
-    fired: list[str] = []
-    queue_crash, stream_crash = arm(boundary, monkeypatch, fired)
-    try:
-        stack.pump_queues(crash=queue_crash)
-        stack.pump_streams(crash=stream_crash)
-    except (Crash, StreamBatchFailed):
-        pass  # the crashed delivery stays on its queue or stream, and the next pump delivers it again
-    # Then it did crash
-    assert fired, f"the crash at '{boundary}' never happened"
-    # When everything is delivered again
-    assert pump_until_quiet(stack) == []
-    stack.pump_streams()
-    stack.pump_streams()
-    # Then nothing was lost and nothing doubled: balances, overage, rated = drawn + overage
+    return events
+
+
+def assert_each_event_counted_once(stack: Stack, bus: BusTap, events: list[dict[str, Any]]) -> None:
+    """Nothing lost and nothing doubled, in the wallets, the records, the hours, the ledger and the events."""
+    # balances, overage, rated = drawn + overage
     acme, globex = wallet(stack, "acme"), wallet(stack, "globex")
     assert (acme["balance"], acme["overage"], acme["totals"]["rated"]) == ("0", "20", "120")
     assert (globex["balance"], globex["overage"], globex["totals"]["rated"]) == ("90", "0", "60")
@@ -290,17 +284,18 @@ def test_a_crash_at_a_step_boundary_loses_nothing_and_doubles_nothing(
         drawn, rated_total = Decimal(read["totals"]["drawn"]), Decimal(read["totals"]["rated"])
         assert drawn + Decimal(read["overage"]) == rated_total, read
         assert Decimal(read["totals"]["credits"]) == drawn + Decimal(read["balance"])
-    # And one event record per distinct event, and hourly aggregates counting each event once
+    # one event record per distinct event, and hourly aggregates counting each event once
     table = Table(stack)
     items = table.scan()
     assert sorted(table.event_records(items)) == sorted(e["eventId"] for e in events)
     assert sum(a["events"] for a in table.hourly_usage("acme")) == ACME_EVENTS
     assert sum(a["events"] for a in table.hourly_usage("globex")) == GLOBEX_EVENTS
+    assert sum((a["credits"] for a in table.hourly_usage("acme")), Decimal(0)) == 120
     usage_credits = {
         c: sum((e["credits"] for e in table.ledger(c) if e["type"] == "usage"), Decimal(0)) for c in ("acme", "globex")
     }
     assert usage_credits == {"acme": 120, "globex": 60}
-    # And every committed change's events were published (duplicates only with the same eventId), nothing else
+    # every committed change's events were published (duplicates only with the same eventId), nothing else
     published = bus.drain()
     ids = {e["detail"]["eventId"] for e in published}
     assert ids == table.outbox_ids(items)
@@ -316,11 +311,89 @@ def test_a_crash_at_a_step_boundary_loses_nothing_and_doubles_nothing(
         if e["detail-type"] == "Overage Recorded" and e["detail"]["customerId"] == "acme"
     ]
     assert sum(overage_added, Decimal(0)) == 20
-    # And nothing was refused or dead-lettered
+    # nothing was refused or dead-lettered
     queues = Queues(stack)
     assert queues.dead_letters() == []
     assert queues.depth(queues.drawdown_dead) == 0
     assert queues.depth(queues.usage) == queues.depth(queues.drawdown) == 0
+
+
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_a_crash_at_a_step_boundary_loses_nothing_and_doubles_nothing(
+    stack: Stack, bus: BusTap, monkeypatch: pytest.MonkeyPatch, boundary: str
+) -> None:
+    # Given usage for two wallets, over HTTP and through the usage queue
+    events = send_usage_for_two_wallets(stack)
+    # When one step crashes once at its boundary
+    fired: list[str] = []
+    queue_crash, stream_crash = arm(boundary, monkeypatch, fired)
+    try:
+        stack.pump_queues(crash=queue_crash)
+        stack.pump_streams(crash=stream_crash)
+    except (Crash, StreamBatchFailed):
+        pass  # the crashed delivery stays on its queue or stream, and the next pump delivers it again
+    # Then it did crash
+    assert fired, f"the crash at '{boundary}' never happened"
+    # When everything is delivered again
+    assert pump_until_quiet(stack) == []
+    stack.pump_streams()
+    stack.pump_streams()
+    # Then nothing was lost and nothing doubled
+    assert_each_event_counted_once(stack, bus, events)
+
+
+class ProcessDies(BaseException):
+    """The process itself dies (no handler can catch this, as none can catch a timeout or a lost instance)."""
+
+
+class DiesBeforeWrite:
+    """The drawdown's DynamoDB client, dying (once) just before its `n`-th write request: after the wallet write
+    (n = 1 is the wallet), between each of the writes the commit owes, before its marker."""
+
+    WRITES = ("put_item", "batch_write_item", "update_item", "transact_write_items")
+
+    def __init__(self, client: Any, n: int, fired: list[str]) -> None:
+        self._client, self._n, self._fired, self.writes = client, n, fired, 0
+
+    def __getattr__(self, name: str) -> Any:
+        call = getattr(self._client, name)
+        if name not in self.WRITES:
+            return call
+
+        def write(**kwargs: Any) -> Any:
+            self.writes += 1
+            if self.writes == self._n and not self._fired:
+                self._fired.append(f"before write {self._n} ({name})")
+                raise ProcessDies(f"died before write {self._n}")
+            return call(**kwargs)
+
+        return write
+
+
+@pytest.mark.parametrize("process", ["dies", "lives"])
+@pytest.mark.parametrize("write", range(2, 9))  # the two commits make 6 and 2 writes
+def test_a_crash_between_the_wallet_write_and_any_write_it_owes_loses_and_doubles_nothing(
+    stack: Stack, bus: BusTap, monkeypatch: pytest.MonkeyPatch, write: int, process: str
+) -> None:
+    # Given usage for two wallets over three hours (so commits add to hours the wallet no longer holds open)
+    events = send_usage_for_two_wallets(stack, hours=3)
+    # When the drawdown dies just before its n-th write: the wallet is written, some of what it owes is not
+    store = assembly.drawdown_store()
+    fired: list[str] = []
+    crashing = DiesBeforeWrite(store._client, write, fired)
+    monkeypatch.setattr(store, "_client", crashing)
+    with pytest.raises(ProcessDies):
+        stack.pump_queues()
+    assert fired and crashing.writes == write, fired
+    # and the redelivery finds a new process (nothing remembered), or the same one
+    if process == "dies":
+        stack.cold_start()
+    # When everything is delivered again
+    assert pump_until_quiet(stack) == []
+    stack.pump_streams()
+    stack.pump_streams()
+    # Then nothing was lost and nothing doubled
+    assert_each_event_counted_once(stack, bus, events)
 
 
 # -- c. the same eventId with other content ----------------------------------------------------------------------

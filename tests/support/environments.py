@@ -12,7 +12,7 @@ import multiprocessing
 import os
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -117,8 +117,8 @@ def racy_store(version_condition: bool, pause: float) -> tuple[DynamoWalletStore
     store = DynamoWalletStore(client, table, version_condition=version_condition)
     load = store.load
 
-    def slow_load(customer_id: str) -> Wallet | None:
-        wallet = load(customer_id)
+    def slow_load(customer_id: str, usage_ids: Collection[str] = ()) -> Wallet | None:
+        wallet = load(customer_id, usage_ids)
         time.sleep(pause)
         return wallet
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 from prepaid.application.ports import (
     EventsAlreadyRecorded,
@@ -34,7 +34,7 @@ class MemoryStore:
         self.outbox: list[OutboxEvent] = []
         self.outbox_customers: dict[str, str] = {}
 
-    def load(self, customer_id: str) -> Wallet | None:
+    def load(self, customer_id: str, usage_ids: Collection[str] = ()) -> Wallet | None:
         return self.wallets.get(customer_id)
 
     def idempotency_record(self, customer_id: str, scope: str, key: str) -> IdempotencyRecord | None:

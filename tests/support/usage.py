@@ -49,11 +49,14 @@ def rated(quantity: str, rate: Decimal = RATE) -> Decimal:
     return (Decimal(quantity) * rate).quantize(NINE_DIGITS, rounding=ROUND_HALF_EVEN)
 
 
-def fund(stack: Stack, customer: str, credits: str, thresholds: list[str] | None = None) -> None:
-    """A wallet with one paid card (and thresholds, set first)."""
+def fund(
+    stack: Stack, customer: str, credits: str, thresholds: list[str] | None = None, effective_at: str | None = None
+) -> None:
+    """A wallet with one paid card (and thresholds, set first), in force now or from `effective_at`."""
     if thresholds is not None:
         assert stack.api("PUT", f"/wallets/{customer}/settings", {"thresholds": thresholds}).status == 200
-    answer = stack.api("POST", f"/wallets/{customer}/purchases", {"credits": credits, "price": PRICE})
+    body = {"credits": credits, "price": PRICE} | ({"effectiveAt": effective_at} if effective_at else {})
+    answer = stack.api("POST", f"/wallets/{customer}/purchases", body)
     assert answer.status == 201, answer.body
 
 

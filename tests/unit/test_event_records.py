@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from prepaid.adapters.dynamodb import BATCH_GET_TRIES, DynamoWalletStore
+from prepaid.adapters.dynamodb import BATCH_TRIES, DynamoWalletStore
 
 TABLE = "wallets"
 
@@ -27,7 +27,13 @@ class _Client:
         if self.throttle:
             return {"Responses": {TABLE: []}, "UnprocessedKeys": RequestItems}
         found = [
-            {"PK": k["PK"], "customerId": {"S": "acme"}, "meter": {"S": "api_calls"}, "quantity": {"N": "10"}}
+            {
+                "PK": k["PK"],
+                "SK": k["SK"],
+                "customerId": {"S": "acme"},
+                "meter": {"S": "api_calls"},
+                "quantity": {"N": "10"},
+            }
             for k in keys
             if k["PK"]["S"] == "E#a"
         ]
@@ -51,7 +57,7 @@ def test_events_drawn_before_are_found_in_chunks_of_100_keys_each_asked_once() -
     assert client.calls == 3
 
 
-@pytest.mark.parametrize(("throttle", "fail", "calls"), [(True, False, BATCH_GET_TRIES), (False, True, 1)])
+@pytest.mark.parametrize(("throttle", "fail", "calls"), [(True, False, BATCH_TRIES), (False, True, 1)])
 def test_keys_left_unprocessed_or_a_failed_read_leave_the_events_to_the_drawdown(
     throttle: bool, fail: bool, calls: int
 ) -> None:

@@ -85,6 +85,13 @@ def wallet_store() -> DynamoWalletStore:
 
 
 @cache
+def drawdown_store() -> DynamoWalletStore:
+    """The drawdown's own: it writes most wallet versions, so it reads back what an earlier one owes rather than
+    write it all again (its role may read usage records)."""
+    return DynamoWalletStore(client("dynamodb"), table_settings().table_name, reads_back=True)
+
+
+@cache
 def catalog_store() -> DynamoCatalogStore:
     return DynamoCatalogStore(client("dynamodb"), table_settings().table_name)
 
@@ -145,7 +152,7 @@ def forget_rate_card() -> None:
 @cache
 def drawdown_service() -> DrawdownService:
     create = usage_settings().unknown_customers == "create"
-    return DrawdownService(wallet_store(), now, new_id, create_unknown_wallets=create)
+    return DrawdownService(drawdown_store(), now, new_id, create_unknown_wallets=create)
 
 
 @cache

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import base64
 import logging
+import math
 import time
-from collections.abc import Collection, Iterator
+from collections import OrderedDict
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from prepaid.adapters import items
+from prepaid.application.changes import items_written
 from prepaid.application.ports import (
+    ChangeTooLarge,
     EventsAlreadyRecorded,
     IdempotencyRace,
     IdempotencyRecord,
@@ -52,6 +59,47 @@ def _drop_none(value: Any) -> Any:
     return value
 
 
+def item_bytes(item: dict[str, Any]) -> int:
+    """An item's size as DynamoDB counts it: names and values in UTF-8, numbers ~1 byte per 2 digits, 3 bytes per
+    list or map plus 1 per element (docs: "Item sizes and formats")."""
+    return sum(len(name.encode()) + _value_bytes(value) for name, value in item.items())
+
+
+def _value_bytes(value: dict[str, Any]) -> int:
+    ((kind, data),) = value.items()
+    if kind == "S":
+        return len(data.encode())
+    if kind == "N":
+        return _number_bytes(data)
+    if kind == "B":
+        return len(data) if isinstance(data, bytes | bytearray) else len(base64.b64decode(data))
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "SS":
+        return sum(len(s.encode()) for s in data)
+    if kind == "NS":
+        return sum(_number_bytes(n) for n in data)
+    if kind == "BS":
+        return sum(len(b) for b in data)
+    if kind == "L":
+        return 3 + sum(1 + _value_bytes(v) for v in data)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode()) + _value_bytes(v) for k, v in data.items())
+    raise ValueError(f"unknown attribute type {kind}")
+
+
+def _number_bytes(text: str) -> int:
+    digits = Decimal(text).normalize().as_tuple().digits
+    return math.ceil(len(digits) / 2) + 1
+
+
+def _remember(memory: OrderedDict[Any, Any], key: Any, value: Any) -> None:
+    memory[key] = value
+    memory.move_to_end(key)
+    while len(memory) > REMEMBERED:
+        memory.popitem(last=False)
+
+
 def query_pages(client: DynamoDBClient, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Every item a Query finds, read a page at a time as the caller goes."""
     while True:
@@ -65,7 +113,45 @@ def query_pages(client: DynamoDBClient, kwargs: dict[str, Any]) -> Iterator[dict
 log = logging.getLogger(__name__)
 
 BATCH_GET_KEYS = 100
-BATCH_GET_TRIES = 4
+BATCH_WRITE_ITEMS = 25
+MAX_TRANSACTION_ITEMS = 100
+BATCH_TRIES = 4
+# DynamoDB's item limit is 400 KB; a change whose wallet item would pass this is cut (`ChangeTooLarge`).
+MAX_WALLET_BYTES = 350 * 1024
+RECORD_PROJECTION = "PK, SK, customerId, meter, quantity"
+REMEMBERED = 1024  # wallet versions a process keeps in mind
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    """A wallet version as this process read it: what it owes (None when known to owe nothing) and the usage
+    records read with it (`asked`: the event ids looked up)."""
+
+    owed: items.Owed | None
+    asked: frozenset[str]
+    records: dict[str, RecordedEvent]
+
+
+def _key(pk: str, sk: str) -> dict[str, Any]:
+    return {"PK": {"S": pk}, "SK": {"S": sk}}
+
+
+def _is_stored(item: items.Item, stored: dict[tuple[str, str], items.Item]) -> bool:
+    """The item is in the table as this commit wrote it (a usage record: of this customer and wallet version, not
+    another customer's record of the same event id)."""
+    found = stored.get((item["PK"], item["SK"]))
+    if found is None:
+        return False
+    if item["SK"] != items.EVENT_SK:
+        return True
+    return bool(found.get("customerId") == item["customerId"] and int(found["version"]) == int(item["version"]))
+
+
+class UnreadRecords(Exception):
+    """DynamoDB left some usage records unread after a few tries."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} event records not read")
 
 
 class StorageError(Exception):
@@ -79,13 +165,41 @@ class StorageError(Exception):
 class DynamoWalletStore:
     """Wallets, ledger, outbox and idempotency records in one table.
 
+    A change is one conditional `PutItem` of the wallet, carrying what the change still owes (its usage records,
+    ledger entries, events, retired cards, hourly usage); those are written right after, each so that writing it
+    again changes nothing, and the next change of the wallet makes sure they are stored before it replaces them
+    (docs/drawdown-design.md). A change with an idempotency record (a purchase) is one `TransactWriteItems`, as is
+    every change when `one_transaction` (the naive design the benchmark compares against). `reads_back`: what an
+    earlier version owes is read back and only what is missing written (the drawdown's store, which writes most
+    wallet versions); otherwise it is written again whole, unless this process wrote it.
+
     `version_condition=False` exists only so a test can show that the concurrency test catches lost updates.
     """
 
-    def __init__(self, client: DynamoDBClient, table_name: str, *, version_condition: bool = True) -> None:
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table_name: str,
+        *,
+        version_condition: bool = True,
+        one_transaction: bool = False,
+        reads_back: bool = False,
+    ) -> None:
         self._client = client
+        self._reads_back = reads_back
         self._table = table_name
         self._version_condition = version_condition
+        self._one_transaction = one_transaction
+        # Wallet versions this process read (with what they owe and the usage records read with them), and those
+        # it knows to owe nothing any more.
+        self._loaded: OrderedDict[tuple[str, int], _Loaded] = OrderedDict()
+        self._settled: OrderedDict[tuple[str, int], None] = OrderedDict()
+
+    def forget(self) -> None:
+        """Know no more than a new execution environment does (the benchmark's steady traffic, where each commit
+        of a wallet may be made by another environment)."""
+        self._loaded.clear()
+        self._settled.clear()
 
     def _get(self, pk: str, sk: str) -> items.Item | None:
         response = self._client.get_item(
@@ -94,9 +208,49 @@ class DynamoWalletStore:
         found = response.get("Item")
         return from_attributes(found) if found else None
 
-    def load(self, customer_id: str) -> Wallet | None:
-        item = self._get(items.wallet_pk(customer_id), items.WALLET_SK)
-        return items.wallet_from_item(item) if item else None
+    def load(self, customer_id: str, usage_ids: Collection[str] = ()) -> Wallet | None:
+        """The wallet; with `usage_ids` (events about to be drawn), their usage records are read in the same
+        request, for the commit that follows to know which were drawn before."""
+        wallet_key = _key(items.wallet_pk(customer_id), items.WALLET_SK)
+        ids = list(dict.fromkeys(usage_ids))
+        if ids:
+            found = self._read([wallet_key, *(_key(items.usage_event_pk(i), items.EVENT_SK) for i in ids)])
+            item = found.pop((wallet_key["PK"]["S"], items.WALLET_SK), None)
+        else:
+            found, item = {}, self._get(items.wallet_pk(customer_id), items.WALLET_SK)
+        if item is None:
+            return None
+        key = (customer_id, int(item["version"]))
+        if key not in self._settled or ids:
+            owed = items.owed_from_item(item) if key not in self._settled else None
+            records = [items.recorded_event_from_item(i) for i in found.values()]
+            _remember(self._loaded, key, _Loaded(owed, frozenset(ids), {r.event_id: r for r in records}))
+        return items.wallet_from_item(item)
+
+    def _read(
+        self, keys: Sequence[dict[str, Any]], projection: str | None = None, *, consistent: bool = True
+    ) -> dict[tuple[str, str], items.Item]:
+        """Items by key (consistently unless told), 100 keys a request (BatchGetItem's limit), until every key is
+        read or DynamoDB still leaves some after a few tries (`UnreadRecords`)."""
+        found: dict[tuple[str, str], items.Item] = {}
+        reading: dict[str, Any] = {"ConsistentRead": consistent}
+        if projection:
+            reading["ProjectionExpression"] = projection
+        for start in range(0, len(keys), BATCH_GET_KEYS):
+            request: Any = {self._table: {"Keys": list(keys[start : start + BATCH_GET_KEYS]), **reading}}
+            for attempt in range(BATCH_TRIES):
+                if attempt:
+                    time.sleep(0.01 * 2**attempt)  # throttled: back off as the SDKs do
+                answer = self._client.batch_get_item(RequestItems=request)
+                for raw in answer["Responses"].get(self._table, []):
+                    item = from_attributes(raw)
+                    found[(item["PK"], item["SK"])] = item
+                request = answer.get("UnprocessedKeys") or None
+                if not request:
+                    break
+            if request:
+                raise UnreadRecords(len(request[self._table]["Keys"]))
+        return found
 
     def idempotency_record(self, customer_id: str, scope: str, key: str) -> IdempotencyRecord | None:
         item = self._get(items.idempotency_pk(customer_id, scope, key), items.IDEMPOTENCY_SK)
@@ -104,33 +258,16 @@ class DynamoWalletStore:
 
     def recorded_events(self, event_ids: Collection[str]) -> dict[str, RecordedEvent]:
         """Events already drawn, read 100 keys at a time (BatchGetItem's limit), eventually consistent: this is
-        the intake's early answer; the drawdown's conditional write stays the authority. So keys DynamoDB leaves
+        the intake's early answer; the drawdown's own consistent read stays the authority. So keys DynamoDB leaves
         unprocessed after a few tries, or a read that fails, leave their events to be sorted out at drawdown
         (logged), rather than failing the request."""
-        found: dict[str, RecordedEvent] = {}
-        keys = [{"PK": {"S": items.usage_event_pk(i)}, "SK": {"S": items.EVENT_SK}} for i in dict.fromkeys(event_ids)]
-        projection = {"ProjectionExpression": "PK, customerId, meter, quantity"}
-        for start in range(0, len(keys), BATCH_GET_KEYS):
-            request: Any = {self._table: {"Keys": keys[start : start + BATCH_GET_KEYS], **projection}}
-            for attempt in range(BATCH_GET_TRIES):
-                if attempt:
-                    time.sleep(0.01 * 2**attempt)  # throttled: back off as the SDKs do
-                try:
-                    answer = self._client.batch_get_item(RequestItems=request)
-                except (ClientError, BotoCoreError) as error:
-                    log.warning("BatchGetItem failed: %s", error)
-                    break
-                for item in answer["Responses"].get(self._table, []):
-                    recorded = items.recorded_event_from_item(from_attributes(item))
-                    found[recorded.event_id] = recorded
-                request = answer.get("UnprocessedKeys") or None
-                if not request:
-                    break
-            if request:
-                log.warning(
-                    "%d event records not read; the drawdown will sort them out", len(request[self._table]["Keys"])
-                )
-        return found
+        keys = [_key(items.usage_event_pk(i), items.EVENT_SK) for i in dict.fromkeys(event_ids)]
+        try:
+            found = self._read(keys, RECORD_PROJECTION, consistent=False).values()
+            return {r.event_id: r for r in map(items.recorded_event_from_item, found)}
+        except (ClientError, BotoCoreError, UnreadRecords) as error:
+            log.warning("event records not read (%s); the drawdown will sort them out", error)
+            return {}
 
     def committed_event(self, event_id: str) -> StoredEvent | None:
         item = self._get(items.outbox_pk(event_id), items.OUTBOX_SK)
@@ -141,14 +278,114 @@ class DynamoWalletStore:
         return items.retired_card_from_item(item) if item else None
 
     def commit(self, change: WalletChange) -> None:
+        customer_id = change.wallet.customer_id
+        if change.expected_version:
+            self._settle(customer_id, change.expected_version)
+        if change.idempotency is not None or self._one_transaction:
+            self._commit_in_one_transaction(change)
+        else:
+            self._commit_wallet_first(change)
+
+    def _settle(self, customer_id: str, version: int) -> None:
+        """Make sure what `version` of the wallet owes is stored, before a change replaces it (the invariant the
+        exactly-once rests on: every usage record of a version older than the wallet's is in the table). Known
+        here when this process wrote it; otherwise read back, and what is missing written."""
+        key = (customer_id, version)
+        if key in self._settled:
+            return
+        loaded = self._loaded.get(key)
+        owed = loaded.owed if loaded is not None else None
+        if owed is None:  # a change decided from a wallet this process did not read
+            wallet_key = _key(items.wallet_pk(customer_id), items.WALLET_SK)
+            item = self._read([wallet_key]).get((wallet_key["PK"]["S"], items.WALLET_SK))
+            if item is None or int(item["version"]) != version:
+                raise VersionConflict()
+            owed = items.owed_from_item(item)
+        missing = list(owed.puts)
+        if missing and self._reads_back:
+            stored = self._read([_key(i["PK"], i["SK"]) for i in owed.puts], "PK, SK, customerId, version")
+            missing = [i for i in owed.puts if not _is_stored(i, stored)]
+        self._put_all(missing)
+        _remember(self._settled, key, None)
+
+    def _commit_wallet_first(self, change: WalletChange) -> None:
+        wallet = change.wallet
+        known = self._drawn_before(change)
+        if known:
+            raise EventsAlreadyRecorded(known)
+        owed, attribute = items.owed_of(change)
+        put: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": to_attributes({**items.wallet_item(wallet, change.commit_id), "owed": attribute}),
+            **self._version_check(change),
+        }
+        if item_bytes(put["Item"]) > MAX_WALLET_BYTES:
+            raise ChangeTooLarge()
+        try:
+            self._client.put_item(**put)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise VersionConflict() from error
+            raise
+        self._put_all(owed.puts)
+        _remember(self._settled, (wallet.customer_id, wallet.version), None)
+
+    def _drawn_before(self, change: WalletChange) -> list[RecordedEvent]:
+        """The change's usage events that were drawn before: from the records read with the wallet, and what that
+        wallet version itself owed; else read now (the previous version's writes are stored by now)."""
+        ids = [d.usage.event_id for d in change.usage]
+        if not ids:
+            return []
+        loaded = self._loaded.pop((change.wallet.customer_id, change.expected_version), None)
+        if loaded is None or not loaded.asked.issuperset(ids):
+            keys = [_key(items.usage_event_pk(i), items.EVENT_SK) for i in ids]
+            found = self._read(keys, RECORD_PROJECTION).values()
+            return [items.recorded_event_from_item(i) for i in found]
+        known = dict(loaded.records)
+        if loaded.owed is not None:
+            for put in loaded.owed.puts:
+                if put["SK"] == items.EVENT_SK:
+                    known.setdefault(put["PK"].removeprefix("E#"), items.recorded_event_from_item(put))
+        return [known[i] for i in dict.fromkeys(ids) if i in known]
+
+    def _version_check(self, change: WalletChange) -> dict[str, Any]:
+        if change.expected_version == 0:
+            return {"ConditionExpression": "attribute_not_exists(PK)"}
+        if not self._version_condition:
+            return {}
+        return {
+            "ConditionExpression": "version = :expected",
+            "ExpressionAttributeValues": {":expected": {"N": str(change.expected_version)}},
+        }
+
+    def _put_all(self, puts: Sequence[items.Item]) -> None:
+        """`BatchWriteItem`, 25 items a request, until DynamoDB has taken every one (or raise: the next change
+        writes them again)."""
+        for start in range(0, len(puts), BATCH_WRITE_ITEMS):
+            request: Any = {
+                self._table: [
+                    {"PutRequest": {"Item": to_attributes(i)}} for i in puts[start : start + BATCH_WRITE_ITEMS]
+                ]
+            }
+            for attempt in range(BATCH_TRIES):
+                if attempt:
+                    time.sleep(0.01 * 2**attempt)
+                request = self._client.batch_write_item(RequestItems=request).get("UnprocessedItems") or None
+                if not request:
+                    break
+            if request:
+                raise StorageError(["UnprocessedItems"])
+
+    def _commit_in_one_transaction(self, change: WalletChange) -> None:
         wallet = change.wallet
         customer_id = wallet.customer_id
-        put_wallet: dict[str, Any] = {"TableName": self._table, "Item": to_attributes(items.wallet_item(wallet))}
-        if change.expected_version == 0:
-            put_wallet["ConditionExpression"] = "attribute_not_exists(PK)"
-        elif self._version_condition:
-            put_wallet["ConditionExpression"] = "version = :expected"
-            put_wallet["ExpressionAttributeValues"] = {":expected": {"N": str(change.expected_version)}}
+        put_wallet: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": to_attributes(items.wallet_item(wallet, change.commit_id)),
+            **self._version_check(change),
+        }
+        if items_written(change) > MAX_TRANSACTION_ITEMS:
+            raise ChangeTooLarge()
         transaction: list[dict[str, Any]] = [{"Put": put_wallet}]
         for index, entry in enumerate(change.ledger):
             item = items.ledger_item(customer_id, wallet.version, change.commit_id, index, entry)
@@ -163,33 +400,23 @@ class DynamoWalletStore:
             record["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
             transaction.append({"Put": record})
         for hour in change.hours:
-            transaction.append({"Update": self._hour_update(customer_id, hour)})
+            transaction.append({"Put": self._new_item(items.hour_item(customer_id, wallet.version, hour))})
         idempotency_index = None
         if change.idempotency is not None:
             idempotency_index = len(transaction)
             item = items.idempotency_item(customer_id, change.idempotency, change.at)
             transaction.append({"Put": self._new_item(item)})
         self._transact(transaction, idempotency_index, range(first_usage, first_usage + len(change.usage)))
-
-    def _hour_update(self, customer_id: str, hour: HourUsage) -> dict[str, Any]:
-        # ADD needs no read, and adds up whatever else was added to the hour.
-        additions = list(items.hour_additions(hour).items())
-        names = {f"#a{i}": name for i, (name, _) in enumerate(additions)}
-        values: items.Item = {f":a{i}": value for i, (_, value) in enumerate(additions)}
-        return {
-            "TableName": self._table,
-            "Key": {"PK": {"S": items.hours_pk(customer_id)}, "SK": {"S": items.hour_sk(hour.hour)}},
-            "UpdateExpression": f"ADD {', '.join(f'#a{i} :a{i}' for i in range(len(additions)))} SET itemType = :t",
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": to_attributes({**values, ":t": "hour"}),
-        }
+        _remember(self._settled, (customer_id, wallet.version), None)
 
     def stored_hours(self, customer_id: str, start: datetime, end: datetime) -> list[HourUsage]:
         """The stored hourly usage items from `start` to `end` (the wallet's open hour is not among them)."""
-        return [
-            items.hour_from_item(item)
-            for item in self._query(items.hours_pk(customer_id), items.hour_sk(start), items.hour_sk(end))
-        ]
+        hours: dict[datetime, HourUsage] = {}
+        # an hour's items sort from `H#<hour>` to `H#<hour>#<version>`: "~" sorts after both
+        for item in self._query(items.hours_pk(customer_id), items.hour_sk(start), items.hour_sk(end) + "~"):
+            hour = items.hour_from_item(item)
+            hours[hour.hour] = hours[hour.hour].plus(hour.meters) if hour.hour in hours else hour
+        return [h for h in hours.values() if start <= h.hour <= end]
 
     def _query(
         self, pk: str, low: str, high: str, *, newest_first: bool = False, page_size: int | None = None

@@ -15,11 +15,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import zlib
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from prepaid.application.ports import CardResult, IdempotencyRecord, OutboxEvent, RecordedEvent, StoredEvent
+from prepaid.application.ports import (
+    CardResult,
+    IdempotencyRecord,
+    OutboxEvent,
+    RecordedEvent,
+    StoredEvent,
+    WalletChange,
+)
 from prepaid.domain.card import Card, CardSource, CardStatus
 from prepaid.domain.ledger import Draw, EntryType, LedgerEntry
 from prepaid.domain.money import Money
@@ -186,13 +195,14 @@ def retired_card_from_item(item: Item) -> Card:
     return card_from_item(item)
 
 
-def wallet_item(wallet: Wallet) -> Item:
+def wallet_item(wallet: Wallet, commit_id: str | None = None) -> Item:
     return {
         "PK": wallet_pk(wallet.customer_id),
         "SK": WALLET_SK,
         "itemType": "wallet",
         "customerId": wallet.customer_id,
         "version": wallet.version,
+        "commitId": commit_id,
         "createdAt": instant(wallet.created_at),
         "overage": wallet.overage,
         "rated": wallet.rated,
@@ -391,19 +401,38 @@ def usage_event_pk(event_id: str) -> str:
 
 
 def usage_event_item(customer_id: str, version: int, drawn: EventDraw, now: datetime) -> Item:
+    return _usage_record(customer_id, version, now, _record_fields(drawn))
+
+
+def _record_fields(drawn: EventDraw) -> list[str]:
+    """What a usage record holds of its event, as text: id, meter, quantity, credits, timestamp, draws, overage."""
     usage = drawn.usage
+    # draws compact, in one string, so the record stays well under 1 KB (one write unit, two in a transaction)
+    draws = ";".join(f"{d.card_id}={d.credits}" for d in drawn.draws)
+    return [
+        usage.event_id,
+        usage.meter,
+        str(usage.quantity),
+        str(usage.credits),
+        instant(usage.at),
+        draws,
+        str(drawn.overage),
+    ]
+
+
+def _usage_record(customer_id: str, version: int, now: datetime, fields: list[str]) -> Item:
+    event_id, meter, quantity, credits, timestamp, draws, overage = fields
     return {
-        "PK": usage_event_pk(usage.event_id),
+        "PK": usage_event_pk(event_id),
         "SK": EVENT_SK,
         "itemType": "usage",
         "customerId": customer_id,
-        "meter": usage.meter,
-        "quantity": usage.quantity,
-        "credits": usage.credits,
-        "timestamp": instant(usage.at),
-        # compact: one string, so the record stays well under 1 KB (one write unit, two in a transaction)
-        "draws": ";".join(f"{d.card_id}={d.credits}" for d in drawn.draws),
-        "overage": drawn.overage,
+        "meter": meter,
+        "quantity": Decimal(quantity),
+        "credits": Decimal(credits),
+        "timestamp": timestamp,
+        "draws": draws,
+        "overage": Decimal(overage),
         "version": version,
         "drawnAt": instant(now),
         "ttl": _epoch(now + EVENT_RETENTION),
@@ -431,8 +460,20 @@ def hours_pk(customer_id: str) -> str:
     return f"A#{customer_id}"
 
 
-def hour_sk(hour: datetime) -> str:
-    return f"{HOUR_PREFIX}{instant(hour)}"
+def hour_sk(hour: datetime, version: int | None = None) -> str:
+    """The hour's sort key; with the wallet version whose usage of the hour an item holds."""
+    return f"{HOUR_PREFIX}{instant(hour)}" + (f"#{version:012d}" if version is not None else "")
+
+
+def hour_item(customer_id: str, version: int, hour: HourUsage) -> Item:
+    """A wallet version's usage of an hour it no longer holds open: immutable, so written again it changes
+    nothing; the hour's items are summed when read."""
+    return {
+        "PK": hours_pk(customer_id),
+        "SK": hour_sk(hour.hour, version),
+        "itemType": "hour",
+        **hour_additions(hour),
+    }
 
 
 def hour_additions(hour: HourUsage) -> dict[str, Decimal | int]:
@@ -449,9 +490,78 @@ def hour_from_item(item: Item) -> HourUsage:
             if name.startswith(prefix):
                 meters.setdefault(name.removeprefix(prefix), {})[field] = value
     return HourUsage(
-        _at(item["SK"].removeprefix(HOUR_PREFIX)),
+        _at(item["SK"].removeprefix(HOUR_PREFIX).split("#", 1)[0]),
         {
             m: MeterUsage(Decimal(v.get("quantity", 0)), Decimal(v.get("credits", 0)), int(v.get("events", 0)))
             for m, v in meters.items()
         },
     )
+
+
+# -- what a commit still owes ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Owed:
+    """The items a wallet version's commit writes after the wallet itself (docs/drawdown-design.md).
+
+    Each of `puts` is immutable and written whole, so writing it again changes nothing: usage records, ledger
+    entries, events, retired cards, and the usage of hours the wallet no longer holds open (one item per hour and
+    wallet version, read back summed).
+    """
+
+    customer_id: str
+    version: int
+    puts: tuple[Item, ...]
+
+    @property
+    def empty(self) -> bool:
+        return not self.puts
+
+
+def owed_of(change: WalletChange) -> tuple[Owed, Item | None]:
+    """What `change` writes besides its wallet, and that as the wallet item carries it (`None` for nothing): the
+    usage records as compact text (they are most of it), the few other items whole."""
+    wallet = change.wallet
+    customer_id, version = wallet.customer_id, wallet.version
+    records = [_record_fields(d) for d in change.usage]
+    ledger = [ledger_item(customer_id, version, change.commit_id, i, e) for i, e in enumerate(change.ledger)]
+    events = [outbox_item(customer_id, e) for e in change.events]
+    retired = [retired_card_item(customer_id, card) for card in change.retired]
+    owed = _owed(customer_id, version, change.at, records, [*ledger, *events, *retired], change.hours)
+    if owed.empty:
+        return owed, None
+    attribute = {
+        "at": instant(change.at),
+        # compressed: most of what the wallet item carries, and billed by the KB when the wallet is written
+        "records": zlib.compress(json.dumps(records, separators=(",", ":")).encode(), 6),
+        "ledger": ledger,
+        "events": events,
+        "retired": retired,
+        "hours": [_open_hour_text(hour) for hour in change.hours],
+    }
+    return owed, attribute
+
+
+def owed_from_item(item: Item) -> Owed:
+    """What a stored wallet version still owes (nothing, for a version written in one transaction)."""
+    customer_id, version = item["customerId"], int(item["version"])
+    owed = item.get("owed")
+    if not owed:
+        return _owed(customer_id, version, None, [], [], ())
+    hours = tuple(h for h in (_open_hour(text) for text in owed.get("hours", ())) if h is not None)
+    unique = [*owed.get("ledger", ()), *owed.get("events", ()), *owed.get("retired", ())]
+    records = json.loads(zlib.decompress(bytes(owed["records"])))
+    return _owed(customer_id, version, _at(owed["at"]), records, unique, hours)
+
+
+def _owed(
+    customer_id: str,
+    version: int,
+    at: datetime | None,
+    records: list[list[str]],
+    unique: list[Item],
+    hours: tuple[HourUsage, ...],
+) -> Owed:
+    written = tuple(_usage_record(customer_id, version, at, fields) for fields in records) if at else ()
+    return Owed(customer_id, version, (*written, *unique, *(hour_item(customer_id, version, h) for h in hours)))

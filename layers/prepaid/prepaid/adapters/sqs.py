@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from prepaid.application.ingest import EVENTS_PER_DRAWDOWN_MESSAGE
 from prepaid.application.ports import QueueUnavailable
 from prepaid.domain.numbers import to_wire
 from prepaid.domain.rules import CUSTOMER_ID, MAX_EVENTS_PER_REQUEST
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 MAX_MESSAGE_BYTES = 200 * 1024  # what we pack into one usage message; the template's queues take 256 KiB
 MAX_EVENTS_PER_MESSAGE = 100
-MAX_RATED_PER_MESSAGE = 100  # ingest sends at most one drawdown transaction's worth (94)
+MAX_RATED_PER_MESSAGE = EVENTS_PER_DRAWDOWN_MESSAGE
 BATCH = 10  # SendMessageBatch entries
 # SendMessageBatch takes 1 MiB in all (bodies and attributes); counted in UTF-8 bytes, with room to spare.
 MAX_BATCH_BYTES = 1_000_000

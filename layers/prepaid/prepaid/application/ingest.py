@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from prepaid.application.drawdown import MAX_EVENTS_PER_COMMIT
 from prepaid.application.ports import CatalogStore, Clock, UsageRecords, WalletStore
 from prepaid.domain.rate_card import RateCard
 from prepaid.domain.usage import ID_REUSED, EventContent, Rejection, UsageEvent, parse_usage, rate
@@ -149,10 +148,14 @@ def _rated(event: UsageEvent, card: RateCard | None) -> RatedUsage | Rejection:
     return Rejection("no_rate_card", "meter", event.event_id) if card is None else rate(event, card)
 
 
+# A drawdown message holds at most this many rated events (ten of them, one FIFO batch, are two commits).
+EVENTS_PER_DRAWDOWN_MESSAGE = 100
+
+
 def drawdown_chunks(
-    grouped: Iterable[tuple[str, Sequence[Rated]]], size: int = MAX_EVENTS_PER_COMMIT
+    grouped: Iterable[tuple[str, Sequence[Rated]]], size: int = EVENTS_PER_DRAWDOWN_MESSAGE
 ) -> list[tuple[str, list[Rated]]]:
-    """Each customer's events in arrival order, `size` at a time: one drawdown message, one transaction's worth."""
+    """Each customer's events in arrival order, `size` at a time: one drawdown message each."""
     return [
         (customer_id, list(items[start : start + size]))
         for customer_id, items in grouped
@@ -176,9 +179,9 @@ class Delivery:
         self.refused.extend((message_id, events[r.index], r.reason) for r in screening.refused)
         self.duplicates += len(screening.duplicates)
 
-    def chunks(self, size: int = MAX_EVENTS_PER_COMMIT) -> list[tuple[str, list[RatedUsage], set[str]]]:
+    def chunks(self, size: int = EVENTS_PER_DRAWDOWN_MESSAGE) -> list[tuple[str, list[RatedUsage], set[str]]]:
         """(customer, up to `size` rated events in arrival order, the messages they came from): one drawdown
-        message each, one transaction's worth."""
+        message each."""
         return [
             (customer_id, [usage for _, usage in part], {source for source, _ in part})
             for customer_id, part in drawdown_chunks(self.rated.items(), size)

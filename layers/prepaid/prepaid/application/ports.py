@@ -24,6 +24,10 @@ class VersionConflict(Exception):
     """The wallet changed since it was read; the use case reloads and decides again."""
 
 
+class ChangeTooLarge(Exception):
+    """The change does not fit one write (an item's 400 KB, a transaction's 100 items): make it smaller."""
+
+
 class QueueUnavailable(Exception):
     """A queue did not take every message sent to it (the sender is to retry: nothing was lost)."""
 
@@ -118,7 +122,9 @@ class WalletChange:
 
 
 class WalletStore(Protocol):
-    def load(self, customer_id: str) -> Wallet | None: ...
+    def load(self, customer_id: str, usage_ids: Collection[str] = ()) -> Wallet | None:
+        """The wallet; `usage_ids` are events about to be drawn, whose records a store may read with it."""
+        ...
 
     def commit(self, change: WalletChange) -> None:
         """Write the change atomically; raise `VersionConflict` or `IdempotencyRace` when it lost a race."""
