@@ -385,6 +385,13 @@ def test_a_crash_between_the_wallet_write_and_any_write_it_owes_loses_and_double
     with pytest.raises(ProcessDies):
         stack.pump_queues()
     assert fired and crashing.writes == write, fired
+    # Then readers already count what the wallet owes: each wallet's ledger agrees with its rated usage
+    for customer in ("acme", "globex"):
+        rated_total = Decimal(wallet(stack, customer)["totals"]["rated"])
+        answer = stack.api("GET", f"/wallets/{customer}/ledger", query="limit=100")
+        assert answer.status == 200, answer.body
+        entries = answer.body["entries"]
+        assert sum(Decimal(e["credits"]) for e in entries if e["type"] == "usage") == rated_total, customer
     # and the redelivery finds a new process (nothing remembered), or the same one
     if process == "dies":
         stack.cold_start()

@@ -442,9 +442,28 @@ class DynamoWalletStore:
         `page_size` items per Query as the caller goes on."""
         low, high = items.LEDGER_PREFIX, items.LEDGER_PREFIX + (before if before is not None else "~")
         pk = items.wallet_pk(customer_id)
+        # The newest entries may still be owed by the wallet (written a moment after it, or after a crash by the
+        # next change): they count as recorded, and come first, being of the wallet's own version.
+        owed = sorted(
+            (i for i in self._owed_ledger(customer_id) if low <= i["SK"] < high), key=lambda i: i["SK"], reverse=True
+        )
+        yield from ((i["entryId"], items.ledger_from_item(i)) for i in owed)
+        listed = {i["SK"] for i in owed}
         for item in self._query(pk, low, high, newest_first=True, page_size=page_size):
-            if item["SK"] != high:
+            if item["SK"] != high and item["SK"] not in listed:
                 yield item["entryId"], items.ledger_from_item(item)
+
+    def _owed_ledger(self, customer_id: str) -> list[items.Item]:
+        response = self._client.get_item(
+            TableName=self._table,
+            Key=_key(items.wallet_pk(customer_id), items.WALLET_SK),
+            ProjectionExpression="#o.#l",
+            ExpressionAttributeNames={"#o": "owed", "#l": "ledger"},
+            ConsistentRead=True,
+        )
+        found = from_attributes(response.get("Item", {}))
+        ledger: list[items.Item] = found.get("owed", {}).get("ledger", [])
+        return ledger
 
     def customers_granted_on(self, day_of_month: int) -> Iterator[str]:
         """Customers whose recurring grant falls on that day (the sparse `RecurringIndex`)."""
