@@ -113,6 +113,8 @@ class AwsMeter:
         started = context.get("bench_started")
         if started is None or not self.active:
             return
+        # requests a commit sends side by side overlap: this sum can exceed the wall time they took (then the
+        # function's own time counts as 0, and the modelled waits below stand for it)
         self._sdk_seconds += time.perf_counter() - started
         service = model.service_model.service_name
         if service == "dynamodb":

@@ -31,6 +31,7 @@ import math
 import os
 import random
 import sys
+import threading
 import time
 import uuid
 import warnings
@@ -298,6 +299,7 @@ class DynamoMeter:
     def __init__(self) -> None:
         self.active = False
         self.tally = Tally()
+        self._lock = threading.RLock()  # the store sends a commit's batch requests side by side
 
     def install(self) -> None:
         """Hook boto3's default session. moto's `mock_aws` resets that session when it starts, and a client copies
@@ -348,6 +350,10 @@ class DynamoMeter:
     def _before(self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
         if not self.active:
             return
+        with self._lock:
+            self._sized(params, model, context)
+
+    def _sized(self, params: dict[str, Any], model: Any, context: dict[str, Any]) -> None:
         started = time.perf_counter()
         operation = model.name
         self.tally.requests[operation] += 1
@@ -380,6 +386,10 @@ class DynamoMeter:
     def _after(self, http_response: Any, parsed: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
         if not self.active:
             return
+        with self._lock:
+            self._counted(http_response, parsed, model, context)
+
+    def _counted(self, http_response: Any, parsed: dict[str, Any], model: Any, context: dict[str, Any]) -> None:
         started = time.perf_counter()
         operation = model.name
         self.tally.retries += int(parsed.get("ResponseMetadata", {}).get("RetryAttempts", 0))

@@ -348,7 +348,7 @@ class ProcessDies(BaseException):
 
 class DiesBeforeWrite:
     """The drawdown's DynamoDB client, dying (once) just before its `n`-th write request: after the wallet write
-    (n = 1 is the wallet), between each of the writes the commit owes, before its marker."""
+    (n = 1 is the wallet), then at each of the writes the commit owes (those in flight beside it may land)."""
 
     WRITES = ("put_item", "batch_write_item", "update_item", "transact_write_items")
 
@@ -384,7 +384,7 @@ def test_a_crash_between_the_wallet_write_and_any_write_it_owes_loses_and_double
     monkeypatch.setattr(store, "_client", crashing)
     with pytest.raises(ProcessDies):
         stack.pump_queues()
-    assert fired and crashing.writes == write, fired
+    assert fired and crashing.writes >= write, fired  # the writes side by side with the lost one may land
     # Then readers already count what the wallet owes: each wallet's ledger agrees with its rated usage
     for customer in ("acme", "globex"):
         rated_total = Decimal(wallet(stack, customer)["totals"]["rated"])

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import base64
+import contextvars
 import logging
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
@@ -93,6 +95,17 @@ def _number_bytes(text: str) -> int:
     return math.ceil(len(digits) / 2) + 1
 
 
+def _side_by_side(work: Callable[[Any], T], parts: Sequence[Any]) -> list[T]:
+    """`work` on each part, the DynamoDB requests in flight together (a hot wallet's commit is one round trip
+    of each kind, not twenty); one part runs here."""
+    if len(parts) <= 1:
+        return [work(p) for p in parts]
+    # each in a copy of the caller's context, so what it carries (the local stack's running function) goes along
+    contexts = [contextvars.copy_context() for _ in parts]
+    with ThreadPoolExecutor(max_workers=min(len(parts), PARALLEL_REQUESTS)) as pool:
+        return list(pool.map(lambda job: job[0].run(work, job[1]), zip(contexts, parts, strict=True)))
+
+
 def _remember(memory: OrderedDict[Any, Any], key: Any, value: Any) -> None:
     memory[key] = value
     memory.move_to_end(key)
@@ -119,6 +132,8 @@ BATCH_TRIES = 4
 # DynamoDB's item limit is 400 KB; a change whose wallet item would pass this is cut (`ChangeTooLarge`).
 MAX_WALLET_BYTES = 350 * 1024
 RECORD_PROJECTION = "PK, SK, customerId, meter, quantity"
+PARALLEL_REQUESTS = 16
+T = TypeVar("T")
 REMEMBERED = 1024  # wallet versions a process keeps in mind
 
 
@@ -232,25 +247,25 @@ class DynamoWalletStore:
     ) -> dict[tuple[str, str], items.Item]:
         """Items by key (consistently unless told), 100 keys a request (BatchGetItem's limit), until every key is
         read or DynamoDB still leaves some after a few tries (`UnreadRecords`)."""
-        found: dict[tuple[str, str], items.Item] = {}
         reading: dict[str, Any] = {"ConsistentRead": consistent}
         if projection:
             reading["ProjectionExpression"] = projection
-        for start in range(0, len(keys), BATCH_GET_KEYS):
-            request: Any = {self._table: {"Keys": list(keys[start : start + BATCH_GET_KEYS]), **reading}}
+
+        def read_chunk(chunk: Sequence[dict[str, Any]]) -> list[items.Item]:
+            got: list[items.Item] = []
+            request: Any = {self._table: {"Keys": list(chunk), **reading}}
             for attempt in range(BATCH_TRIES):
                 if attempt:
                     time.sleep(0.01 * 2**attempt)  # throttled: back off as the SDKs do
                 answer = self._client.batch_get_item(RequestItems=request)
-                for raw in answer["Responses"].get(self._table, []):
-                    item = from_attributes(raw)
-                    found[(item["PK"], item["SK"])] = item
+                got.extend(from_attributes(raw) for raw in answer["Responses"].get(self._table, []))
                 request = answer.get("UnprocessedKeys") or None
                 if not request:
-                    break
-            if request:
-                raise UnreadRecords(len(request[self._table]["Keys"]))
-        return found
+                    return got
+            raise UnreadRecords(len(request[self._table]["Keys"]))
+
+        chunks = [keys[start : start + BATCH_GET_KEYS] for start in range(0, len(keys), BATCH_GET_KEYS)]
+        return {(i["PK"], i["SK"]): i for part in _side_by_side(read_chunk, chunks) for i in part}
 
     def idempotency_record(self, customer_id: str, scope: str, key: str) -> IdempotencyRecord | None:
         item = self._get(items.idempotency_pk(customer_id, scope, key), items.IDEMPOTENCY_SK)
@@ -359,22 +374,20 @@ class DynamoWalletStore:
         }
 
     def _put_all(self, puts: Sequence[items.Item]) -> None:
-        """`BatchWriteItem`, 25 items a request, until DynamoDB has taken every one (or raise: the next change
-        writes them again)."""
-        for start in range(0, len(puts), BATCH_WRITE_ITEMS):
-            request: Any = {
-                self._table: [
-                    {"PutRequest": {"Item": to_attributes(i)}} for i in puts[start : start + BATCH_WRITE_ITEMS]
-                ]
-            }
-            for attempt in range(BATCH_TRIES):
-                if attempt:
-                    time.sleep(0.01 * 2**attempt)
-                request = self._client.batch_write_item(RequestItems=request).get("UnprocessedItems") or None
-                if not request:
-                    break
-            if request:
-                raise StorageError(["UnprocessedItems"])
+        """`BatchWriteItem`, 25 items a request, the requests side by side, until DynamoDB has taken every item (or
+        raise: the next change writes them again)."""
+        chunks = [puts[start : start + BATCH_WRITE_ITEMS] for start in range(0, len(puts), BATCH_WRITE_ITEMS)]
+        _side_by_side(self._put_chunk, chunks)
+
+    def _put_chunk(self, chunk: Sequence[items.Item]) -> None:
+        request: Any = {self._table: [{"PutRequest": {"Item": to_attributes(i)}} for i in chunk]}
+        for attempt in range(BATCH_TRIES):
+            if attempt:
+                time.sleep(0.01 * 2**attempt)
+            request = self._client.batch_write_item(RequestItems=request).get("UnprocessedItems") or None
+            if not request:
+                return
+        raise StorageError(["UnprocessedItems"])
 
     def _commit_in_one_transaction(self, change: WalletChange) -> None:
         wallet = change.wallet
