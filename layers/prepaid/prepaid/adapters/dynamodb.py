@@ -470,13 +470,10 @@ class DynamoWalletStore:
         response = self._client.get_item(
             TableName=self._table,
             Key=_key(items.wallet_pk(customer_id), items.WALLET_SK),
-            ProjectionExpression="#o.#l",
-            ExpressionAttributeNames={"#o": "owed", "#l": "ledger"},
+            ProjectionExpression="owed",
             ConsistentRead=True,
         )
-        found = from_attributes(response.get("Item", {}))
-        ledger: list[items.Item] = found.get("owed", {}).get("ledger", [])
-        return ledger
+        return items.owed_ledger(from_attributes(response.get("Item", {})))
 
     def customers_granted_on(self, day_of_month: int) -> Iterator[str]:
         """Customers whose recurring grant falls on that day (the sparse `RecurringIndex`)."""

@@ -21,6 +21,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
 from prepaid.application.ports import (
     CardResult,
     IdempotencyRecord,
@@ -208,9 +210,14 @@ def wallet_item(wallet: Wallet, commit_id: str | None = None) -> Item:
         "rated": wallet.rated,
         "retired": dataclasses.asdict(wallet.retired),
         "settings": settings_item(wallet.settings),
-        # One JSON string rather than a map of maps: a smaller item (fewer write units per change) that is read
-        # and written whole anyway. Amounts inside stay decimal strings, so nothing is rounded.
-        "cards": json.dumps([card_item(card) for card in wallet.cards.values()], separators=(",", ":"), default=str),
+        # One compressed JSON document rather than a map of maps: a smaller item (fewer write units per change)
+        # that is read and written whole anyway. Amounts inside stay decimal strings, so nothing is rounded.
+        "cards": zlib.compress(
+            json.dumps(
+                [card_item(card) for card in wallet.cards.values()], separators=(",", ":"), default=str
+            ).encode(),
+            6,
+        ),
         "openHour": None if wallet.open_hour is None else _open_hour_text(wallet.open_hour),
         # the key of the sparse RecurringIndex: present only for wallets with a recurring grant
         "recurringDay": wallet.settings.recurring.day_of_month if wallet.settings.recurring else None,
@@ -218,6 +225,10 @@ def wallet_item(wallet: Wallet, commit_id: str | None = None) -> Item:
         if wallet.recharges is None
         else {"day": wallet.recharges.day.isoformat(), "count": wallet.recharges.count},
     }
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), default=str).encode()
 
 
 def _open_hour_text(hour: HourUsage) -> str:
@@ -238,7 +249,10 @@ def wallet_from_item(item: Item) -> Wallet:
         customer_id=item["customerId"],
         created_at=_at(item["createdAt"]),
         version=int(item["version"]),
-        cards={card["cardId"]: card_from_item(card) for card in json.loads(item["cards"], parse_float=Decimal)},
+        cards={
+            card["cardId"]: card_from_item(card)
+            for card in json.loads(zlib.decompress(bytes(item["cards"])), parse_float=Decimal)
+        },
         overage=item["overage"],
         rated=item["rated"],
         retired=Retired(
@@ -519,9 +533,10 @@ class Owed:
         return not self.puts
 
 
-def owed_of(change: WalletChange) -> tuple[Owed, Item | None]:
-    """What `change` writes besides its wallet, and that as the wallet item carries it (`None` for nothing): the
-    usage records as compact text (they are most of it), the few other items whole."""
+def owed_of(change: WalletChange) -> tuple[Owed, bytes | None]:
+    """What `change` writes besides its wallet, and that as the wallet item carries it (`None` for nothing): one
+    compressed JSON document (it is billed by the KB each time the wallet is written), the usage records as
+    compact rows, the other items in DynamoDB's own JSON (so numbers stay numbers)."""
     wallet = change.wallet
     customer_id, version = wallet.customer_id, wallet.version
     records = [_record_fields(d) for d in change.usage]
@@ -531,28 +546,47 @@ def owed_of(change: WalletChange) -> tuple[Owed, Item | None]:
     owed = _owed(customer_id, version, change.at, records, [*ledger, *events, *retired], change.hours)
     if owed.empty:
         return owed, None
-    attribute = {
+    document = {
         "at": instant(change.at),
-        # compressed: most of what the wallet item carries, and billed by the KB when the wallet is written
-        "records": zlib.compress(json.dumps(records, separators=(",", ":")).encode(), 6),
-        "ledger": ledger,
-        "events": events,
-        "retired": retired,
+        "records": records,
+        "ledger": [_typed(i) for i in ledger],
+        "others": [_typed(i) for i in (*events, *retired)],
         "hours": [_open_hour_text(hour) for hour in change.hours],
     }
-    return owed, attribute
+    return owed, zlib.compress(_json(document), 6)
+
+
+def _owed_document(item: Item) -> dict[str, Any] | None:
+    blob = item.get("owed")
+    return json.loads(zlib.decompress(bytes(blob))) if blob else None
 
 
 def owed_from_item(item: Item) -> Owed:
     """What a stored wallet version still owes (nothing, for a version written in one transaction)."""
     customer_id, version = item["customerId"], int(item["version"])
-    owed = item.get("owed")
-    if not owed:
+    owed = _owed_document(item)
+    if owed is None:
         return _owed(customer_id, version, None, [], [], ())
-    hours = tuple(h for h in (_open_hour(text) for text in owed.get("hours", ())) if h is not None)
-    unique = [*owed.get("ledger", ()), *owed.get("events", ()), *owed.get("retired", ())]
-    records = json.loads(zlib.decompress(bytes(owed["records"])))
-    return _owed(customer_id, version, _at(owed["at"]), records, unique, hours)
+    hours = tuple(h for h in (_open_hour(text) for text in owed["hours"]) if h is not None)
+    unique = [_untyped(i) for i in (*owed["ledger"], *owed["others"])]
+    return _owed(customer_id, version, _at(owed["at"]), owed["records"], unique, hours)
+
+
+def owed_ledger(item: Item) -> list[Item]:
+    """The ledger entries a stored wallet version owes."""
+    owed = _owed_document(item)
+    return [_untyped(i) for i in owed["ledger"]] if owed else []
+
+
+_serializer, _deserializer = TypeSerializer(), TypeDeserializer()
+
+
+def _typed(item: Item) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in item.items() if v is not None}
+
+
+def _untyped(item: dict[str, Any]) -> Item:
+    return {k: _deserializer.deserialize(v) for k, v in item.items()}
 
 
 def _owed(
