@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -11,7 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
-from prepaid.adapters.dynamodb import DynamoWalletStore, to_attributes
+from prepaid.adapters.dynamodb import DynamoWalletStore, item_bytes, to_attributes
 from prepaid.adapters.items import ledger_item, wallet_item
 from prepaid.application.changes import change_of
 from prepaid.application.ledger import MAX_READ_PER_PAGE
@@ -57,7 +56,7 @@ def test_a_wallet_at_the_live_card_limit_refuses_one_more_with_409(stack: Stack)
         change_of(Wallet(wallet.customer_id, wallet.created_at), Outcome(wallet), wallet.created_at, "seed")
     )
     # Then it is an item DynamoDB can store (the limit is what keeps it so)
-    assert len(json.dumps(to_attributes(wallet_item(wallet)))) < DYNAMODB_ITEM_LIMIT * 0.9
+    assert item_bytes(to_attributes(wallet_item(wallet))) < DYNAMODB_ITEM_LIMIT * 0.9
     before = Table(stack).scan()
     # When one more card is bought
     answer = stack.api("POST", f"/wallets/{wallet.customer_id}/purchases", {"credits": "1", "price": PRICE})
