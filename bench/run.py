@@ -49,7 +49,7 @@ from moto import mock_aws
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
 from prepaid.adapters import items
-from prepaid.adapters.dynamodb import DynamoCatalogStore, DynamoWalletStore, item_bytes, to_attributes
+from prepaid.adapters.dynamodb import DynamoCatalogStore, DynamoWalletStore, item_bytes
 from prepaid.adapters.sqs import Queue, pack
 from prepaid.application.drawdown import DrawdownService
 from prepaid.application.ingest import RateCards, UsageIntake
@@ -265,7 +265,6 @@ class Tally:
     bytes_by_kind: Counter[str] = field(default_factory=Counter)
     max_bytes_by_kind: Counter[str] = field(default_factory=Counter)
     wru_by_customer: Counter[str] = field(default_factory=Counter)
-    transactions: int = 0
     commits: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # (customer, version) -> event ids
     hook_seconds: float = 0.0
 
@@ -411,10 +410,10 @@ class DynamoMeter:
             units = max(1, math.ceil(sum(item_size(i) for i in parsed.get("Items", [])) / READ_KB))
             self.tally.rru += units if context.get("bench_consistent") else units / 2
         else:
-            self._charge(operation, context.get("bench_writes", []))
+            self._charge(context.get("bench_writes", []))
         self.tally.hook_seconds += time.perf_counter() - started
 
-    def _charge(self, operation: str, writes: list[Write]) -> None:
+    def _charge(self, writes: list[Write]) -> None:
         for write in writes:
             after = write.put_size if write.put_size is not None else 0
             if write.action == "Update":
@@ -432,8 +431,6 @@ class DynamoMeter:
             if kind == "usage record" and write.item is not None:
                 commit = (owner, write.item["version"]["N"])
                 self.tally.commits.setdefault(commit, []).append(write.key["PK"]["S"].removeprefix("E#"))
-        if operation == "TransactWriteItems":
-            self.tally.transactions += 1
 
 
 def owner_of(write: Write) -> str:
@@ -556,6 +553,14 @@ def verify_store(workload: Workload, at: datetime) -> dict[str, WalletState]:
     return wallets
 
 
+def timed_verification(workload: Workload, phases: dict[str, float]) -> dict[str, WalletState]:
+    """`verify_store` now, its time recorded as the run's verification phase."""
+    started = time.perf_counter()
+    wallets = verify_store(workload, datetime.now(UTC))
+    phases["verification"] = time.perf_counter() - started
+    return wallets
+
+
 @contextmanager
 def fresh_stack(
     workload: Workload, meter: DynamoMeter, phases: dict[str, float], aws: AwsMeter | None = None
@@ -601,9 +606,7 @@ def run_batched(workload: Workload, meter: DynamoMeter, aws: AwsMeter, name: str
             wall = time.perf_counter() - started - sent
         phases["pump queues and streams (timed, with hooks)"] = wall
         assert_queues_empty(stack)
-        started = time.perf_counter()
-        wallets = verify_store(workload, datetime.now(UTC))
-        phases["verification"] = time.perf_counter() - started
+        wallets = timed_verification(workload, phases)
     return RunResult(name, wall - tally.hook_seconds, tally, wallets, phases, aws_tally)
 
 
@@ -628,9 +631,7 @@ def run_steady(workload: Workload, meter: DynamoMeter, aws: AwsMeter) -> RunResu
             wall = time.perf_counter() - started
         phases[f"{workload.seconds} simulated seconds, sends and pumps (timed, with hooks)"] = wall
         assert_queues_empty(stack)
-        started = time.perf_counter()
-        wallets = verify_store(workload, datetime.now(UTC))
-        phases["verification"] = time.perf_counter() - started
+        wallets = timed_verification(workload, phases)
     return RunResult("steady", wall - tally.hook_seconds, tally, wallets, phases, aws_tally)
 
 
@@ -674,9 +675,7 @@ def run_naive(workload: Workload, meter: DynamoMeter) -> RunResult:
             stack.pump_streams()
             wall = time.perf_counter() - started
         phases["one transaction per event, then the streams (timed, with hooks)"] = wall
-        started = time.perf_counter()
-        wallets = verify_store(workload, datetime.now(UTC))
-        phases["verification"] = time.perf_counter() - started
+        wallets = timed_verification(workload, phases)
     return RunResult("naive", wall - tally.hook_seconds, tally, wallets, phases)
 
 
@@ -705,7 +704,7 @@ def run_lean(workload: Workload, meter: DynamoMeter) -> RunResult:
                         {
                             "Put": {
                                 "TableName": table,
-                                "Item": to_attributes(items.wallet_item(after)),
+                                "Item": items.to_attributes(items.wallet_item(after)),
                                 "ConditionExpression": "version = :v",
                                 "ExpressionAttributeValues": {":v": {"N": str(before.version)}},
                             }
@@ -713,7 +712,7 @@ def run_lean(workload: Workload, meter: DynamoMeter) -> RunResult:
                         {
                             "Put": {
                                 "TableName": table,
-                                "Item": to_attributes(record),
+                                "Item": items.to_attributes(record),
                                 "ConditionExpression": "attribute_not_exists(PK)",
                             }
                         },
@@ -722,9 +721,7 @@ def run_lean(workload: Workload, meter: DynamoMeter) -> RunResult:
                 wallets[customer] = after
             wall = time.perf_counter() - started
         phases["one lean transaction per event (timed, with hooks)"] = wall
-        started = time.perf_counter()
-        states = verify_store(workload, datetime.now(UTC))
-        phases["verification"] = time.perf_counter() - started
+        states = timed_verification(workload, phases)
     return RunResult("lean per-event", wall - tally.hook_seconds, tally, states, phases)
 
 

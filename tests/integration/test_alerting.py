@@ -21,9 +21,8 @@ import boto3
 import pytest
 
 import alerting_handler
-from prepaid.adapters.dynamodb import to_attributes
 from prepaid.adapters.eventbridge import EventBridgePublisher
-from prepaid.adapters.items import outbox_item
+from prepaid.adapters.items import outbox_item, to_attributes
 from prepaid.application.ports import OutboxEvent, StoredEvent
 from prepaid.domain.alerts import ALERT_DETAIL_TYPES, Backoff, alert_from_envelope
 from prepaid_local.stack import Stack

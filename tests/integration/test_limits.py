@@ -10,8 +10,8 @@ from typing import Any
 import boto3
 import pytest
 
-from prepaid.adapters.dynamodb import DynamoWalletStore, item_bytes, to_attributes
-from prepaid.adapters.items import ledger_item, wallet_item
+from prepaid.adapters.dynamodb import DynamoWalletStore, item_bytes
+from prepaid.adapters.items import ledger_item, to_attributes, wallet_item
 from prepaid.application.changes import change_of
 from prepaid.application.ledger import MAX_READ_PER_PAGE
 from prepaid.domain.card import Card, CardSource

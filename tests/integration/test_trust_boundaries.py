@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 import pytest
 
-from prepaid.adapters.dynamodb import to_attributes
+from prepaid.adapters.items import to_attributes
 from prepaid_local.queue_messages import take_all
 from prepaid_local.stack import Stack
 from support.aws import REGION

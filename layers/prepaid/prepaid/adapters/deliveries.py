@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from prepaid.adapters.dynamodb import DynamoWalletStore, from_attributes, to_attributes
+from prepaid.adapters.dynamodb import DynamoWalletStore
+from prepaid.adapters.items import from_attributes, to_attributes
 from prepaid.application.webhooks import DeliveryConflict
 from prepaid.domain.alerts import Alert, Delivery, DeliveryState
 

@@ -15,10 +15,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from prepaid.adapters import items
+from prepaid.adapters.items import from_attributes, to_attributes
 from prepaid.application.changes import items_written
 from prepaid.application.ports import (
     ChangeTooLarge,
@@ -39,26 +39,6 @@ from prepaid.domain.wallet import Wallet
 
 if TYPE_CHECKING:
     from types_boto3_dynamodb import DynamoDBClient
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
-
-
-def to_attributes(item: items.Item) -> dict[str, Any]:
-    """A plain item as DynamoDB attribute values, leaving out `None` so optional fields take no space."""
-    return {k: _serializer.serialize(_drop_none(v)) for k, v in item.items() if v is not None}
-
-
-def from_attributes(attributes: dict[str, Any]) -> items.Item:
-    return {k: _deserializer.deserialize(v) for k, v in attributes.items()}
-
-
-def _drop_none(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _drop_none(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_drop_none(v) for v in value]
-    return value
 
 
 def item_bytes(item: dict[str, Any]) -> int:
@@ -151,6 +131,22 @@ def _key(pk: str, sk: str) -> dict[str, Any]:
     return {"PK": {"S": pk}, "SK": {"S": sk}}
 
 
+def _record_key(event_id: str) -> dict[str, Any]:
+    return _key(items.usage_event_pk(event_id), items.EVENT_SK)
+
+
+def _until_taken(send: Callable[[Any], Any], request: Any) -> Any:
+    """Send a batch request until DynamoDB has taken all of it, backing off as the SDKs do when it leaves some
+    (throttled); `send` returns what was left. What is still left after a few tries is returned (else None)."""
+    for attempt in range(BATCH_TRIES):
+        if attempt:
+            time.sleep(0.01 * 2**attempt)
+        request = send(request)
+        if not request:
+            return None
+    return request
+
+
 def _is_stored(item: items.Item, stored: dict[tuple[str, str], items.Item]) -> bool:
     """The item is in the table as this commit wrote it (a usage record: of this customer and wallet version, not
     another customer's record of the same event id)."""
@@ -229,7 +225,7 @@ class DynamoWalletStore:
         wallet_key = _key(items.wallet_pk(customer_id), items.WALLET_SK)
         ids = list(dict.fromkeys(usage_ids))
         if ids:
-            found = self._read([wallet_key, *(_key(items.usage_event_pk(i), items.EVENT_SK) for i in ids)])
+            found = self._read([wallet_key, *map(_record_key, ids)])
             item = found.pop((wallet_key["PK"]["S"], items.WALLET_SK), None)
         else:
             found, item = {}, self._get(items.wallet_pk(customer_id), items.WALLET_SK)
@@ -253,16 +249,16 @@ class DynamoWalletStore:
 
         def read_chunk(chunk: Sequence[dict[str, Any]]) -> list[items.Item]:
             got: list[items.Item] = []
-            request: Any = {self._table: {"Keys": list(chunk), **reading}}
-            for attempt in range(BATCH_TRIES):
-                if attempt:
-                    time.sleep(0.01 * 2**attempt)  # throttled: back off as the SDKs do
+
+            def send(request: Any) -> Any:
                 answer = self._client.batch_get_item(RequestItems=request)
                 got.extend(from_attributes(raw) for raw in answer["Responses"].get(self._table, []))
-                request = answer.get("UnprocessedKeys") or None
-                if not request:
-                    return got
-            raise UnreadRecords(len(request[self._table]["Keys"]))
+                return answer.get("UnprocessedKeys")
+
+            left = _until_taken(send, {self._table: {"Keys": list(chunk), **reading}})
+            if left:
+                raise UnreadRecords(len(left[self._table]["Keys"]))
+            return got
 
         chunks = [keys[start : start + BATCH_GET_KEYS] for start in range(0, len(keys), BATCH_GET_KEYS)]
         return {(i["PK"], i["SK"]): i for part in _side_by_side(read_chunk, chunks) for i in part}
@@ -276,7 +272,7 @@ class DynamoWalletStore:
         the intake's early answer; the drawdown's own consistent read stays the authority. So keys DynamoDB leaves
         unprocessed after a few tries, or a read that fails, leave their events to be sorted out at drawdown
         (logged), rather than failing the request."""
-        keys = [_key(items.usage_event_pk(i), items.EVENT_SK) for i in dict.fromkeys(event_ids)]
+        keys = [_record_key(i) for i in dict.fromkeys(event_ids)]
         try:
             found = self._read(keys, RECORD_PROJECTION, consistent=False).values()
             return {r.event_id: r for r in map(items.recorded_event_from_item, found)}
@@ -331,7 +327,7 @@ class DynamoWalletStore:
         owed, attribute = items.owed_of(change)
         put: dict[str, Any] = {
             "TableName": self._table,
-            "Item": to_attributes({**items.wallet_item(wallet, change.commit_id), "owed": attribute}),
+            "Item": to_attributes({**items.wallet_item(wallet), "owed": attribute}),
             **self._version_check(change),
         }
         if item_bytes(put["Item"]) > MAX_WALLET_BYTES:
@@ -353,8 +349,7 @@ class DynamoWalletStore:
             return []
         loaded = self._loaded.pop((change.wallet.customer_id, change.expected_version), None)
         if loaded is None or not loaded.asked.issuperset(ids):
-            keys = [_key(items.usage_event_pk(i), items.EVENT_SK) for i in ids]
-            found = self._read(keys, RECORD_PROJECTION).values()
+            found = self._read([_record_key(i) for i in ids], RECORD_PROJECTION).values()
             return [items.recorded_event_from_item(i) for i in found]
         known = dict(loaded.records)
         if loaded.owed is not None:
@@ -380,46 +375,36 @@ class DynamoWalletStore:
         _side_by_side(self._put_chunk, chunks)
 
     def _put_chunk(self, chunk: Sequence[items.Item]) -> None:
-        request: Any = {self._table: [{"PutRequest": {"Item": to_attributes(i)}} for i in chunk]}
-        for attempt in range(BATCH_TRIES):
-            if attempt:
-                time.sleep(0.01 * 2**attempt)
-            request = self._client.batch_write_item(RequestItems=request).get("UnprocessedItems") or None
-            if not request:
-                return
-        raise StorageError(["UnprocessedItems"])
+        def send(request: Any) -> Any:
+            return self._client.batch_write_item(RequestItems=request).get("UnprocessedItems")
+
+        if _until_taken(send, {self._table: [{"PutRequest": {"Item": to_attributes(i)}} for i in chunk]}):
+            raise StorageError(["UnprocessedItems"])
 
     def _commit_in_one_transaction(self, change: WalletChange) -> None:
         wallet = change.wallet
         customer_id = wallet.customer_id
         put_wallet: dict[str, Any] = {
             "TableName": self._table,
-            "Item": to_attributes(items.wallet_item(wallet, change.commit_id)),
+            "Item": to_attributes(items.wallet_item(wallet)),
             **self._version_check(change),
         }
         if items_written(change) > MAX_TRANSACTION_ITEMS:
             raise ChangeTooLarge()
         transaction: list[dict[str, Any]] = [{"Put": put_wallet}]
-        for index, entry in enumerate(change.ledger):
-            item = items.ledger_item(customer_id, wallet.version, change.commit_id, index, entry)
-            transaction.append({"Put": self._new_item(item)})
-        for card in change.retired:
-            transaction.append({"Put": self._new_item(items.retired_card_item(customer_id, card))})
-        for event in change.events:
-            transaction.append({"Put": self._new_item(items.outbox_item(customer_id, event))})
-        first_usage = len(transaction)
-        for drawn in change.usage:
-            record = self._new_item(items.usage_event_item(customer_id, wallet.version, drawn, change.at))
-            record["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
-            transaction.append({"Put": record})
-        for hour in change.hours:
-            transaction.append({"Put": self._new_item(items.hour_item(customer_id, wallet.version, hour))})
+        usage_indexes = []
+        for item in items.owed_items(change).puts:
+            put = self._new_item(item)
+            if item["SK"] == items.EVENT_SK:
+                put["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"  # a duplicate is told by what is stored
+                usage_indexes.append(len(transaction))
+            transaction.append({"Put": put})
         idempotency_index = None
         if change.idempotency is not None:
             idempotency_index = len(transaction)
             item = items.idempotency_item(customer_id, change.idempotency, change.at)
             transaction.append({"Put": self._new_item(item)})
-        self._transact(transaction, idempotency_index, range(first_usage, first_usage + len(change.usage)))
+        self._transact(transaction, idempotency_index, usage_indexes)
         _remember(self._settled, (customer_id, wallet.version), None)
 
     def stored_hours(self, customer_id: str, start: datetime, end: datetime) -> list[HourUsage]:
@@ -500,7 +485,7 @@ class DynamoWalletStore:
         self,
         transaction: list[dict[str, Any]],
         idempotency_index: int | None = None,
-        usage_indexes: range = range(0),
+        usage_indexes: Sequence[int] = (),
     ) -> None:
         try:
             self._client.transact_write_items(TransactItems=transaction)  # type: ignore[arg-type]

@@ -54,6 +54,26 @@ IDEMPOTENCY_RETENTION = timedelta(days=30)
 
 Item = dict[str, Any]
 
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def to_attributes(item: Item) -> dict[str, Any]:
+    """A plain item as DynamoDB attribute values, leaving out `None` so optional fields take no space."""
+    return {k: _serializer.serialize(_drop_none(v)) for k, v in item.items() if v is not None}
+
+
+def from_attributes(attributes: dict[str, Any]) -> Item:
+    return {k: _deserializer.deserialize(v) for k, v in attributes.items()}
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_none(v) for v in value]
+    return value
+
 
 WALLET_PREFIX = "W#"
 RECURRING_INDEX = "RecurringIndex"
@@ -197,14 +217,13 @@ def retired_card_from_item(item: Item) -> Card:
     return card_from_item(item)
 
 
-def wallet_item(wallet: Wallet, commit_id: str | None = None) -> Item:
+def wallet_item(wallet: Wallet) -> Item:
     return {
         "PK": wallet_pk(wallet.customer_id),
         "SK": WALLET_SK,
         "itemType": "wallet",
         "customerId": wallet.customer_id,
         "version": wallet.version,
-        "commitId": commit_id,
         "createdAt": instant(wallet.created_at),
         "overage": wallet.overage,
         "rated": wallet.rated,
@@ -533,27 +552,40 @@ class Owed:
         return not self.puts
 
 
+def owed_items(change: WalletChange) -> Owed:
+    """What `change` writes besides its wallet."""
+    records, unique = _owed_parts(change)
+    return _owed(change.wallet.customer_id, change.wallet.version, change.at, records, unique, change.hours)
+
+
 def owed_of(change: WalletChange) -> tuple[Owed, bytes | None]:
     """What `change` writes besides its wallet, and that as the wallet item carries it (`None` for nothing): one
     compressed JSON document (it is billed by the KB each time the wallet is written), the usage records as
     compact rows, the other items in DynamoDB's own JSON (so numbers stay numbers)."""
-    wallet = change.wallet
-    customer_id, version = wallet.customer_id, wallet.version
-    records = [_record_fields(d) for d in change.usage]
-    ledger = [ledger_item(customer_id, version, change.commit_id, i, e) for i, e in enumerate(change.ledger)]
-    events = [outbox_item(customer_id, e) for e in change.events]
-    retired = [retired_card_item(customer_id, card) for card in change.retired]
-    owed = _owed(customer_id, version, change.at, records, [*ledger, *events, *retired], change.hours)
+    records, unique = _owed_parts(change)
+    owed = _owed(change.wallet.customer_id, change.wallet.version, change.at, records, unique, change.hours)
     if owed.empty:
         return owed, None
     document = {
         "at": instant(change.at),
         "records": records,
-        "ledger": [_typed(i) for i in ledger],
-        "others": [_typed(i) for i in (*events, *retired)],
+        "unique": [to_attributes(i) for i in unique],
         "hours": [_open_hour_text(hour) for hour in change.hours],
     }
     return owed, zlib.compress(_json(document), 6)
+
+
+def _owed_parts(change: WalletChange) -> tuple[list[list[str]], list[Item]]:
+    """The change's usage records (as compact rows), and its ledger entries, events and retired cards, in that
+    order (`owed_ledger` reads the ledger entries first)."""
+    customer_id, version = change.wallet.customer_id, change.wallet.version
+    records = [_record_fields(d) for d in change.usage]
+    unique = [
+        *(ledger_item(customer_id, version, change.commit_id, i, e) for i, e in enumerate(change.ledger)),
+        *(outbox_item(customer_id, e) for e in change.events),
+        *(retired_card_item(customer_id, card) for card in change.retired),
+    ]
+    return records, unique
 
 
 def _owed_document(item: Item) -> dict[str, Any] | None:
@@ -568,25 +600,15 @@ def owed_from_item(item: Item) -> Owed:
     if owed is None:
         return _owed(customer_id, version, None, [], [], ())
     hours = tuple(h for h in (_open_hour(text) for text in owed["hours"]) if h is not None)
-    unique = [_untyped(i) for i in (*owed["ledger"], *owed["others"])]
+    unique = [from_attributes(i) for i in owed["unique"]]
     return _owed(customer_id, version, _at(owed["at"]), owed["records"], unique, hours)
 
 
 def owed_ledger(item: Item) -> list[Item]:
     """The ledger entries a stored wallet version owes."""
     owed = _owed_document(item)
-    return [_untyped(i) for i in owed["ledger"]] if owed else []
-
-
-_serializer, _deserializer = TypeSerializer(), TypeDeserializer()
-
-
-def _typed(item: Item) -> dict[str, Any]:
-    return {k: _serializer.serialize(v) for k, v in item.items() if v is not None}
-
-
-def _untyped(item: dict[str, Any]) -> Item:
-    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+    unique = (from_attributes(i) for i in owed["unique"]) if owed else ()
+    return [i for i in unique if i.get("itemType") == "ledger"]
 
 
 def _owed(

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from prepaid.adapters.dynamodb import StorageError, query_pages, to_attributes
+from prepaid.adapters.dynamodb import StorageError, query_pages
+from prepaid.adapters.items import to_attributes
 from prepaid.domain.ledger import LedgerEntry
 from prepaid.domain.revenue import MEASURES, DayRevenue, movements
 
