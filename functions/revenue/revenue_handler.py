@@ -1,7 +1,8 @@
-"""Revenue projection: the table's stream of new ledger entries → daily revenue sums per currency, exactly once.
+"""Revenue projection: the table's stream of wallet versions → daily revenue sums per currency, exactly once.
 
-Each entry is added with a marker written only if absent, in the same transaction, so a batch the stream delivers
-again (after a failure or a crash) adds nothing twice.
+Each wallet version carries the ledger entries it committed. A guard per customer (its newest version added) moves in
+the same transaction as the sums, so a batch the stream delivers again (after a failure or a crash) adds nothing
+twice.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from prepaid import assembly
-from prepaid.adapters.items import ledger_from_item
+from prepaid.adapters.items import version_ledger
+from prepaid.application.revenue import VersionEntries
 
 logger = Logger()
 tracer = Tracer()
@@ -25,13 +27,14 @@ metrics = Metrics()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    entries = []
+    versions = []
     for record in DynamoDBStreamEvent(event).records:
         image = record.dynamodb.new_image if record.dynamodb else None
-        if not image or image.get("itemType") != "ledger":
-            continue  # the event source filter sends only ledger inserts
-        entries.append((f"{image['PK']}#{image['SK']}", ledger_from_item(image)))
-    added = assembly.revenue().record(entries)
-    metrics.add_metric(name="LedgerEntriesProjected", unit=MetricUnit.Count, value=added)
-    logger.info("revenue projected", extra={"entries": len(entries), "added": added})
+        if not image or image.get("itemType") != "wallet":
+            continue  # the event source filter sends only wallet versions
+        entries = tuple(version_ledger(image))
+        versions.append(VersionEntries(image["customerId"], int(image["version"]), entries))
+    added = assembly.revenue().record(versions)
+    metrics.add_metric(name="WalletVersionsProjected", unit=MetricUnit.Count, value=added)
+    logger.info("revenue projected", extra={"versions": len(versions), "added": added})
     return {"added": added}

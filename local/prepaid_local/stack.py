@@ -44,6 +44,7 @@ RUNNING_FUNCTION: contextvars.ContextVar[str | None] = contextvars.ContextVar("R
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation payload quota (6,291,456 bytes)
 DEFAULT_VISIBILITY_TIMEOUT = 30  # SQS's, for a queue that sets none
 SHARDS_RELISTED_AFTER = 5.0  # seconds
+STREAM_READ_LIMIT = 1000  # records per GetRecords call: the API's maximum
 # What Lambda's SQS poller copies into a record's `attributes` (the FIFO ones only for FIFO queues).
 _RECORD_ATTRIBUTES = (
     "ApproximateReceiveCount",
@@ -119,6 +120,7 @@ class Stack:
         self._stream_filters: dict[str, list[EventPattern]] = {}
         self._stream_iterators: dict[tuple[str, str], str] = {}
         self._pending: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._pending_since: dict[tuple[str, str], datetime] = {}  # when the consumer's current window opened
         self._held: list[_Held] = []
         self._carried: dict[str, list[_Received]] = {}
         self._visibility: dict[str, int] = {}
@@ -506,12 +508,17 @@ class Stack:
 
     # -- DynamoDB streams ----------------------------------------------------------------------------------------
 
-    def pump_streams(self, crash: Callable[[str, dict[str, Any]], None] | None = None) -> int:
+    def pump_streams(
+        self, crash: Callable[[str, dict[str, Any]], None] | None = None, *, batching_windows: bool = False
+    ) -> int:
         """Deliver new stream records to their functions, filtered and batched as the event source mapping says.
 
         As Lambda does for a stream, a batch that fails (the function raises, or reports item failures) is
         delivered again, from its first failed record, on the next call. `crash` lets a test fail a delivery
-        before the function runs. Returns the number of records the functions finished.
+        before the function runs. With `batching_windows`, a consumer's records wait, as Lambda's poller holds
+        them, until a full batch (`BatchSize`) is there or the first of them has waited
+        `MaximumBatchingWindowInSeconds` on the stack's clock; without, every record goes now (as if each window
+        had run out). Returns the number of records the functions finished.
         """
         delivered = 0
         with self._stream_lock:
@@ -524,14 +531,17 @@ class Stack:
                 patterns = self._filters(logical, props)
                 for shard_id, fresh in fresh_of[self.resolver.resolve(props["Stream"])]:
                     wanted = [r for r in fresh if not patterns or any(p.matches_event(cast(Any, r)) for p in patterns)]
-                    self._pending.setdefault((logical, shard_id), []).extend(wanted)
+                    pending = self._pending.setdefault((logical, shard_id), [])
+                    if wanted and not pending:
+                        self._pending_since[(logical, shard_id)] = self.clock.now()
+                    pending.extend(wanted)
             for logical, props in sources:
                 stream_arn = self.resolver.resolve(props["Stream"])
                 batch_size = int(props.get("BatchSize", 100))
                 for shard_id, _ in fresh_of[stream_arn]:
                     key = (logical, shard_id)
                     pending = self._pending.setdefault(key, [])
-                    while pending:
+                    while pending and (not batching_windows or self._batch_ready(key, props, len(pending))):
                         batch = pending[:batch_size]
                         if crash is not None:
                             crash(logical, {"Records": batch})
@@ -549,6 +559,7 @@ class Stack:
                         )
                         del pending[:done]
                         delivered += done
+                        self._pending_since[key] = self.clock.now()  # what is left opens the next window
                         if failed:
                             if self.raise_failures:
                                 raise StreamBatchFailed(logical, key[1], sorted(failed))
@@ -557,6 +568,12 @@ class Stack:
                             break
                         self._stream_attempts.pop(key, None)
         return delivered
+
+    def _batch_ready(self, key: tuple[str, str], props: dict[str, Any], pending: int) -> bool:
+        if pending >= int(props.get("BatchSize", 100)):
+            return True
+        window = timedelta(seconds=float(props.get("MaximumBatchingWindowInSeconds", 0)))
+        return self._pending_since.get(key, self.clock.now()) + window <= self.clock.now()
 
     def _stream_failed(
         self, key: tuple[str, str], props: dict[str, Any], pending: list[dict[str, Any]], arn: str, size: int
@@ -609,11 +626,17 @@ class Stack:
                     "ShardIterator"
                 ]
             )
-            response = _records_in_process(self.resolver, iterator) or streams.get_records(
-                ShardIterator=iterator, Limit=1000
-            )
-            found.append((shard_id, [_stream_record(r, stream_arn) for r in response["Records"]]))
-            self._stream_iterators[key] = response.get("NextShardIterator") or iterator
+            records: list[dict[str, Any]] = []
+            while True:  # read up to the shard's end, 1,000 records a read (GetRecords' limit), as Lambda keeps up
+                response = _records_in_process(self.resolver, iterator) or streams.get_records(
+                    ShardIterator=iterator, Limit=STREAM_READ_LIMIT
+                )
+                records.extend(_stream_record(r, stream_arn) for r in response["Records"])
+                iterator = response.get("NextShardIterator") or iterator
+                if len(response["Records"]) < STREAM_READ_LIMIT:
+                    break
+            found.append((shard_id, records))
+            self._stream_iterators[key] = iterator
         return found
 
 
@@ -654,7 +677,7 @@ def _records_in_process(resolver: Resolver, iterator: str) -> dict[str, Any] | N
         backend = dynamodbstreams_backends[resolver.account][resolver.region]
         if iterator not in backend.shard_iterators:
             return None
-        answer: dict[str, Any] = backend.get_records(iterator, 1000)
+        answer: dict[str, Any] = backend.get_records(iterator, STREAM_READ_LIMIT)
     except Exception:
         return None
     return answer

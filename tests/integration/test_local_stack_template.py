@@ -45,6 +45,8 @@ def lambda_handler(event, context):
     if "httpMethod" in event:  # an API Gateway proxy event: say what the gateway routed
         body = {"resource": event["resource"], "pathParameters": event["pathParameters"]}
         return {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
+    if "Records" in event and event["Records"] and "dynamodb" in event["Records"][0]:  # a stream batch
+        return None
     if "Records" in event:  # SQS: a body starting "fail" fails; "backoff" fails and asks to come back in 120 s
         for r in event["Records"]:
             if r["body"].startswith("backoff"):
@@ -191,6 +193,57 @@ def test_the_templates_batch_size_bounds_each_invocation(
     # Then each ingest invocation held at most BatchSize records, and every event was drawn
     assert [len(e["Records"]) for e in of(seen, "IngestFunction")] == expected
     assert stack.api("GET", "/wallets/acme").body["balance"] == "75"
+
+
+def test_one_pump_delivers_every_stream_record_however_many_wrote_since_the_last(
+    template: Template, build: Callable[..., tuple[Stack, Seen]]
+) -> None:
+    # Given a probe on the table's stream (batches of 1,000), and 2,500 items written since the last pump: more
+    # than one GetRecords call returns
+    probe_events(template)["Table"] = {
+        "Type": "DynamoDB",
+        "Properties": {
+            "Stream": {"Fn::GetAtt": ["WalletTable", "StreamArn"]},
+            "StartingPosition": "TRIM_HORIZON",
+            "BatchSize": 1000,
+            "FilterCriteria": {"Filters": [{"Pattern": '{"dynamodb": {"NewImage": {"itemType": {"S": ["probe"]}}}}'}]},
+        },
+    }
+    stack, seen = build(template)
+    table = clients("dynamodb")
+    for n in range(2500):
+        item = {"PK": {"S": f"P#{n}"}, "SK": {"S": "PROBE"}, "itemType": {"S": "probe"}}
+        table.put_item(TableName=stack.name("WalletTable"), Item=item)
+    # When the streams are pumped once
+    stack.pump_streams()
+    # Then every record reached the probe, in batches of the template's size
+    assert [len(e["Records"]) for e in of(seen, PROBE)] == [1000, 1000, 500]
+
+
+def test_stream_records_wait_out_the_templates_batching_window_when_asked(
+    template: Template, build: Callable[..., tuple[Stack, Seen]]
+) -> None:
+    # Given the revenue projection's stream mapping with a 30 s window and a batch of 3, and two purchases
+    mapping = template["Resources"]["RevenueFunction"]["Properties"]["Events"]["WalletVersions"]["Properties"]
+    mapping.update(BatchSize=3, MaximumBatchingWindowInSeconds=30)
+    stack, seen = build(template, clock=Clock(frozen_at=START))
+    for customer in ("acme", "globex"):
+        assert stack.api("POST", f"/wallets/{customer}/purchases", {"credits": "100", "price": PRICE}).status == 201
+    # When the streams are pumped as Lambda's poller holds records, before and after the window runs out
+    stack.pump_streams(batching_windows=True)
+    stack.advance(29)
+    stack.pump_streams(batching_windows=True)
+    held = len(of(seen, "RevenueFunction"))
+    stack.advance(1)
+    stack.pump_streams(batching_windows=True)
+    # Then the two wallet versions waited the whole window, then went as one batch
+    assert held == 0
+    assert [len(e["Records"]) for e in of(seen, "RevenueFunction")] == [2]
+    # And a full batch goes without waiting
+    for customer in ("initech", "umbrella", "hooli"):
+        assert stack.api("POST", f"/wallets/{customer}/purchases", {"credits": "100", "price": PRICE}).status == 201
+    stack.pump_streams(batching_windows=True)
+    assert [len(e["Records"]) for e in of(seen, "RevenueFunction")] == [2, 3]
 
 
 def test_a_batch_stops_short_of_lambdas_6_mb_payload(

@@ -13,6 +13,7 @@ Keys (see docs/data-model.md):
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import zlib
@@ -231,12 +232,7 @@ def wallet_item(wallet: Wallet) -> Item:
         "settings": settings_item(wallet.settings),
         # One compressed JSON document rather than a map of maps: a smaller item (fewer write units per change)
         # that is read and written whole anyway. Amounts inside stay decimal strings, so nothing is rounded.
-        "cards": zlib.compress(
-            json.dumps(
-                [card_item(card) for card in wallet.cards.values()], separators=(",", ":"), default=str
-            ).encode(),
-            6,
-        ),
+        "cards": packed([card_item(card) for card in wallet.cards.values()]),
         "openHour": None if wallet.open_hour is None else _open_hour_text(wallet.open_hour),
         # the key of the sparse RecurringIndex: present only for wallets with a recurring grant
         "recurringDay": wallet.settings.recurring.day_of_month if wallet.settings.recurring else None,
@@ -248,6 +244,37 @@ def wallet_item(wallet: Wallet) -> Item:
 
 def _json(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), default=str).encode()
+
+
+# What the packed documents (cards, what a commit owes) mostly say, as zlib's preset dictionary: a document of a few
+# hundred bytes then compresses to references into it rather than to its own first occurrences. Part of the stored
+# format: changing it makes stored documents unreadable, so a new one would need its own marker.
+PACKED_WORDS = (
+    b'"priority":0,"source":"promotion","source":"grant","source":"recurring","source":"auto_recharge",'
+    b'"status":"voided","status":"expired","drawn":"0","expired":"0","voided":"0",'
+    b'"itemType":{"S":"outbox"},"eventType":{"S":"Balance Low"},"detail":{"S":"{\\"customerId\\":\\"'
+    b'"type":{"S":"purchase"},"type":{"S":"expiry"},"value":{"M":{"amount":{"N":"0"},"currency":{"S":"USD"}}},'
+    b'"unique":[{"PK":{"S":"W#","SK":{"S":"L#000000000","itemType":{"S":"ledger"},"entryId":{"S":"000000000'
+    b'"type":{"S":"usage"},"credits":{"N":"0.","at":{"S":"2026-12-01T00:00:00.000Z"},"balanceAfter":{"N":"'
+    b'"draws":{"L":[{"M":{"cardId":{"S":"","credits":{"N":"0."}}}]},"overage":{"N":"0"},"events":{"N":"'
+    b'"hours":[],"records":[["api_calls","tokens","0","0.000","2026-12-01T00:00:00.000Z","=0.","0"],'
+    b'[{"cardId":"","credits":"","remaining":"0.","price":{"amount":"0.00","currency":"USD"},"costBasis":"0.00'
+    b'","source":"purchase","priority":1,"effectiveAt":"2026-12-01T00:00:00.000Z","expiresAt":"2026-12-01T'
+    b'00:00:00.000Z","status":"active","createdAt":"2026-12-01T00:00:00.000Z","drawn":"0.","expired":"0","voided":"0"}'
+)
+
+
+def packed(value: Any) -> bytes:
+    """`value` as compact JSON, compressed against `PACKED_WORDS` (amounts stay decimal strings: nothing rounded)."""
+    compressor = zlib.compressobj(9, zdict=PACKED_WORDS)
+    return compressor.compress(_json(value)) + compressor.flush()
+
+
+def unpacked(blob: bytes | str) -> Any:
+    """What `packed` stored, from an item (bytes) or a stream image (where a binary is base64 text)."""
+    data = base64.b64decode(blob) if isinstance(blob, str) else bytes(blob)
+    decompressor = zlib.decompressobj(zdict=PACKED_WORDS)
+    return json.loads(decompressor.decompress(data) + decompressor.flush(), parse_float=Decimal)
 
 
 def _open_hour_text(hour: HourUsage) -> str:
@@ -268,10 +295,7 @@ def wallet_from_item(item: Item) -> Wallet:
         customer_id=item["customerId"],
         created_at=_at(item["createdAt"]),
         version=int(item["version"]),
-        cards={
-            card["cardId"]: card_from_item(card)
-            for card in json.loads(zlib.decompress(bytes(item["cards"])), parse_float=Decimal)
-        },
+        cards={card["cardId"]: card_from_item(card) for card in unpacked(item["cards"])},
         overage=item["overage"],
         rated=item["rated"],
         retired=Retired(
@@ -572,7 +596,7 @@ def owed_of(change: WalletChange) -> tuple[Owed, bytes | None]:
         "unique": [to_attributes(i) for i in unique],
         "hours": [_open_hour_text(hour) for hour in change.hours],
     }
-    return owed, zlib.compress(_json(document), 6)
+    return owed, packed(document)
 
 
 def _owed_parts(change: WalletChange) -> tuple[list[list[str]], list[Item]]:
@@ -588,9 +612,15 @@ def _owed_parts(change: WalletChange) -> tuple[list[list[str]], list[Item]]:
     return records, unique
 
 
+def _document(item: Item, attribute: str) -> Any:
+    """A compressed JSON attribute, from a stored item or a stream image (where a binary is base64 text)."""
+    blob = item.get(attribute)
+    return unpacked(blob) if blob else None
+
+
 def _owed_document(item: Item) -> dict[str, Any] | None:
-    blob = item.get("owed")
-    return json.loads(zlib.decompress(bytes(blob))) if blob else None
+    document: dict[str, Any] | None = _document(item, "owed")
+    return document
 
 
 def owed_from_item(item: Item) -> Owed:
@@ -609,6 +639,22 @@ def owed_ledger(item: Item) -> list[Item]:
     owed = _owed_document(item)
     unique = (from_attributes(i) for i in owed["unique"]) if owed else ()
     return [i for i in unique if i.get("itemType") == "ledger"]
+
+
+def ledger_document(change: WalletChange) -> bytes | None:
+    """The change's ledger entries as a wallet written in one transaction carries them, for the revenue projection,
+    which reads each wallet version's entries from the table's stream (a wallet-first version has them in `owed`)."""
+    customer_id, version = change.wallet.customer_id, change.wallet.version
+    entries = [ledger_item(customer_id, version, change.commit_id, i, e) for i, e in enumerate(change.ledger)]
+    return packed([to_attributes(e) for e in entries]) if entries else None
+
+
+def version_ledger(item: Item) -> list[LedgerEntry]:
+    """The ledger entries one wallet version committed, from its item or its stream image."""
+    written = _document(item, "ledger")
+    if written is not None:
+        return [ledger_from_item(from_attributes(i)) for i in written]
+    return [ledger_from_item(i) for i in owed_ledger(item)]
 
 
 def _owed(

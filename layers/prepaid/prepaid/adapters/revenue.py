@@ -1,14 +1,19 @@
-"""Daily revenue per currency in the wallet table, added to exactly once per ledger entry.
+"""Daily revenue per currency in the wallet table, added to exactly once per wallet version.
 
 day sums  PK=REVENUE                 SK=<yyyy-mm-dd>#<currency>   purchased, recognised, breakage, voided (ADD)
-marker    PK=R#<ledger entry key>    SK=REVENUE                   written with the sums; TTL 3 days (> the
-                                                                  stream's 24 h retention, so a replayed
-                                                                  record always finds its marker)
+guard     PK=R#<customerId>          SK=REVENUE                   `version`: the customer's newest wallet version
+                                                                  added; TTL 3 days (> the stream's 24 h retention)
+
+The stream delivers a wallet's versions in the order they were written (one item), so one guard per customer and
+batch suffices: the sums and the guards move in one transaction, each guard only if it is still below the first
+version the batch adds for its customer. A batch delivered again finds its guards moved and adds nothing twice,
+whatever it is batched with.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -17,16 +22,36 @@ from botocore.exceptions import ClientError
 
 from prepaid.adapters.dynamodb import StorageError, query_pages
 from prepaid.adapters.items import to_attributes
-from prepaid.domain.ledger import LedgerEntry
+from prepaid.application.revenue import VersionEntries
 from prepaid.domain.revenue import MEASURES, DayRevenue, movements
 
 if TYPE_CHECKING:
     from types_boto3_dynamodb import DynamoDBClient
 
 REVENUE_PK = "REVENUE"
-MARKER_SK = "REVENUE"
-MARKER_RETENTION = timedelta(days=3)
-ENTRIES_PER_TRANSACTION = 45  # a marker each, and at most as many day sums: within the 100 items of a transaction
+GUARD_SK = "REVENUE"
+GUARD_RETENTION = timedelta(days=3)
+ITEMS_PER_TRANSACTION = 100  # DynamoDB's limit: the guards and the day sums of one transaction
+
+
+@dataclass(frozen=True)
+class _Customer:
+    """One customer's versions in a batch, oldest first."""
+
+    customer_id: str
+    versions: tuple[VersionEntries, ...]
+
+    @property
+    def first(self) -> int:
+        return self.versions[0].version
+
+    @property
+    def last(self) -> int:
+        return self.versions[-1].version
+
+    def after(self, version: int) -> _Customer | None:
+        newer = tuple(v for v in self.versions if v.version > version)
+        return _Customer(self.customer_id, newer) if newer else None
 
 
 class DynamoRevenueStore:
@@ -35,40 +60,57 @@ class DynamoRevenueStore:
         self._table = table_name
         self._clock = clock
 
-    def add(self, entries: Sequence[tuple[str, LedgerEntry]]) -> int:
-        added = 0
-        for start in range(0, len(entries), ENTRIES_PER_TRANSACTION):
-            added += self._add_chunk(list(entries[start : start + ENTRIES_PER_TRANSACTION]))
-        return added
+    def add(self, versions: Sequence[VersionEntries]) -> int:
+        by_customer: dict[str, dict[int, VersionEntries]] = {}
+        for entries in versions:
+            if entries.entries:  # a version without entries (settings, say) moves no revenue
+                by_customer.setdefault(entries.customer_id, {})[entries.version] = entries
+        customers = [_Customer(c, tuple(v[k] for k in sorted(v))) for c, v in by_customer.items()]
+        return sum(self._add_chunk(chunk) for chunk in _chunks(customers))
 
-    def _add_chunk(self, chunk: list[tuple[str, LedgerEntry]]) -> int:
-        """One transaction: a marker per entry (only if absent) and the day sums; entries seen before (their
-        marker exists) are dropped and the rest committed again."""
+    def _add_chunk(self, chunk: list[_Customer]) -> int:
+        """One transaction: each customer's guard (only if below the chunk's first version for it) and the day sums;
+        customers whose guard has moved keep only their newer versions, and the rest is committed again."""
         while chunk:
-            expires = int((self._clock() + MARKER_RETENTION).timestamp())
-            markers: list[dict[str, Any]] = [
-                {
-                    "Put": {
-                        "TableName": self._table,
-                        "Item": to_attributes({"PK": f"R#{key}", "SK": MARKER_SK, "ttl": expires}),
-                        "ConditionExpression": "attribute_not_exists(PK)",
-                    }
-                }
-                for key, _ in chunk
-            ]
-            sums: list[dict[str, Any]] = [{"Update": self._day_update(day)} for day in movements(e for _, e in chunk)]
+            expires = int((self._clock() + GUARD_RETENTION).timestamp())
+            guards: list[dict[str, Any]] = [{"Update": self._guard_update(c, expires)} for c in chunk]
+            entries = (e for c in chunk for v in c.versions for e in v.entries)
+            sums: list[dict[str, Any]] = [{"Update": self._day_update(day)} for day in movements(entries)]
             try:
-                self._client.transact_write_items(TransactItems=[*markers, *sums])  # type: ignore[list-item]
-                return len(chunk)
+                self._client.transact_write_items(TransactItems=[*guards, *sums])  # type: ignore[list-item]
+                return sum(len(c.versions) for c in chunk)
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                     raise
                 reasons = [r.get("Code", "None") for r in error.response.get("CancellationReasons", [])]
-                seen = {i for i, code in enumerate(reasons[: len(chunk)]) if code == "ConditionalCheckFailed"}
-                if not seen:
+                moved = [c for c, code in zip(chunk, reasons, strict=False) if code == "ConditionalCheckFailed"]
+                if not moved:
                     raise StorageError(reasons) from error
-                chunk = [c for i, c in enumerate(chunk) if i not in seen]
+                stored = {c.customer_id: self._guard(c.customer_id) for c in moved}
+                kept = (c.after(stored[c.customer_id]) if c.customer_id in stored else c for c in chunk)
+                chunk = [c for c in kept if c is not None]
         return 0
+
+    def _guard_update(self, customer: _Customer, expires: int) -> dict[str, Any]:
+        return {
+            "TableName": self._table,
+            "Key": {"PK": {"S": f"R#{customer.customer_id}"}, "SK": {"S": GUARD_SK}},
+            "UpdateExpression": "SET version = :last, itemType = :t, #ttl = :ttl",
+            "ConditionExpression": "attribute_not_exists(version) OR version < :first",
+            "ExpressionAttributeNames": {"#ttl": "ttl"},
+            "ExpressionAttributeValues": to_attributes(
+                {":last": customer.last, ":first": customer.first, ":t": "revenue guard", ":ttl": expires}
+            ),
+        }
+
+    def _guard(self, customer_id: str) -> int:
+        response = self._client.get_item(
+            TableName=self._table,
+            Key={"PK": {"S": f"R#{customer_id}"}, "SK": {"S": GUARD_SK}},
+            ProjectionExpression="version",
+            ConsistentRead=True,
+        )
+        return int(response.get("Item", {}).get("version", {}).get("N", "0"))
 
     def _day_update(self, day: DayRevenue) -> dict[str, Any]:
         measures = [m for m in MEASURES if m in day.amounts]
@@ -93,3 +135,18 @@ class DynamoRevenueStore:
             day, currency = item["SK"]["S"].split("#", 1)
             amounts = {m: Decimal(item[m]["N"]) for m in MEASURES if m in item}
             yield DayRevenue(date.fromisoformat(day), currency, amounts)
+
+
+def _chunks(customers: list[_Customer]) -> Iterator[list[_Customer]]:
+    """Customers in transactions of at most 100 items: a guard each, and a day sum per day and currency moved."""
+    chunk: list[_Customer] = []
+    days: set[tuple[date, str]] = set()
+    for customer in customers:
+        moved = {(d.day, d.currency) for d in movements(e for v in customer.versions for e in v.entries)}
+        if chunk and len(chunk) + 1 + len(days | moved) > ITEMS_PER_TRANSACTION:
+            yield chunk
+            chunk, days = [], set()
+        chunk.append(customer)
+        days |= moved
+    if chunk:
+        yield chunk

@@ -1,4 +1,5 @@
-"""Revenue: the ledger projected into daily sums per currency (from the table's stream), and the report."""
+"""Revenue: the ledger projected into daily sums per currency (from the table's stream of wallet versions), and the
+report."""
 
 from __future__ import annotations
 
@@ -23,10 +24,19 @@ class RevenueReport:
     currencies: list[CurrencyRevenue]
 
 
+@dataclass(frozen=True)
+class VersionEntries:
+    """The ledger entries one version of a customer's wallet committed."""
+
+    customer_id: str
+    version: int
+    entries: tuple[LedgerEntry, ...]
+
+
 class RevenueStore(Protocol):
-    def add(self, entries: Sequence[tuple[str, LedgerEntry]]) -> int:
-        """Add the entries (keyed by a unique id) to the daily sums, each exactly once however often it comes;
-        return how many were new."""
+    def add(self, versions: Sequence[VersionEntries]) -> int:
+        """Add the versions' entries to the daily sums, each version exactly once however often it comes (a
+        customer's versions arrive oldest first, as the stream delivers them); return how many were new."""
         ...
 
     def days_before(self, end: date) -> Iterator[DayRevenue]:
@@ -38,9 +48,9 @@ class Revenue:
     def __init__(self, store: RevenueStore) -> None:
         self._store = store
 
-    def record(self, entries: Sequence[tuple[str, LedgerEntry]]) -> int:
-        """Project new ledger entries (the stream's inserts) into the daily sums."""
-        return self._store.add(entries)
+    def record(self, versions: Sequence[VersionEntries]) -> int:
+        """Project new wallet versions' ledger entries (from the table's stream) into the daily sums."""
+        return self._store.add(versions)
 
     def report(self, start: date, end: date) -> RevenueReport:
         """`GET /reports/revenue?from=&to=`: per currency, for the UTC days in [from, to)."""
