@@ -260,6 +260,20 @@ def sam_build() -> Iterator[SamBuild]:
         build.remove()
 
 
+# What the python3.12 Lambda runtime brings (boto3 and what it depends on), as module or distribution names
+RUNTIME_PROVIDES = {
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "jmespath",
+    "dateutil",
+    "python_dateutil",
+    "six.py",
+    "six",
+    "urllib3",
+}
+
+
 @pytest.mark.packaging
 def test_sam_build_packages_the_domain_layer_with_its_dependencies_for_arm64(sam_build: SamBuild) -> None:
     # Given the built layer (what Lambda mounts under /opt/python)
@@ -272,6 +286,10 @@ def test_sam_build_packages_the_domain_layer_with_its_dependencies_for_arm64(sam
         assert (site / package / "__init__.py").is_file(), f"{package} is missing from the layer"
     cores = [p.name for p in (site / "pydantic_core").glob("_pydantic_core.*.so")]
     assert cores == ["_pydantic_core.cpython-312-aarch64-linux-gnu.so"]
+    # And nothing the runtime already has: a second botocore (aws-xray-sdk declares it) would shadow the runtime's
+    # under the runtime's boto3, and was most of the layer
+    brought = sorted(p.name for p in site.iterdir() if p.name.split("-")[0] in RUNTIME_PROVIDES)
+    assert brought == []
 
 
 @pytest.mark.packaging
