@@ -57,6 +57,7 @@ from prepaid.domain.card import Card, CardSource
 from prepaid.domain.money import Money
 from prepaid.domain.rate_card import RateCard
 from prepaid.domain.wallet import RatedUsage, Wallet
+from prepaid_local.clock import Clock
 from prepaid_local.moto_serial import serialize_dynamodb
 from prepaid_local.offline import MOTO_ENV
 from prepaid_local.stack import Stack
@@ -461,8 +462,8 @@ def clear_handler_caches() -> None:
                 value.cache_clear()
 
 
-def new_stack() -> Stack:
-    stack = Stack(lambda service: boto3.client(cast(Any, service), region_name=REGION))
+def new_stack(clock: Clock | None = None) -> Stack:
+    stack = Stack(lambda service: boto3.client(cast(Any, service), region_name=REGION), clock=clock)
     os.environ.update(QUIET)  # the template sets the functions' log level; quiet it before handlers are imported
     clear_handler_caches()
     return stack
@@ -563,7 +564,11 @@ def timed_verification(workload: Workload, phases: dict[str, float]) -> dict[str
 
 @contextmanager
 def fresh_stack(
-    workload: Workload, meter: DynamoMeter, phases: dict[str, float], aws: AwsMeter | None = None
+    workload: Workload,
+    meter: DynamoMeter,
+    phases: dict[str, float],
+    aws: AwsMeter | None = None,
+    clock: Clock | None = None,
 ) -> Iterator[Stack]:
     """A fresh moto with the template's stack, metered, in the workload's starting state (timed as set-up)."""
     with mock_aws():
@@ -572,7 +577,7 @@ def fresh_stack(
         if aws is not None:
             aws.hook_session()
         started = time.perf_counter()
-        stack = new_stack()
+        stack = new_stack(clock)
         if aws is not None:
             aws.wrap(stack)
         set_up(stack, workload)
@@ -617,7 +622,10 @@ def run_steady(workload: Workload, meter: DynamoMeter, aws: AwsMeter) -> RunResu
     end goes when its window runs out). Each drawdown invocation starts knowing nothing
     (`new_environment_per_drawdown`)."""
     phases: dict[str, float] = {}
-    with fresh_stack(workload, meter, phases, aws) as stack:
+    # the stack's clock stands still but for the simulated seconds: a second of traffic may take many seconds here,
+    # and the streams' batching windows are in simulated time
+    clock = Clock(frozen_at=datetime.now(UTC))
+    with fresh_stack(workload, meter, phases, aws, clock) as stack:
         sqs = boto3.client("sqs", region_name=REGION)
         usage = Queue(sqs, stack.name("UsageQueue"))
         seconds: dict[int, list[dict[str, str]]] = {}
