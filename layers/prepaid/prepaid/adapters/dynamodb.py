@@ -387,16 +387,17 @@ class DynamoWalletStore:
     def _commit_in_one_transaction(self, change: WalletChange) -> None:
         wallet = change.wallet
         customer_id = wallet.customer_id
+        owed = items.owed_items(change)
         put_wallet: dict[str, Any] = {
             "TableName": self._table,
-            "Item": to_attributes({**items.wallet_item(wallet), "ledger": items.ledger_document(change)}),
+            "Item": to_attributes({**items.wallet_item(wallet), "ledger": items.ledger_document(owed)}),
             **self._version_check(change),
         }
         if items_written(change) > MAX_TRANSACTION_ITEMS:
             raise ChangeTooLarge()
         transaction: list[dict[str, Any]] = [{"Put": put_wallet}]
         usage_indexes = []
-        for item in items.owed_items(change).puts:
+        for item in owed.puts:
             put = self._new_item(item)
             if item["SK"] == items.EVENT_SK:
                 put["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"  # a duplicate is told by what is stored

@@ -641,12 +641,12 @@ def owed_ledger(item: Item) -> list[Item]:
     return [i for i in unique if i.get("itemType") == "ledger"]
 
 
-def ledger_document(change: WalletChange) -> bytes | None:
-    """The change's ledger entries as a wallet written in one transaction carries them, for the revenue projection,
-    which reads each wallet version's entries from the table's stream (a wallet-first version has them in `owed`)."""
-    customer_id, version = change.wallet.customer_id, change.wallet.version
-    entries = [ledger_item(customer_id, version, change.commit_id, i, e) for i, e in enumerate(change.ledger)]
-    return packed([to_attributes(e) for e in entries]) if entries else None
+def ledger_document(owed: Owed) -> bytes | None:
+    """The ledger entries among what a change writes, as a wallet written in one transaction carries them, for the
+    revenue projection, which reads each wallet version's entries from the table's stream (a wallet-first version
+    has them in `owed`)."""
+    entries = [to_attributes(i) for i in owed.puts if i.get("itemType") == "ledger"]
+    return packed(entries) if entries else None
 
 
 def version_ledger(item: Item) -> list[LedgerEntry]:
