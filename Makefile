@@ -87,8 +87,10 @@ local: venv
 demo: venv
 	PYTHONPATH=local:demo $(BIN)/python -m prepaid_demo $(ARGS)
 
-# The usage pipeline's cost against baselines (run.py), then latency on the local stack (latency.py).
+# Cold starts (cold_start.py), the usage pipeline's cost against baselines (run.py), then latency on the local
+# stack (latency.py).
 bench: venv
+	PYTHONPATH=local:layers/prepaid:bench $(BIN)/python bench/cold_start.py
 	PYTHONPATH=local:layers/prepaid:bench $(BIN)/python bench/run.py $(ARGS)
 	PYTHONPATH=local:demo $(BIN)/python bench/latency.py
 

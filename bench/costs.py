@@ -11,7 +11,9 @@ Prices: us-east-1 list prices, on-demand, read from the AWS pricing pages on 202
 
 Lambda time cannot be measured here as AWS would bill it (moto answers in-process), so it is modelled: each
 invocation's wall time with the time spent inside AWS SDK calls taken out (that is moto's, not the function's),
-plus for each SDK call a stated AWS latency (`LATENCY_MS`), billed at the function's `MemorySize` in the template.
+stretched by the share of a vCPU the function's `MemorySize` buys (a vCPU at 1,769 MB, so 512 MB runs 3.46 times
+slower than a core here; this machine's x86 core stands for a Graviton core), plus for each SDK call a stated AWS
+latency (`LATENCY_MS`), billed at the function's `MemorySize` in the template.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ USD_PER_MILLION = {
     "api_gateway": 3.50,
 }
 LAMBDA_USD_PER_GB_SECOND = 0.0000133334
+LAMBDA_MB_PER_VCPU = 1769  # "at 1,769 MB, a function has the equivalent of one vCPU" (Lambda's memory settings)
 CHUNK = 64 * 1024
 
 # Stated, not measured: typical in-region latencies of one call, which a function waits out and is billed for.
@@ -93,7 +96,9 @@ class AwsMeter:
                 self.tally.invocations[logical_id] += 1
                 self.tally.function_cpu_s += cpu
                 self.tally.modelled_latency_s += waited
-                self.tally.gb_seconds += (cpu + waited) * stack.functions[logical_id].memory_mb / 1024
+                memory_mb = stack.functions[logical_id].memory_mb
+                billed = cpu * max(1.0, LAMBDA_MB_PER_VCPU / memory_mb) + waited
+                self.tally.gb_seconds += billed * memory_mb / 1024
 
         stack.invoke = metered  # type: ignore[method-assign]
 

@@ -21,7 +21,7 @@ TEST_ENV = {**MOTO_ENV, "POWERTOOLS_METRICS_NAMESPACE": "PrepaidCreditsTest", "P
 
 # On Lambda the environment exists before the handler module is imported; a test module may import a handler
 # at collection time, so Powertools' settings are in place from the start.
-for _key in ("POWERTOOLS_TRACE_DISABLED", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_SERVICE_NAME"):
+for _key in ("POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_SERVICE_NAME"):
     os.environ.setdefault(_key, TEST_ENV[_key])
 
 

@@ -11,7 +11,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse, PartialItemFailures
 from aws_lambda_powertools.utilities.data_classes import SQSEvent
@@ -21,7 +21,6 @@ from prepaid import assembly
 from prepaid.config import alerting_settings
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 
 LEASE_MARGIN = timedelta(seconds=30)
@@ -34,7 +33,6 @@ def _retry_later(receipt_handle: str, wait: timedelta, message_id: str) -> None:
         logger.exception("could not set the retry delay", extra={"messageId": message_id})
 
 
-@tracer.capture_lambda_handler
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -15,7 +15,6 @@ from prepaid.edge.http import json_response, resolver, serve
 from prepaid.routes import catalog, openapi_document, usage, wallets
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 # Reads and settings publish no metric, by design; Powertools' documented way to keep that out of the logs.
 warnings.filterwarnings("ignore", "No application metrics to publish*")
@@ -30,7 +29,6 @@ def openapi() -> Response[Any]:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return serve(app, event, context)

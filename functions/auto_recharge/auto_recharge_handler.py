@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
@@ -22,7 +22,6 @@ from prepaid.application.lifecycle import UncommittedEvent
 from prepaid.domain.rules import CUSTOMER_ID_PATTERN, EVENT_ID_PATTERN
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 
 
@@ -38,7 +37,6 @@ class BalanceLowEvent(EventBridgeModel):
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     low = parse(event=event, model=BalanceLowEvent).detail

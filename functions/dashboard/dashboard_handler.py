@@ -10,7 +10,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -21,7 +21,6 @@ from prepaid.edge import wire
 from prepaid.edge.http import headers, json_response, resolver, serve
 
 logger = Logger()
-tracer = Tracer()
 app = resolver(public=True)  # anyone with a link reaches it: refusals say their code, nothing more
 
 
@@ -49,6 +48,5 @@ def data() -> Response[Any]:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)  # the page and the wallet stay out of traces
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return serve(app, event, context)

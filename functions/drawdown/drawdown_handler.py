@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse, PartialItemFailures
 from aws_lambda_powertools.utilities.data_classes import SQSEvent
@@ -21,7 +21,6 @@ from prepaid.adapters.sqs import MalformedRatedMessage, rated_from_wire, usage_o
 from prepaid.domain.wallet import RatedUsage
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 
 
@@ -42,7 +41,6 @@ def group(records: list[Any]) -> tuple[dict[str, tuple[list[str], list[RatedUsag
     return groups, poison
 
 
-@tracer.capture_lambda_handler
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
@@ -23,7 +23,6 @@ from prepaid.application.lifecycle import EXPIRE, UncommittedEvent
 from prepaid.domain.rules import CARD_ID_PATTERN, CUSTOMER_ID_PATTERN
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 
 
@@ -46,7 +45,6 @@ class CreditsPurchased(EventBridgeModel):
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # The schedules target this function itself: its own ARN is the one the context was invoked as.

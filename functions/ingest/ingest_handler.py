@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes import SQSEvent
@@ -19,7 +19,6 @@ from prepaid.adapters.sqs import MalformedUsageMessage, RatedMessage, usage_from
 from prepaid.application.ingest import Delivery, UsageIntake
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 
 
@@ -56,7 +55,6 @@ def send_on(delivery: Delivery) -> set[str]:
     return retry
 
 
-@tracer.capture_lambda_handler
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:

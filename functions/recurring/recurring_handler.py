@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
@@ -15,7 +15,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from prepaid import assembly
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 
 
@@ -28,7 +27,6 @@ class GrantsFailed(Exception):
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     fired = parse(event=event, model=EventBridgeModel).time

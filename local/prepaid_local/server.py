@@ -285,7 +285,6 @@ def _apply_local_environment() -> None:
             "AWS_CONFIG_FILE": os.devnull,
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
             "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",  # botocore 1.44 + moto's DynamoDB Streams (TOOLING.md)
-            "POWERTOOLS_TRACE_DISABLED": "1",  # no X-Ray daemon here
             "POWERTOOLS_METRICS_NAMESPACE": "PrepaidCreditsLocal",  # the template's value wins where it sets one
             "WEBHOOK_ALLOW_LOCAL_HTTP": "1",  # webhooks to receivers on 127.0.0.1 over plain http (never deployed)
             "NO_PROXY": no_proxy,

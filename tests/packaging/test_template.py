@@ -282,11 +282,21 @@ def test_sam_build_packages_the_domain_layer_with_its_dependencies_for_arm64(sam
     for module in ("domain/wallet.py", "domain/price_book.py", "application/wallets.py", "adapters/dynamodb.py"):
         assert (site / "prepaid" / module).is_file(), f"prepaid/{module} is missing from the layer"
     # And its dependencies, with pydantic's compiled core built for CPython 3.12 on arm64
-    for package in ("pydantic", "pydantic_core", "aws_lambda_powertools", "aws_xray_sdk"):
+    for package in ("pydantic", "pydantic_core", "aws_lambda_powertools"):
         assert (site / package / "__init__.py").is_file(), f"{package} is missing from the layer"
+    # And bytecode for Python 3.12 beside every module, never checked against the source (/opt is read-only on
+    # Lambda: a module without it is compiled again at each cold start; a zip keeps times to 2 s)
+    for module in ("prepaid/domain/wallet.py", "prepaid/assembly.py", "pydantic/main.py"):
+        source = site / module
+        cached = source.parent / "__pycache__" / f"{source.stem}.cpython-312.pyc"
+        assert cached.is_file(), f"{module} has no bytecode in the layer"
+        assert int.from_bytes(cached.read_bytes()[4:8], "little") == 0b01, f"{module}: not unchecked-hash bytecode"
+    # And no X-Ray SDK: Lambda's active tracing traces each invocation, and the SDK's import was a quarter of a
+    # cold start's import CPU (its recorder builds a sampler client at import)
+    assert not (site / "aws_xray_sdk").exists()
     cores = [p.name for p in (site / "pydantic_core").glob("_pydantic_core.*.so")]
     assert cores == ["_pydantic_core.cpython-312-aarch64-linux-gnu.so"]
-    # And nothing the runtime already has: a second botocore (aws-xray-sdk declares it) would shadow the runtime's
+    # And nothing the runtime already has: a second botocore would shadow the runtime's
     # under the runtime's boto3, and was most of the layer
     brought = sorted(p.name for p in site.iterdir() if p.name.split("-")[0] in RUNTIME_PROVIDES)
     assert brought == []

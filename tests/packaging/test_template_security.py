@@ -310,12 +310,6 @@ def test_api_access_logs_leave_out_query_strings_and_headers(cfn: Template) -> N
     assert not {v for v in used if re.search(r"querystring|header|\.path$|authorizer|requestOverride", v, re.I)}
 
 
-def test_traces_never_keep_answers_that_carry_tokens_or_wallets(template: Template) -> None:
-    for function in ("ApiFunction", "DashboardFunction"):
-        variables = template["Resources"][function]["Properties"]["Environment"]["Variables"]
-        assert variables["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false", function
-
-
 def test_the_gateways_own_answers_carry_the_contracts_error_body(template: Template) -> None:
     responses = template["Resources"]["Api"]["Properties"]["GatewayResponses"]
     assert {"MISSING_AUTHENTICATION_TOKEN", "DEFAULT_4XX", "DEFAULT_5XX", "THROTTLED"} <= set(responses)

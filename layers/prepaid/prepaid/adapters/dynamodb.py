@@ -113,6 +113,7 @@ BATCH_TRIES = 4
 MAX_WALLET_BYTES = 350 * 1024
 RECORD_PROJECTION = "PK, SK, customerId, meter, quantity"
 PARALLEL_REQUESTS = 16
+PAGE_RACES = 3  # wallet reads when a page it names was dropped by a newer version meanwhile
 T = TypeVar("T")
 REMEMBERED = 1024  # wallet versions a process keeps in mind
 
@@ -205,12 +206,18 @@ class DynamoWalletStore:
         # it knows to owe nothing any more.
         self._loaded: OrderedDict[tuple[str, int], _Loaded] = OrderedDict()
         self._settled: OrderedDict[tuple[str, int], None] = OrderedDict()
+        # The card pages each wallet version read or written here names, and the pages' cards (a page never
+        # changes, so what was read once stays true)
+        self._named: OrderedDict[tuple[str, int], tuple[str, ...]] = OrderedDict()
+        self._pages: OrderedDict[tuple[str, str], dict[str, Card]] = OrderedDict()
 
     def forget(self) -> None:
         """Know no more than a new execution environment does (the benchmark's steady traffic, where each commit
         of a wallet may be made by another environment)."""
         self._loaded.clear()
         self._settled.clear()
+        self._named.clear()
+        self._pages.clear()
 
     def _get(self, pk: str, sk: str) -> items.Item | None:
         response = self._client.get_item(
@@ -224,19 +231,81 @@ class DynamoWalletStore:
         request, for the commit that follows to know which were drawn before."""
         wallet_key = _key(items.wallet_pk(customer_id), items.WALLET_SK)
         ids = list(dict.fromkeys(usage_ids))
-        if ids:
-            found = self._read([wallet_key, *map(_record_key, ids)])
-            item = found.pop((wallet_key["PK"]["S"], items.WALLET_SK), None)
+        for _ in range(PAGE_RACES):
+            if ids:
+                found = self._read([wallet_key, *map(_record_key, ids)])
+                item = found.pop((wallet_key["PK"]["S"], items.WALLET_SK), None)
+            else:
+                found, item = {}, self._get(items.wallet_pk(customer_id), items.WALLET_SK)
+            if item is None:
+                return None
+            written = self._card_pages(customer_id, items.page_ids(item))
+            if written is not None:
+                break
         else:
-            found, item = {}, self._get(items.wallet_pk(customer_id), items.WALLET_SK)
-        if item is None:
-            return None
+            raise StorageError(["CardPagesMissing"])
         key = (customer_id, int(item["version"]))
+        _remember(self._named, key, items.page_ids(item))
         if key not in self._settled or ids:
             owed = items.owed_from_item(item) if key not in self._settled else None
             records = [items.recorded_event_from_item(i) for i in found.values()]
             _remember(self._loaded, key, _Loaded(owed, frozenset(ids), {r.event_id: r for r in records}))
-        return items.wallet_from_item(item)
+        return items.wallet_from_item(item, written)
+
+    def _card_pages(self, customer_id: str, page_ids: Sequence[str]) -> dict[str, dict[str, Card]] | None:
+        """The cards of each page (known here, else read, eventually consistent first: a page is written before
+        any wallet names it, and never changed); None when one is gone (a newer wallet version dropped it)."""
+        missing = [p for p in page_ids if (customer_id, p) not in self._pages]
+        for consistent in (False, True):
+            if not missing:
+                break
+            keys = [_key(items.wallet_pk(customer_id), items.card_page_sk(p)) for p in missing]
+            for (_, sk), item in self._read(keys, consistent=consistent).items():
+                _remember(self._pages, (customer_id, sk.removeprefix("P#")), items.card_page_from_item(item))
+            missing = [p for p in missing if (customer_id, p) not in self._pages]
+        if missing:
+            return None
+        return {p: self._pages[(customer_id, p)] for p in page_ids}
+
+    def _layout(self, change: WalletChange) -> items.CardLayout:
+        """Where the new version's cards go, from the pages the version it replaces names (read here when this
+        process did not read that version), writing the new pages it needs first: a version never names a page
+        that is not stored."""
+        customer_id = change.wallet.customer_id
+        if change.expected_version == 0:
+            pages: tuple[str, ...] = ()
+        elif (named := self._named.get((customer_id, change.expected_version))) is not None:
+            pages = named
+        else:
+            item = self._get(items.wallet_pk(customer_id), items.WALLET_SK)
+            if item is None or int(item["version"]) != change.expected_version:
+                raise VersionConflict()
+            pages = items.page_ids(item)
+            _remember(self._named, (customer_id, change.expected_version), pages)
+        written = self._card_pages(customer_id, pages)
+        if written is None:  # dropped by a newer version: this change lost the race
+            raise VersionConflict()
+        layout = items.card_layout(change.wallet, pages, written)
+        for page_id, cards in layout.new_pages.items():
+            _remember(self._pages, (customer_id, page_id), {c.card_id: c for c in cards})
+        self._put_all([items.card_page_item(customer_id, p, cards) for p, cards in layout.new_pages.items()])
+        return layout
+
+    def _named_after(self, change: WalletChange, layout: items.CardLayout) -> None:
+        """Remember the new version's pages, and delete those the version it replaced named and it does not: no
+        version that can still commit names them. A crash before the delete leaves a page no wallet names, which
+        changes nothing."""
+        customer_id, version = change.wallet.customer_id, change.wallet.version
+        _remember(self._named, (customer_id, version), layout.pages)
+        dropped = set(self._named.get((customer_id, change.expected_version), ())) - set(layout.pages)
+        if dropped:
+            pk = items.wallet_pk(customer_id)
+            keys: list[Any] = [{"DeleteRequest": {"Key": _key(pk, items.card_page_sk(p))}} for p in dropped]
+            try:
+                for start in range(0, len(keys), BATCH_WRITE_ITEMS):
+                    self._client.batch_write_item(RequestItems={self._table: keys[start : start + BATCH_WRITE_ITEMS]})
+            except (ClientError, BotoCoreError) as error:
+                log.warning("card pages not deleted (%s): left where no wallet names them", error)
 
     def _read(
         self, keys: Sequence[dict[str, Any]], projection: str | None = None, *, consistent: bool = True
@@ -328,9 +397,10 @@ class DynamoWalletStore:
         if known:
             raise EventsAlreadyRecorded(known)
         owed, attribute = items.owed_of(change)
+        layout = self._layout(change)
         put: dict[str, Any] = {
             "TableName": self._table,
-            "Item": to_attributes({**items.wallet_item(wallet), "owed": attribute}),
+            "Item": to_attributes({**items.wallet_item(wallet, layout), "owed": attribute}),
             **self._version_check(change),
         }
         if item_bytes(put["Item"]) > MAX_WALLET_BYTES:
@@ -341,6 +411,7 @@ class DynamoWalletStore:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 raise VersionConflict() from error
             raise
+        self._named_after(change, layout)
         self._put_all(owed.puts)
         _remember(self._settled, (wallet.customer_id, wallet.version), None)
 
@@ -388,13 +459,14 @@ class DynamoWalletStore:
         wallet = change.wallet
         customer_id = wallet.customer_id
         owed = items.owed_items(change)
-        put_wallet: dict[str, Any] = {
-            "TableName": self._table,
-            "Item": to_attributes({**items.wallet_item(wallet), "ledger": items.ledger_document(owed)}),
-            **self._version_check(change),
-        }
         if items_written(change) > MAX_TRANSACTION_ITEMS:
             raise ChangeTooLarge()
+        layout = self._layout(change)
+        put_wallet: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": to_attributes({**items.wallet_item(wallet, layout), "ledger": items.ledger_document(owed)}),
+            **self._version_check(change),
+        }
         transaction: list[dict[str, Any]] = [{"Put": put_wallet}]
         usage_indexes = []
         for item in owed.puts:
@@ -409,6 +481,7 @@ class DynamoWalletStore:
             item = items.idempotency_item(customer_id, change.idempotency, change.at)
             transaction.append({"Put": self._new_item(item)})
         self._transact(transaction, idempotency_index, usage_indexes)
+        self._named_after(change, layout)
         _remember(self._settled, (customer_id, wallet.version), None)
 
     def stored_hours(self, customer_id: str, start: datetime, end: datetime) -> list[HourUsage]:

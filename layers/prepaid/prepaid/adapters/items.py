@@ -2,6 +2,7 @@
 
 Keys (see docs/data-model.md):
   wallet       PK=W#<customerId>                       SK=WALLET
+  card page    PK=W#<customerId>                       SK=P#<version>.<hash of its cards>   (immutable)
   retired card PK=W#<customerId>                       SK=C#<cardId>
   ledger       PK=W#<customerId>                       SK=L#<version:012>#<commitId>#<n:03>
   idempotency  PK=I#<customerId>#<scope>#<key>         SK=IDEMPOTENCY
@@ -15,8 +16,10 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import json
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -32,7 +35,7 @@ from prepaid.application.ports import (
     StoredEvent,
     WalletChange,
 )
-from prepaid.domain.card import Card, CardSource, CardStatus
+from prepaid.domain.card import Card, CardSource, CardStatus, drawdown_order
 from prepaid.domain.ledger import Draw, EntryType, LedgerEntry
 from prepaid.domain.money import Money
 from prepaid.domain.price_book import PriceBook, PricingMode, Tier
@@ -218,7 +221,95 @@ def retired_card_from_item(item: Item) -> Card:
     return card_from_item(item)
 
 
-def wallet_item(wallet: Wallet) -> Item:
+# -- where a wallet's live cards are kept -----------------------------------------------------------------------------
+# The wallet item holds the cards a change is likely to touch; the others wait on immutable card pages it names, so
+# a drawdown writes the same few hundred bytes whether the wallet holds 5 live cards or 500 (docs/data-model.md).
+HEAD_KEEP = 8  # the cards first in drawdown order stay on the wallet item when others move to a page
+HEAD_LIMIT = 32  # more cards than this on the wallet item: all but the first HEAD_KEEP move to a new page
+MAX_PAGES = 16  # more pages than this, or more stale copies on them than live ones: the pages are written anew
+PAGE_CARDS = 256  # cards per page when pages are written anew (~10 KB: far under the item limit)
+
+CardPages = Mapping[str, Mapping[str, Card]]  # page id -> the cards written on it
+
+
+@dataclass(frozen=True)
+class CardLayout:
+    """Where one wallet version's live cards are: `head` on the wallet item; the rest on `pages` (in order, a later
+    copy of a card winning), less the `gone` ones, which have left the wallet since their page was written."""
+
+    head: tuple[Card, ...] = ()
+    pages: tuple[str, ...] = ()
+    gone: tuple[str, ...] = ()
+    new_pages: Mapping[str, tuple[Card, ...]] = dataclasses.field(default_factory=dict)
+
+    @staticmethod
+    def whole(wallet: Wallet) -> CardLayout:
+        """Every card on the wallet item (a wallet written without pages)."""
+        return CardLayout(head=tuple(wallet.cards.values()))
+
+
+def card_page_sk(page_id: str) -> str:
+    return f"P#{page_id}"
+
+
+def card_page_item(customer_id: str, page_id: str, cards: tuple[Card, ...]) -> Item:
+    return {
+        "PK": wallet_pk(customer_id),
+        "SK": card_page_sk(page_id),
+        "itemType": "cardPage",
+        "cards": packed([card_item(c) for c in cards]),
+    }
+
+
+def card_page_from_item(item: Item) -> dict[str, Card]:
+    return {c["cardId"]: card_from_item(c) for c in unpacked(item["cards"])}
+
+
+def _page_id(version: int, cards: tuple[Card, ...]) -> str:
+    """Named by the version that first names it and by what it holds: two writers racing for that version can only
+    ever write the same page, and a page deleted once is never needed again under its name."""
+    return f"{version}.{hashlib.sha256(packed([card_item(c) for c in cards])).hexdigest()[:20]}"
+
+
+def card_layout(wallet: Wallet, pages: tuple[str, ...], written: CardPages) -> CardLayout:
+    """Where `wallet`'s cards go, given the pages its previous version named (`written`: their cards). A card
+    whose copy on a page is still exact stays there; the others go on the wallet item, until too many are there
+    (then all but the first in drawdown order move to a new page) or the pages hold too much that is stale (then
+    they are written anew)."""
+    paged: dict[str, Card] = {}
+    for page_id in pages:
+        paged.update(written[page_id])
+    head = tuple(c for c in wallet.cards.values() if paged.get(c.card_id) != c)
+    gone = tuple(card_id for card_id in paged if card_id not in wallet.cards)
+    stale = len(gone) + sum(1 for c in head if c.card_id in paged)
+    if len(pages) > MAX_PAGES or stale > max(HEAD_LIMIT, (len(paged) - stale)):
+        return _paged_anew(wallet)
+    if len(head) <= HEAD_LIMIT:
+        return CardLayout(head, pages, gone)
+    ordered = sorted(head, key=drawdown_order)
+    new_pages = _pages_of(wallet.version, ordered[HEAD_KEEP:])
+    return CardLayout(tuple(ordered[:HEAD_KEEP]), (*pages, *new_pages), gone, new_pages)
+
+
+def _paged_anew(wallet: Wallet) -> CardLayout:
+    ordered = sorted(wallet.cards.values(), key=drawdown_order)
+    new_pages = _pages_of(wallet.version, ordered[HEAD_KEEP:])
+    return CardLayout(tuple(ordered[:HEAD_KEEP]), tuple(new_pages), (), new_pages)
+
+
+def _pages_of(version: int, cards: list[Card]) -> dict[str, tuple[Card, ...]]:
+    chunks = (tuple(cards[start : start + PAGE_CARDS]) for start in range(0, len(cards), PAGE_CARDS))
+    return {_page_id(version, chunk): chunk for chunk in chunks}
+
+
+def page_ids(item: Item) -> tuple[str, ...]:
+    """The card pages a stored wallet version names."""
+    return tuple(unpacked(item["paged"])["pages"]) if item.get("paged") else ()
+
+
+def wallet_item(wallet: Wallet, layout: CardLayout | None = None) -> Item:
+    """The wallet item; its cards as `layout` says (all on the item when none is given)."""
+    layout = layout if layout is not None else CardLayout.whole(wallet)
     return {
         "PK": wallet_pk(wallet.customer_id),
         "SK": WALLET_SK,
@@ -232,7 +323,8 @@ def wallet_item(wallet: Wallet) -> Item:
         "settings": settings_item(wallet.settings),
         # One compressed JSON document rather than a map of maps: a smaller item (fewer write units per change)
         # that is read and written whole anyway. Amounts inside stay decimal strings, so nothing is rounded.
-        "cards": packed([card_item(card) for card in wallet.cards.values()]),
+        "cards": packed([card_item(card) for card in layout.head]),
+        "paged": packed({"pages": list(layout.pages), "gone": list(layout.gone)}) if layout.pages else None,
         "openHour": None if wallet.open_hour is None else _open_hour_text(wallet.open_hour),
         # the key of the sparse RecurringIndex: present only for wallets with a recurring grant
         "recurringDay": wallet.settings.recurring.day_of_month if wallet.settings.recurring else None,
@@ -290,12 +382,21 @@ def _open_hour(text: str | None) -> HourUsage | None:
     return HourUsage(_at(value["hour"]), meters)
 
 
-def wallet_from_item(item: Item) -> Wallet:
+def wallet_from_item(item: Item, written: CardPages | None = None) -> Wallet:
+    """The wallet; `written` holds the cards of the pages it names (`page_ids`)."""
+    cards: dict[str, Card] = {}
+    if item.get("paged"):
+        paged = unpacked(item["paged"])
+        for page_id in paged["pages"]:
+            cards.update((written or {})[page_id])
+        for card_id in paged["gone"]:
+            cards.pop(card_id, None)
+    cards.update((card["cardId"], card_from_item(card)) for card in unpacked(item["cards"]))
     return Wallet(
         customer_id=item["customerId"],
         created_at=_at(item["createdAt"]),
         version=int(item["version"]),
-        cards={card["cardId"]: card_from_item(card) for card in unpacked(item["cards"])},
+        cards=cards,
         overage=item["overage"],
         rated=item["rated"],
         retired=Retired(
