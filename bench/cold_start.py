@@ -54,6 +54,7 @@ def handlers() -> dict[str, tuple[str, str]]:
 
 def measure(code_uri: str | None, imports: str, repeat: int) -> dict[str, float | bool]:
     path = [str(ROOT / "layers" / "prepaid")] + ([str(ROOT / code_uri)] if code_uri else [])
+    # bytecode allowed (an empty value turns the setting off): the layer ships it, so imports here use it too
     env = {**os.environ, **LAMBDA_ENV, "PYTHONPATH": os.pathsep.join(path), "PYTHONDONTWRITEBYTECODE": ""}
     runs = []
     for _ in range(repeat):

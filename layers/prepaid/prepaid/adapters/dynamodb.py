@@ -239,13 +239,14 @@ class DynamoWalletStore:
                 found, item = {}, self._get(items.wallet_pk(customer_id), items.WALLET_SK)
             if item is None:
                 return None
-            written = self._card_pages(customer_id, items.page_ids(item))
+            names = items.page_ids(item)
+            written = self._card_pages(customer_id, names)
             if written is not None:
                 break
         else:
             raise StorageError(["CardPagesMissing"])
         key = (customer_id, int(item["version"]))
-        _remember(self._named, key, items.page_ids(item))
+        _remember(self._named, key, names)
         if key not in self._settled or ids:
             owed = items.owed_from_item(item) if key not in self._settled else None
             records = [items.recorded_event_from_item(i) for i in found.values()]
@@ -300,11 +301,10 @@ class DynamoWalletStore:
         dropped = set(self._named.get((customer_id, change.expected_version), ())) - set(layout.pages)
         if dropped:
             pk = items.wallet_pk(customer_id)
-            keys: list[Any] = [{"DeleteRequest": {"Key": _key(pk, items.card_page_sk(p))}} for p in dropped]
+            deletes = [{"DeleteRequest": {"Key": _key(pk, items.card_page_sk(p))}} for p in dropped]
             try:
-                for start in range(0, len(keys), BATCH_WRITE_ITEMS):
-                    self._client.batch_write_item(RequestItems={self._table: keys[start : start + BATCH_WRITE_ITEMS]})
-            except (ClientError, BotoCoreError) as error:
+                self._write_all(deletes)
+            except (ClientError, BotoCoreError, StorageError) as error:
                 log.warning("card pages not deleted (%s): left where no wallet names them", error)
 
     def _read(
@@ -381,6 +381,7 @@ class DynamoWalletStore:
             if item is None or int(item["version"]) != version:
                 raise VersionConflict()
             owed = items.owed_from_item(item)
+            _remember(self._named, key, items.page_ids(item))  # for the change's layout: no second read
         missing = list(owed.puts)
         if missing and self._reads_back:
             # Eventually consistent, at half the read units: an item such a read returns is stored, and one it
@@ -443,16 +444,19 @@ class DynamoWalletStore:
         }
 
     def _put_all(self, puts: Sequence[items.Item]) -> None:
-        """`BatchWriteItem`, 25 items a request, the requests side by side, until DynamoDB has taken every item (or
-        raise: the next change writes them again)."""
-        chunks = [puts[start : start + BATCH_WRITE_ITEMS] for start in range(0, len(puts), BATCH_WRITE_ITEMS)]
-        _side_by_side(self._put_chunk, chunks)
+        """Every item written (or raise: the next change writes them again)."""
+        self._write_all([{"PutRequest": {"Item": to_attributes(i)}} for i in puts])
 
-    def _put_chunk(self, chunk: Sequence[items.Item]) -> None:
+    def _write_all(self, requests: Sequence[dict[str, Any]]) -> None:
+        """`BatchWriteItem`, 25 requests each, side by side, until DynamoDB has taken every one (or raise)."""
+        chunks = [requests[s : s + BATCH_WRITE_ITEMS] for s in range(0, len(requests), BATCH_WRITE_ITEMS)]
+        _side_by_side(self._write_chunk, chunks)
+
+    def _write_chunk(self, chunk: Sequence[dict[str, Any]]) -> None:
         def send(request: Any) -> Any:
             return self._client.batch_write_item(RequestItems=request).get("UnprocessedItems")
 
-        if _until_taken(send, {self._table: [{"PutRequest": {"Item": to_attributes(i)}} for i in chunk]}):
+        if _until_taken(send, {self._table: list(chunk)}):
             raise StorageError(["UnprocessedItems"])
 
     def _commit_in_one_transaction(self, change: WalletChange) -> None:

@@ -276,30 +276,33 @@ def card_layout(wallet: Wallet, pages: tuple[str, ...], written: CardPages) -> C
     whose copy on a page is still exact stays there; the others go on the wallet item, until too many are there
     (then all but the first in drawdown order move to a new page) or the pages hold too much that is stale (then
     they are written anew)."""
-    paged: dict[str, Card] = {}
-    for page_id in pages:
-        paged.update(written[page_id])
+    paged = _paged_cards(pages, written)
     head = tuple(c for c in wallet.cards.values() if paged.get(c.card_id) != c)
     gone = tuple(card_id for card_id in paged if card_id not in wallet.cards)
     stale = len(gone) + sum(1 for c in head if c.card_id in paged)
     if len(pages) > MAX_PAGES or stale > max(HEAD_LIMIT, (len(paged) - stale)):
-        return _paged_anew(wallet)
+        return _spilled(wallet.version, tuple(wallet.cards.values()), (), ())  # written anew
     if len(head) <= HEAD_LIMIT:
         return CardLayout(head, pages, gone)
-    ordered = sorted(head, key=drawdown_order)
-    new_pages = _pages_of(wallet.version, ordered[HEAD_KEEP:])
+    return _spilled(wallet.version, head, pages, gone)
+
+
+def _paged_cards(pages: tuple[str, ...] | list[str], written: CardPages) -> dict[str, Card]:
+    """The cards on `pages`, a later page's copy of a card winning."""
+    cards: dict[str, Card] = {}
+    for page_id in pages:
+        cards.update(written[page_id])
+    return cards
+
+
+def _spilled(version: int, cards: tuple[Card, ...], pages: tuple[str, ...], gone: tuple[str, ...]) -> CardLayout:
+    """`cards` on the wallet item but for those after the first HEAD_KEEP in drawdown order, which go on new pages
+    after `pages`."""
+    ordered = sorted(cards, key=drawdown_order)
+    rest = ordered[HEAD_KEEP:]
+    chunks = (tuple(rest[start : start + PAGE_CARDS]) for start in range(0, len(rest), PAGE_CARDS))
+    new_pages = {_page_id(version, chunk): chunk for chunk in chunks}
     return CardLayout(tuple(ordered[:HEAD_KEEP]), (*pages, *new_pages), gone, new_pages)
-
-
-def _paged_anew(wallet: Wallet) -> CardLayout:
-    ordered = sorted(wallet.cards.values(), key=drawdown_order)
-    new_pages = _pages_of(wallet.version, ordered[HEAD_KEEP:])
-    return CardLayout(tuple(ordered[:HEAD_KEEP]), tuple(new_pages), (), new_pages)
-
-
-def _pages_of(version: int, cards: list[Card]) -> dict[str, tuple[Card, ...]]:
-    chunks = (tuple(cards[start : start + PAGE_CARDS]) for start in range(0, len(cards), PAGE_CARDS))
-    return {_page_id(version, chunk): chunk for chunk in chunks}
 
 
 def page_ids(item: Item) -> tuple[str, ...]:
@@ -387,8 +390,7 @@ def wallet_from_item(item: Item, written: CardPages | None = None) -> Wallet:
     cards: dict[str, Card] = {}
     if item.get("paged"):
         paged = unpacked(item["paged"])
-        for page_id in paged["pages"]:
-            cards.update((written or {})[page_id])
+        cards = _paged_cards(paged["pages"], written or {})
         for card_id in paged["gone"]:
             cards.pop(card_id, None)
     cards.update((card["cardId"], card_from_item(card)) for card in unpacked(item["cards"]))
