@@ -10,24 +10,30 @@ Prices: us-east-1 list prices, on-demand, read from the AWS pricing pages on 202
 * API Gateway REST: $3.50 per million requests (the SQS path, which these runs use, has none).
 
 Lambda time cannot be measured here as AWS would bill it (moto answers in-process), so it is modelled: each
-invocation's wall time with the time spent inside AWS SDK calls taken out (that is moto's, not the function's),
-stretched by the share of a vCPU the function's `MemorySize` buys (a vCPU at 1,769 MB, so 512 MB runs 3.46 times
-slower than a core here; this machine's x86 core stands for a Graviton core), plus for each SDK call a stated AWS
-latency (`LATENCY_MS`), billed at the function's `MemorySize` in the template.
+invocation's CPU time (every thread's) with the CPU spent inside AWS SDK calls taken out (that is moto's, not the
+function's), stretched by the share of a vCPU the function's `MemorySize` buys (a vCPU at 1,769 MB, so 512 MB runs
+3.46 times slower than a core here; this machine's x86 core stands for a Graviton core), plus the time it waits on
+AWS: for each SDK call a stated latency (`LATENCY_MS`), calls one after another adding up and calls side by side
+(`prepaid.parallel.side_by_side`) counting as long as the longest thread of them; billed at the function's
+`MemorySize` in the template. CPU and waits are added, as if no wait overlapped with any CPU (an upper bound).
 """
 
 from __future__ import annotations
 
+import heapq
 import math
+import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
 
+from prepaid import parallel
 from prepaid_local.stack import Stack
 
 USD_PER_MILLION = {
@@ -47,6 +53,18 @@ CHUNK = 64 * 1024
 LATENCY_MS = {"dynamodb": 5.0, "dynamodb batch": 10.0, "sqs": 8.0, "events": 15.0, "other": 10.0}
 BATCH_OPERATIONS = {"BatchGetItem", "BatchWriteItem", "TransactWriteItems"}
 
+# the AWS waits of the running invocation's thread of work, one after another (a list, to add to in place)
+_WAITS: ContextVar[list[float] | None] = ContextVar("bench_waits", default=None)
+
+
+def finish_time(waits: Sequence[float], workers: int) -> float:
+    """How long `waits` take on `workers` threads that each take the next one when free, in order (as a
+    `ThreadPoolExecutor` serves `map`)."""
+    free_at = [0.0] * max(1, min(workers, len(waits)))
+    for wait in waits:
+        heapq.heappush(free_at, heapq.heappop(free_at) + wait)
+    return max(free_at)
+
 
 @dataclass
 class AwsTally:
@@ -65,9 +83,8 @@ class AwsMeter:
     def __init__(self) -> None:
         self.active = False
         self.tally = AwsTally()
-        self._sdk_started: dict[int, float] = {}
-        self._sdk_seconds = 0.0
-        self._sdk_latency = 0.0
+        self._lock = threading.Lock()
+        self._sdk_cpu = 0.0  # CPU inside SDK calls (moto's and the bench's hooks), every thread's
 
     def hook_session(self) -> None:
         """Hook boto3's default session: call inside `mock_aws`, before any client is built (clients copy it)."""
@@ -78,6 +95,8 @@ class AwsMeter:
         events.register("provide-client-params.eventbridge", self._events, unique_id="bench-events")
         events.register("before-call", self._call_started, unique_id="bench-call-started")
         events.register("after-call", self._call_ended, unique_id="bench-call-ended")
+        if not getattr(parallel.side_by_side, "bench_waits", False):
+            parallel.side_by_side = _side_by_side_waits(parallel.side_by_side)
 
     def wrap(self, stack: Stack) -> None:
         """Meter each function invocation of the stack."""
@@ -86,18 +105,18 @@ class AwsMeter:
         def metered(logical_id: str, event: dict[str, Any]) -> Any:
             if not self.active:
                 return invoke(logical_id, event)
-            sdk, latency, started = self._sdk_seconds, self._sdk_latency, time.perf_counter()
+            sdk_cpu, cpu_started, waits = self._sdk_cpu, time.process_time(), [0.0]
+            token = _WAITS.set(waits)
             try:
                 return invoke(logical_id, event)
             finally:
-                wall = time.perf_counter() - started
-                cpu = max(0.0, wall - (self._sdk_seconds - sdk))
-                waited = self._sdk_latency - latency
+                _WAITS.reset(token)
+                cpu = max(0.0, time.process_time() - cpu_started - (self._sdk_cpu - sdk_cpu))
                 self.tally.invocations[logical_id] += 1
                 self.tally.function_cpu_s += cpu
-                self.tally.modelled_latency_s += waited
+                self.tally.modelled_latency_s += waits[0]
                 memory_mb = stack.functions[logical_id].memory_mb
-                billed = cpu * max(1.0, LAMBDA_MB_PER_VCPU / memory_mb) + waited
+                billed = cpu * max(1.0, LAMBDA_MB_PER_VCPU / memory_mb) + waits[0]
                 self.tally.gb_seconds += billed * memory_mb / 1024
 
         stack.invoke = metered  # type: ignore[method-assign]
@@ -112,21 +131,23 @@ class AwsMeter:
             self.active = False
 
     def _call_started(self, model: Any, context: dict[str, Any], **_: Any) -> None:
-        context["bench_started"] = time.perf_counter()
+        context["bench_cpu_started"] = time.thread_time()
 
     def _call_ended(self, model: Any, context: dict[str, Any], **_: Any) -> None:
-        started = context.get("bench_started")
+        started = context.get("bench_cpu_started")
         if started is None or not self.active:
             return
-        # requests a commit sends side by side overlap: this sum can exceed the wall time they took (then the
-        # function's own time counts as 0, and the modelled waits below stand for it)
-        self._sdk_seconds += time.perf_counter() - started
         service = model.service_model.service_name
         if service == "dynamodb":
             kind = "dynamodb batch" if model.name in BATCH_OPERATIONS else "dynamodb"
         else:
             kind = service if service in LATENCY_MS else "other"
-        self._sdk_latency += LATENCY_MS[kind] / 1000
+        latency = LATENCY_MS[kind] / 1000
+        waits = _WAITS.get()
+        if waits is not None:
+            waits[0] += latency
+        with self._lock:
+            self._sdk_cpu += time.thread_time() - started + context.get("bench_hook_cpu", 0.0)
 
     def _sqs(self, params: dict[str, Any], model: Any, **_: Any) -> None:
         if not self.active:
@@ -177,3 +198,29 @@ def bill(events: int, wru: float, rru: float, aws: AwsTally, api_requests: int =
             "API Gateway": usd("api_gateway", api_requests),
         }
     )
+
+
+def _side_by_side_waits(side_by_side: Callable[..., list[Any]]) -> Callable[..., list[Any]]:
+    """`parallel.side_by_side` that adds to its caller's waits only as long as its threads take, each part's
+    waits one after another."""
+
+    def measured(work: Callable[[Any], Any], parts: Sequence[Any], limit: int = parallel.PARALLEL_REQUESTS) -> Any:
+        outer = _WAITS.get()
+        if outer is None:
+            return side_by_side(work, parts, limit)
+        lanes = [[0.0] for _ in parts]
+
+        def lane(job: tuple[list[float], Any]) -> Any:
+            token = _WAITS.set(job[0])
+            try:
+                return work(job[1])
+            finally:
+                _WAITS.reset(token)
+
+        try:
+            return side_by_side(lane, list(zip(lanes, parts, strict=True)), limit)
+        finally:
+            outer[0] += finish_time([w[0] for w in lanes], limit)
+
+    measured.bench_waits = True  # type: ignore[attr-defined]
+    return measured

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import base64
-import contextvars
 import logging
 import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from prepaid import parallel
 from prepaid.adapters import items
 from prepaid.adapters.items import from_attributes, to_attributes
 from prepaid.application.changes import items_written
@@ -75,17 +74,6 @@ def _number_bytes(text: str) -> int:
     return math.ceil(len(digits) / 2) + 1
 
 
-def _side_by_side(work: Callable[[Any], T], parts: Sequence[Any]) -> list[T]:
-    """`work` on each part, the DynamoDB requests in flight together (a hot wallet's commit is one round trip
-    of each kind, not twenty); one part runs here."""
-    if len(parts) <= 1:
-        return [work(p) for p in parts]
-    # each in a copy of the caller's context, so what it carries (the local stack's running function) goes along
-    contexts = [contextvars.copy_context() for _ in parts]
-    with ThreadPoolExecutor(max_workers=min(len(parts), PARALLEL_REQUESTS)) as pool:
-        return list(pool.map(lambda job: job[0].run(work, job[1]), zip(contexts, parts, strict=True)))
-
-
 def _remember(memory: OrderedDict[Any, Any], key: Any, value: Any) -> None:
     memory[key] = value
     memory.move_to_end(key)
@@ -112,9 +100,7 @@ BATCH_TRIES = 4
 # DynamoDB's item limit is 400 KB; a change whose wallet item would pass this is cut (`ChangeTooLarge`).
 MAX_WALLET_BYTES = 350 * 1024
 RECORD_PROJECTION = "PK, SK, customerId, meter, quantity"
-PARALLEL_REQUESTS = 16
 PAGE_RACES = 3  # wallet reads when a page it names was dropped by a newer version meanwhile
-T = TypeVar("T")
 REMEMBERED = 1024  # wallet versions a process keeps in mind
 
 
@@ -330,7 +316,7 @@ class DynamoWalletStore:
             return got
 
         chunks = [keys[start : start + BATCH_GET_KEYS] for start in range(0, len(keys), BATCH_GET_KEYS)]
-        return {(i["PK"], i["SK"]): i for part in _side_by_side(read_chunk, chunks) for i in part}
+        return {(i["PK"], i["SK"]): i for part in parallel.side_by_side(read_chunk, chunks) for i in part}
 
     def idempotency_record(self, customer_id: str, scope: str, key: str) -> IdempotencyRecord | None:
         item = self._get(items.idempotency_pk(customer_id, scope, key), items.IDEMPOTENCY_SK)
@@ -450,7 +436,7 @@ class DynamoWalletStore:
     def _write_all(self, requests: Sequence[dict[str, Any]]) -> None:
         """`BatchWriteItem`, 25 requests each, side by side, until DynamoDB has taken every one (or raise)."""
         chunks = [requests[s : s + BATCH_WRITE_ITEMS] for s in range(0, len(requests), BATCH_WRITE_ITEMS)]
-        _side_by_side(self._write_chunk, chunks)
+        parallel.side_by_side(self._write_chunk, chunks)
 
     def _write_chunk(self, chunk: Sequence[dict[str, Any]]) -> None:
         def send(request: Any) -> Any:
