@@ -80,6 +80,10 @@ TARGET_BURST_REQUESTS = 0.1
 TARGET_STEADY_WRU = 2.5
 TARGET_BURST_USD = 1.00
 TARGET_STEADY_USD = 2.00
+# Lambda polls a standard queue with five long-polling connections at first, each gathering its own batch over
+# the batching window; a receive takes up to 10 messages
+LAMBDA_POLLERS = 5
+MESSAGES_PER_RECEIVE = 10
 TARGET_LIVE_CARD_GROWTH = 1.5
 TARGET_DOMAIN_RATE = 100_000.0
 LIVE_CARDS = (5, 50, 500)
@@ -618,12 +622,16 @@ def run_batched(workload: Workload, meter: DynamoMeter, aws: AwsMeter, name: str
     return RunResult(name, wall - tally.hook_seconds, tally, wallets, phases, aws_tally)
 
 
-def run_steady(workload: Workload, meter: DynamoMeter, aws: AwsMeter) -> RunResult:
+def run_steady(workload: Workload, meter: DynamoMeter, aws: AwsMeter, ingest_pollers: int = 1) -> RunResult:
     """Our design under steady traffic: each simulated second, that second's one-event messages are sent, then the
     queues are pumped once, as Lambda's pollers take what arrived within their 1 s batching window, and the streams
     as their mappings' batch sizes and windows say (the stack's clock moves a second each time; what is left at the
     end goes when its window runs out). Each drawdown invocation starts knowing nothing
-    (`new_environment_per_drawdown`)."""
+    (`new_environment_per_drawdown`).
+
+    `ingest_pollers` > 1: the second's messages are shared among that many ingest batches, as Lambda's pollers of
+    the usage queue each take runs of up to 10 messages in turn, so one customer's events of a second may reach
+    the drawdown queue in several messages; the drawdown then takes what the second left there."""
     phases: dict[str, float] = {}
     # the stack's clock stands still but for the simulated seconds: a second of traffic may take many seconds here,
     # and the streams' batching windows are in simulated time
@@ -631,6 +639,7 @@ def run_steady(workload: Workload, meter: DynamoMeter, aws: AwsMeter) -> RunResu
     with fresh_stack(workload, meter, phases, aws, clock) as stack:
         sqs = boto3.client("sqs", region_name=REGION)
         usage = Queue(sqs, stack.name("UsageQueue"))
+        ingest = next(source for source in stack.event_sources("SQS") if source[0] == "IngestFunction")
         seconds: dict[int, list[dict[str, str]]] = {}
         for n, event in enumerate(workload.events):
             seconds.setdefault(n * workload.seconds // len(workload.events), []).append(event)
@@ -638,7 +647,13 @@ def run_steady(workload: Workload, meter: DynamoMeter, aws: AwsMeter) -> RunResu
         with meter.measuring() as tally, aws.measuring() as aws_tally:
             started = time.perf_counter()
             for second in sorted(seconds):
-                usage.send([{"MessageBody": json.dumps(e)} for e in seconds[second]])
+                messages = [{"MessageBody": json.dumps(e)} for e in seconds[second]]
+                for poller in range(ingest_pollers):
+                    usage.send(
+                        [m for i, m in enumerate(messages) if (i // MESSAGES_PER_RECEIVE) % ingest_pollers == poller]
+                    )
+                    if ingest_pollers > 1:
+                        stack.pump_source(*ingest)  # this poller's batch
                 stack.pump_queues()
                 stack.pump_streams(batching_windows=True)
                 stack.advance(1)
@@ -647,7 +662,8 @@ def run_steady(workload: Workload, meter: DynamoMeter, aws: AwsMeter) -> RunResu
         phases[f"{workload.seconds} simulated seconds, sends and pumps (timed, with hooks)"] = wall
         assert_queues_empty(stack)
         wallets = timed_verification(workload, phases)
-    return RunResult("steady", wall - tally.hook_seconds, tally, wallets, phases, aws_tally)
+    name = "steady" if ingest_pollers == 1 else f"steady, {ingest_pollers} pollers"
+    return RunResult(name, wall - tally.hook_seconds, tally, wallets, phases, aws_tally)
 
 
 def new_environment_per_drawdown(logical_id: str, event: Any) -> None:
@@ -975,6 +991,8 @@ def report(
     assert burst[0].aws is not None and steady[0].aws is not None
     print_bill("burst, our design", b[0], burst[0].aws)
     print_bill("steady, our design", st[0], steady[0].aws)
+    assert steady[-1].aws is not None
+    print_bill(f"steady, our design, {LAMBDA_POLLERS} ingest pollers", st[-1], steady[-1].aws)
     by_kind(burst[0], n)
     by_kind(steady[0], len(steady_workload.events))
     print()
@@ -989,7 +1007,7 @@ def report(
         )
     )
     growth = live_cards[max(live_cards)] / live_cards[min(live_cards)]
-    ours_b, ours_s = b[0], st[0]
+    ours_b, ours_s, polled = b[0], st[0], st[-1]
     assert ours_b.bill is not None and ours_s.bill is not None
     targets = [
         (f"burst: WRU/event <= {TARGET_BURST_WRU} (all-in)", ours_b.wru <= TARGET_BURST_WRU, fmt(ours_b.wru)),
@@ -1008,6 +1026,11 @@ def report(
             f"steady: <= ${TARGET_STEADY_USD:.2f} per million",
             ours_s.bill.total <= TARGET_STEADY_USD,
             fmt(ours_s.bill.total),
+        ),
+        (
+            f"steady, {LAMBDA_POLLERS} ingest pollers: <= ${TARGET_STEADY_USD:.2f}",
+            polled.bill is not None and polled.bill.total <= TARGET_STEADY_USD,
+            fmt(polled.bill.total if polled.bill else 0),
         ),
         (
             f"live cards: write cost 500 / 5 <= {TARGET_LIVE_CARD_GROWTH}x",
@@ -1130,6 +1153,10 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     )
     steady = [run_steady(steady_workload, meter, aws), run_naive(steady_workload, meter)]
     steady.append(run_lean(steady_workload, meter))
+    print(
+        f"steady, {LAMBDA_POLLERS} ingest pollers: the same events in {LAMBDA_POLLERS} batches a second ...", flush=True
+    )
+    steady.append(run_steady(steady_workload, meter, aws, ingest_pollers=LAMBDA_POLLERS))
     compare(steady_workload, steady, hot_in_overage=False)
     print("checks: every event drawn exactly once in every run; the same balance, overage and rated usage per wallet")
     print("live cards: one-event commits on wallets with 5, 50 and 500 cards ...", flush=True)
