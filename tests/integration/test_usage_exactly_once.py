@@ -15,6 +15,7 @@ import pytest
 import drawdown_handler
 import ingest_handler
 from prepaid import assembly
+from prepaid.adapters import dynamodb
 from prepaid.adapters.dynamodb import DynamoWalletStore
 from prepaid_local.stack import Stack, StreamBatchFailed
 from support.aws import BusTap
@@ -370,13 +371,16 @@ class DiesBeforeWrite:
         return write
 
 
+@pytest.mark.parametrize("ledger", ["carried", "paged"])
 @pytest.mark.parametrize("process", ["dies", "lives"])
 @pytest.mark.parametrize("write", range(2, 9))  # the two commits make 6 and 2 writes
 def test_a_crash_between_the_wallet_write_and_any_write_it_owes_loses_and_doubles_nothing(
-    stack: Stack, bus: BusTap, monkeypatch: pytest.MonkeyPatch, write: int, process: str
+    stack: Stack, bus: BusTap, monkeypatch: pytest.MonkeyPatch, write: int, process: str, ledger: str
 ) -> None:
     # Given usage for two wallets over three hours (so commits add to hours the wallet no longer holds open)
     events = send_usage_for_two_wallets(stack, hours=3)
+    if ledger == "paged":  # and wallets that carry at most one ledger entry: each commit owes a page of two
+        monkeypatch.setattr(dynamodb, "LEDGER_TAIL_ENTRIES", 1)
     # When the drawdown dies just before its n-th write: the wallet is written, some of what it owes is not
     store = assembly.drawdown_store()
     fired: list[str] = []

@@ -30,6 +30,7 @@ from prepaid_local.server import LocalServer
 from prepaid_local.stack import Stack
 from support.aws import REGION
 from support.environments import Environment, moto_server, racy_store, run_environments
+from support.usage import Table
 
 THREADS = 8
 ROUNDS = 12
@@ -103,7 +104,7 @@ def _stored(stack: Stack) -> tuple[Wallet, list[dict[str, Any]], dict[str, Card]
     )["Items"]
     plain = [{k: TypeDeserializer().deserialize(v) for k, v in item.items()} for item in items]
     retired = {i["cardId"]: retired_card_from_item(i) for i in plain if i["itemType"] == "card"}
-    return wallet, [i for i in plain if i["itemType"] == "ledger"], retired
+    return wallet, Table(stack).ledger("acme"), retired
 
 
 def _lost_updates(stack: Stack, findings: Findings) -> list[str]:

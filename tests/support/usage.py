@@ -13,6 +13,7 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer
 
 from prepaid.adapters.dynamodb import DynamoWalletStore, query_pages
+from prepaid.adapters.items import ledger_entries_of, unstored_ledger
 from prepaid.application.usage_series import hourly_usage
 from prepaid_local.queue_messages import take_all
 from prepaid_local.stack import Stack
@@ -164,7 +165,13 @@ class Table:
         return [self._plain(i) for i in query_pages(self.client, kwargs)]
 
     def ledger(self, customer: str) -> list[dict[str, Any]]:
-        return self.query(f"W#{customer}", "L#")
+        """A customer's ledger entries in key order: those stored (on their own or in pages) and those the wallet
+        carries or still owes."""
+        stored = [e for item in self.query(f"W#{customer}", "L#") for e in ledger_entries_of(item)]
+        wallet = self.query(f"W#{customer}", "WALLET")
+        unstored = unstored_ledger(wallet[0]) if wallet else []
+        entries = {e["SK"]: e for e in [*stored, *unstored]}
+        return [entries[k] for k in sorted(entries)]
 
     def hourly_usage(self, customer: str) -> list[dict[str, Any]]:
         """Usage per hour and meter as the store reads it (stored hours and the wallet's open hour)."""

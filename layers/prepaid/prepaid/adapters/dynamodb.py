@@ -99,9 +99,30 @@ MAX_TRANSACTION_ITEMS = 100
 BATCH_TRIES = 4
 # DynamoDB's item limit is 400 KB; a change whose wallet item would pass this is cut (`ChangeTooLarge`).
 MAX_WALLET_BYTES = 350 * 1024
+# The most ledger entries a wallet carries before it writes them as a page: a bound on what each read of the
+# ledger route takes from the wallet item
+LEDGER_TAIL_ENTRIES = 32
 RECORD_PROJECTION = "PK, SK, customerId, meter, quantity"
 PAGE_RACES = 3  # wallet reads when a page it names was dropped by a newer version meanwhile
 REMEMBERED = 1024  # wallet versions a process keeps in mind
+
+
+@dataclass(frozen=True)
+class _Named:
+    """What a wallet version holds outside its own attributes: the card pages it names, and the ledger entries it
+    carries (stored nowhere else yet)."""
+
+    pages: tuple[str, ...] = ()
+    ledger: tuple[items.Item, ...] = ()
+
+
+def _named_in(item: items.Item) -> _Named:
+    return _Named(items.page_ids(item), items.carried_ledger(item))
+
+
+def write_units(item: dict[str, Any]) -> int:
+    """The write units a `PutItem` of `item` costs (one per started KB)."""
+    return max(1, math.ceil(item_bytes(item) / 1024))
 
 
 @dataclass(frozen=True)
@@ -192,9 +213,9 @@ class DynamoWalletStore:
         # it knows to owe nothing any more.
         self._loaded: OrderedDict[tuple[str, int], _Loaded] = OrderedDict()
         self._settled: OrderedDict[tuple[str, int], None] = OrderedDict()
-        # The card pages each wallet version read or written here names, and the pages' cards (a page never
-        # changes, so what was read once stays true)
-        self._named: OrderedDict[tuple[str, int], tuple[str, ...]] = OrderedDict()
+        # The card pages each wallet version read or written here names and the ledger entries it carries, and the
+        # pages' cards (a page never changes, so what was read once stays true)
+        self._named: OrderedDict[tuple[str, int], _Named] = OrderedDict()
         self._pages: OrderedDict[tuple[str, str], dict[str, Card]] = OrderedDict()
 
     def forget(self) -> None:
@@ -232,7 +253,7 @@ class DynamoWalletStore:
         else:
             raise StorageError(["CardPagesMissing"])
         key = (customer_id, int(item["version"]))
-        _remember(self._named, key, names)
+        _remember(self._named, key, _named_in(item))
         if key not in self._settled or ids:
             owed = items.owed_from_item(item) if key not in self._settled else None
             records = [items.recorded_event_from_item(i) for i in found.values()]
@@ -254,37 +275,38 @@ class DynamoWalletStore:
             return None
         return {p: self._pages[(customer_id, p)] for p in page_ids}
 
-    def _layout(self, change: WalletChange) -> items.CardLayout:
+    def _layout(self, change: WalletChange) -> tuple[items.CardLayout, tuple[items.Item, ...]]:
         """Where the new version's cards go, from the pages the version it replaces names (read here when this
         process did not read that version), writing the new pages it needs first: a version never names a page
-        that is not stored."""
+        that is not stored. And the ledger entries the version it replaces carries."""
         customer_id = change.wallet.customer_id
         if change.expected_version == 0:
-            pages: tuple[str, ...] = ()
-        elif (named := self._named.get((customer_id, change.expected_version))) is not None:
-            pages = named
+            named = _Named()
+        elif (known := self._named.get((customer_id, change.expected_version))) is not None:
+            named = known
         else:
             item = self._get(items.wallet_pk(customer_id), items.WALLET_SK)
             if item is None or int(item["version"]) != change.expected_version:
                 raise VersionConflict()
-            pages = items.page_ids(item)
-            _remember(self._named, (customer_id, change.expected_version), pages)
-        written = self._card_pages(customer_id, pages)
+            named = _named_in(item)
+            _remember(self._named, (customer_id, change.expected_version), named)
+        written = self._card_pages(customer_id, named.pages)
         if written is None:  # dropped by a newer version: this change lost the race
             raise VersionConflict()
-        layout = items.card_layout(change.wallet, pages, written)
+        layout = items.card_layout(change.wallet, named.pages, written)
         for page_id, cards in layout.new_pages.items():
             _remember(self._pages, (customer_id, page_id), {c.card_id: c for c in cards})
         self._put_all([items.card_page_item(customer_id, p, cards) for p, cards in layout.new_pages.items()])
-        return layout
+        return layout, named.ledger
 
-    def _named_after(self, change: WalletChange, layout: items.CardLayout) -> None:
-        """Remember the new version's pages, and delete those the version it replaced named and it does not: no
-        version that can still commit names them. A crash before the delete leaves a page no wallet names, which
-        changes nothing."""
+    def _named_after(self, change: WalletChange, layout: items.CardLayout, carried: tuple[items.Item, ...]) -> None:
+        """Remember the new version's pages and the entries it carries, and delete the card pages the version it
+        replaced named and it does not: no version that can still commit names them. A crash before the delete
+        leaves a page no wallet names, which changes nothing."""
         customer_id, version = change.wallet.customer_id, change.wallet.version
-        _remember(self._named, (customer_id, version), layout.pages)
-        dropped = set(self._named.get((customer_id, change.expected_version), ())) - set(layout.pages)
+        _remember(self._named, (customer_id, version), _Named(layout.pages, carried))
+        before = self._named.get((customer_id, change.expected_version))
+        dropped = set(before.pages if before else ()) - set(layout.pages)
         if dropped:
             pk = items.wallet_pk(customer_id)
             deletes = [{"DeleteRequest": {"Key": _key(pk, items.card_page_sk(p))}} for p in dropped]
@@ -367,7 +389,7 @@ class DynamoWalletStore:
             if item is None or int(item["version"]) != version:
                 raise VersionConflict()
             owed = items.owed_from_item(item)
-            _remember(self._named, key, items.page_ids(item))  # for the change's layout: no second read
+            _remember(self._named, key, _named_in(item))  # for the change's layout: no second read
         missing = list(owed.puts)
         if missing and self._reads_back:
             # Eventually consistent, at half the read units: an item such a read returns is stored, and one it
@@ -383,13 +405,9 @@ class DynamoWalletStore:
         known = self._drawn_before(change)
         if known:
             raise EventsAlreadyRecorded(known)
-        owed, attribute = items.owed_of(change)
-        layout = self._layout(change)
-        put: dict[str, Any] = {
-            "TableName": self._table,
-            "Item": to_attributes({**items.wallet_item(wallet, layout), "owed": attribute}),
-            **self._version_check(change),
-        }
+        layout, carried = self._layout(change)
+        owed, item, carrying = self._carrying(change, layout, (*carried, *items.change_ledger(change)))
+        put: dict[str, Any] = {"TableName": self._table, "Item": item, **self._version_check(change)}
         if item_bytes(put["Item"]) > MAX_WALLET_BYTES:
             raise ChangeTooLarge()
         try:
@@ -398,9 +416,28 @@ class DynamoWalletStore:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 raise VersionConflict() from error
             raise
-        self._named_after(change, layout)
+        self._named_after(change, layout, carrying)
         self._put_all(owed.puts)
         _remember(self._settled, (wallet.customer_id, wallet.version), None)
+
+    @staticmethod
+    def _carrying(
+        change: WalletChange, layout: items.CardLayout, ledger: tuple[items.Item, ...]
+    ) -> tuple[items.Owed, dict[str, Any], tuple[items.Item, ...]]:
+        """The wallet item to write, what it owes, and the ledger entries it carries: `ledger` (the entries the
+        version it replaces carried, and the change's) stays on the wallet while that costs the write no unit
+        more and they are few (`LEDGER_TAIL_ENTRIES`); else the wallet owes them, as one page item. Most
+        commits of a steady trickle so write no ledger item of their own."""
+        wallet = items.wallet_item(change.wallet, layout)
+        owed, attribute = items.owed_of(change, ledger)
+        paged = to_attributes({**wallet, "owed": attribute})
+        if not ledger or len(ledger) > LEDGER_TAIL_ENTRIES:
+            return owed, paged, ()
+        kept_owed, kept_attribute = items.owed_of(change, ())
+        kept = to_attributes({**wallet, "owed": kept_attribute, "ledgerTail": items.ledger_tail(ledger)})
+        if write_units(kept) > write_units(paged):
+            return owed, paged, ()
+        return kept_owed, kept, ledger
 
     def _drawn_before(self, change: WalletChange) -> list[RecordedEvent]:
         """The change's usage events that were drawn before: from the records read with the wallet, and what that
@@ -448,10 +485,10 @@ class DynamoWalletStore:
     def _commit_in_one_transaction(self, change: WalletChange) -> None:
         wallet = change.wallet
         customer_id = wallet.customer_id
-        owed = items.owed_items(change)
-        if items_written(change) > MAX_TRANSACTION_ITEMS:
+        layout, carried = self._layout(change)
+        owed = items.owed_items(change, carried)
+        if items_written(change) + (1 if carried else 0) > MAX_TRANSACTION_ITEMS:
             raise ChangeTooLarge()
-        layout = self._layout(change)
         put_wallet: dict[str, Any] = {
             "TableName": self._table,
             "Item": to_attributes({**items.wallet_item(wallet, layout), "ledger": items.ledger_document(owed)}),
@@ -471,7 +508,7 @@ class DynamoWalletStore:
             item = items.idempotency_item(customer_id, change.idempotency, change.at)
             transaction.append({"Put": self._new_item(item)})
         self._transact(transaction, idempotency_index, usage_indexes)
-        self._named_after(change, layout)
+        self._named_after(change, layout, ())
         _remember(self._settled, (customer_id, wallet.version), None)
 
     def stored_hours(self, customer_id: str, start: datetime, end: datetime) -> list[HourUsage]:
@@ -507,25 +544,28 @@ class DynamoWalletStore:
         `page_size` items per Query as the caller goes on."""
         low, high = items.LEDGER_PREFIX, items.LEDGER_PREFIX + (before if before is not None else "~")
         pk = items.wallet_pk(customer_id)
-        # The newest entries may still be owed by the wallet (written a moment after it, or after a crash by the
-        # next change): they count as recorded, and come first, being of the wallet's own version.
-        owed = sorted(
-            (i for i in self._owed_ledger(customer_id) if low <= i["SK"] < high), key=lambda i: i["SK"], reverse=True
+        # The newest entries may be carried by the wallet, or still owed by it (written a moment after it, or after
+        # a crash by the next change): they count as recorded, and come first, being of the newest versions.
+        unstored = sorted(
+            (i for i in self._unstored_ledger(customer_id) if low <= i["SK"] < high),
+            key=lambda i: i["SK"],
+            reverse=True,
         )
-        yield from ((i["entryId"], items.ledger_from_item(i)) for i in owed)
-        listed = {i["SK"] for i in owed}
+        yield from ((i["entryId"], items.ledger_from_item(i)) for i in unstored)
+        listed = {i["SK"] for i in unstored}
         for item in self._query(pk, low, high, newest_first=True, page_size=page_size):
-            if item["SK"] != high and item["SK"] not in listed:
-                yield item["entryId"], items.ledger_from_item(item)
+            for entry in reversed(items.ledger_entries_of(item)):
+                if entry["SK"] < high and entry["SK"] not in listed:
+                    yield entry["entryId"], items.ledger_from_item(entry)
 
-    def _owed_ledger(self, customer_id: str) -> list[items.Item]:
+    def _unstored_ledger(self, customer_id: str) -> list[items.Item]:
         response = self._client.get_item(
             TableName=self._table,
             Key=_key(items.wallet_pk(customer_id), items.WALLET_SK),
-            ProjectionExpression="owed",
+            ProjectionExpression="owed, ledgerTail, version",
             ConsistentRead=True,
         )
-        return items.owed_ledger(from_attributes(response.get("Item", {})))
+        return items.unstored_ledger(from_attributes(response.get("Item", {})))
 
     def customers_granted_on(self, day_of_month: int) -> Iterator[str]:
         """Customers whose recurring grant falls on that day (the sparse `RecurringIndex`)."""

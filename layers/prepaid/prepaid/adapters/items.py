@@ -5,6 +5,8 @@ Keys (see docs/data-model.md):
   card page    PK=W#<customerId>                       SK=P#<version>.<hash of its cards>   (immutable)
   retired card PK=W#<customerId>                       SK=C#<cardId>
   ledger       PK=W#<customerId>                       SK=L#<version:012>#<commitId>#<n:03>
+  ledger page  PK=W#<customerId>                       SK=the key of its first entry   (entries of consecutive
+                                                       versions, immutable)
   idempotency  PK=I#<customerId>#<scope>#<key>         SK=IDEMPOTENCY
   outbox       PK=O#<eventId>                          SK=OUTBOX
   usage event  PK=E#<usage eventId>                    SK=EVENT   (exactly once: written only if absent)
@@ -19,7 +21,7 @@ import dataclasses
 import hashlib
 import json
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -441,6 +443,48 @@ def ledger_item(customer_id: str, version: int, commit_id: str, index: int, entr
     }
 
 
+def entry_version(entry: Item) -> int:
+    """The wallet version that committed a ledger entry (its key begins with it)."""
+    return int(entry["SK"].removeprefix(LEDGER_PREFIX)[:12])
+
+
+def change_ledger(change: WalletChange) -> tuple[Item, ...]:
+    """The ledger entries a change commits, as items."""
+    customer_id, version = change.wallet.customer_id, change.wallet.version
+    return tuple(ledger_item(customer_id, version, change.commit_id, i, e) for i, e in enumerate(change.ledger))
+
+
+# A wallet version may carry the ledger entries of itself and the versions before it (`ledgerTail`) instead of
+# owing them, while that costs its write no unit more: then they are written later, as one page item, by the
+# version that no longer carries them (docs/drawdown-design.md).
+LEDGER_PAGE = "ledgerPage"
+
+
+def ledger_tail(entries: Sequence[Item]) -> bytes | None:
+    """The `ledgerTail` attribute carrying `entries` (`None` for none)."""
+    return packed([to_attributes(e) for e in entries]) if entries else None
+
+
+def carried_ledger(item: Item) -> tuple[Item, ...]:
+    """The ledger entries a stored wallet version carries, from its item or its stream image."""
+    tail = _document(item, "ledgerTail")
+    return tuple(from_attributes(e) for e in tail) if tail else ()
+
+
+def ledger_page_item(entries: Sequence[Item]) -> Item:
+    """Ledger entries of consecutive versions as one immutable item, under its first entry's key: a range of
+    keys that holds an entry's key then holds the page's (pages never overlap)."""
+    first = entries[0]
+    return {"PK": first["PK"], "SK": first["SK"], "itemType": LEDGER_PAGE, "entries": ledger_tail(entries)}
+
+
+def ledger_entries_of(item: Item) -> list[Item]:
+    """The ledger entries a stored ledger item holds: a page's, in key order, or the entry itself."""
+    if item.get("itemType") != LEDGER_PAGE:
+        return [item]
+    return [from_attributes(e) for e in _document(item, "entries")]
+
+
 def ledger_from_item(item: Item) -> LedgerEntry:
     return LedgerEntry(
         type=EntryType(item["type"]),
@@ -679,40 +723,41 @@ class Owed:
         return not self.puts
 
 
-def owed_items(change: WalletChange) -> Owed:
-    """What `change` writes besides its wallet."""
-    records, unique = _owed_parts(change)
-    return _owed(change.wallet.customer_id, change.wallet.version, change.at, records, unique, change.hours)
+def owed_items(change: WalletChange, carried: Sequence[Item] = ()) -> Owed:
+    """What `change` writes besides its wallet, in one transaction: its ledger entries each as its own item, and
+    the entries the version it replaces carried as one page."""
+    records, others = _owed_parts(change)
+    unique = [*change_ledger(change), *others]
+    return _owed(change.wallet.customer_id, change.wallet.version, change.at, records, unique, change.hours, carried)
 
 
-def owed_of(change: WalletChange) -> tuple[Owed, bytes | None]:
-    """What `change` writes besides its wallet, and that as the wallet item carries it (`None` for nothing): one
-    compressed JSON document (it is billed by the KB each time the wallet is written), the usage records as
-    compact rows, the other items in DynamoDB's own JSON (so numbers stay numbers)."""
-    records, unique = _owed_parts(change)
-    owed = _owed(change.wallet.customer_id, change.wallet.version, change.at, records, unique, change.hours)
+def owed_of(change: WalletChange, ledger: Sequence[Item]) -> tuple[Owed, bytes | None]:
+    """What `change` writes besides its wallet, with `ledger` (entries the wallet no longer carries) as one page;
+    and that as the wallet item carries it (`None` for nothing): one compressed JSON document (it is billed by
+    the KB each time the wallet is written), the usage records as compact rows, the other items in DynamoDB's
+    own JSON (so numbers stay numbers)."""
+    records, others = _owed_parts(change)
+    owed = _owed(change.wallet.customer_id, change.wallet.version, change.at, records, others, change.hours, ledger)
     if owed.empty:
         return owed, None
     document = {
         "at": instant(change.at),
         "records": records,
-        "unique": [to_attributes(i) for i in unique],
+        "unique": [to_attributes(i) for i in others],
         "hours": [_open_hour_text(hour) for hour in change.hours],
+        "ledger": [to_attributes(e) for e in ledger],
     }
     return owed, packed(document)
 
 
 def _owed_parts(change: WalletChange) -> tuple[list[list[str]], list[Item]]:
-    """The change's usage records (as compact rows), and its ledger entries, events and retired cards, in that
-    order (`owed_ledger` reads the ledger entries first)."""
-    customer_id, version = change.wallet.customer_id, change.wallet.version
+    """The change's usage records (as compact rows), and its events and retired cards."""
     records = [_record_fields(d) for d in change.usage]
-    unique = [
-        *(ledger_item(customer_id, version, change.commit_id, i, e) for i, e in enumerate(change.ledger)),
-        *(outbox_item(customer_id, e) for e in change.events),
-        *(retired_card_item(customer_id, card) for card in change.retired),
+    others = [
+        *(outbox_item(change.wallet.customer_id, e) for e in change.events),
+        *(retired_card_item(change.wallet.customer_id, card) for card in change.retired),
     ]
-    return records, unique
+    return records, others
 
 
 def _document(item: Item, attribute: str) -> Any:
@@ -731,17 +776,27 @@ def owed_from_item(item: Item) -> Owed:
     customer_id, version = item["customerId"], int(item["version"])
     owed = _owed_document(item)
     if owed is None:
-        return _owed(customer_id, version, None, [], [], ())
+        return _owed(customer_id, version, None, [], [], (), ())
     hours = tuple(h for h in (_open_hour(text) for text in owed["hours"]) if h is not None)
     unique = [from_attributes(i) for i in owed["unique"]]
-    return _owed(customer_id, version, _at(owed["at"]), owed["records"], unique, hours)
+    ledger = [from_attributes(e) for e in owed.get("ledger", ())]
+    return _owed(customer_id, version, _at(owed["at"]), owed["records"], unique, hours, ledger)
 
 
 def owed_ledger(item: Item) -> list[Item]:
-    """The ledger entries a stored wallet version owes."""
+    """The ledger entries a stored wallet version owes (those of its page, and, as versions stored before pages
+    owed them, its own)."""
     owed = _owed_document(item)
-    unique = (from_attributes(i) for i in owed["unique"]) if owed else ()
-    return [i for i in unique if i.get("itemType") == "ledger"]
+    if owed is None:
+        return []
+    paged = (from_attributes(e) for e in owed.get("ledger", ()))
+    unique = (from_attributes(i) for i in owed["unique"])
+    return [*paged, *(i for i in unique if i.get("itemType") == "ledger")]
+
+
+def unstored_ledger(item: Item) -> list[Item]:
+    """The ledger entries a stored wallet version carries or owes: those that may not have their own item yet."""
+    return [*carried_ledger(item), *owed_ledger(item)]
 
 
 def ledger_document(owed: Owed) -> bytes | None:
@@ -755,9 +810,10 @@ def ledger_document(owed: Owed) -> bytes | None:
 def version_ledger(item: Item) -> list[LedgerEntry]:
     """The ledger entries one wallet version committed, from its item or its stream image."""
     written = _document(item, "ledger")
-    if written is not None:
+    if written is not None:  # a version written in one transaction
         return [ledger_from_item(from_attributes(i)) for i in written]
-    return [ledger_from_item(i) for i in owed_ledger(item)]
+    version = int(item["version"])
+    return [ledger_from_item(e) for e in unstored_ledger(item) if entry_version(e) == version]
 
 
 def _owed(
@@ -767,6 +823,9 @@ def _owed(
     records: list[list[str]],
     unique: list[Item],
     hours: tuple[HourUsage, ...],
+    ledger: Sequence[Item],
 ) -> Owed:
     written = tuple(_usage_record(customer_id, version, at, fields) for fields in records) if at else ()
-    return Owed(customer_id, version, (*written, *unique, *(hour_item(customer_id, version, h) for h in hours)))
+    page = (ledger_page_item(ledger),) if ledger else ()
+    hour_items = (hour_item(customer_id, version, h) for h in hours)
+    return Owed(customer_id, version, (*written, *page, *unique, *hour_items))
