@@ -1018,6 +1018,11 @@ def report(
         ),
         (f"steady: WRU/event <= {TARGET_STEADY_WRU} (all-in)", ours_s.wru <= TARGET_STEADY_WRU, fmt(ours_s.wru)),
         (
+            f"steady, {LAMBDA_POLLERS} ingest pollers: WRU/event <= {TARGET_STEADY_WRU} (all-in)",
+            polled.wru <= TARGET_STEADY_WRU,
+            fmt(polled.wru),
+        ),
+        (
             f"burst: <= ${TARGET_BURST_USD:.2f} per million",
             ours_b.bill.total <= TARGET_BURST_USD,
             fmt(ours_b.bill.total),
