@@ -44,6 +44,7 @@ RUNNING_FUNCTION: contextvars.ContextVar[str | None] = contextvars.ContextVar("R
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation payload quota (6,291,456 bytes)
 DEFAULT_VISIBILITY_TIMEOUT = 30  # SQS's, for a queue that sets none
 SHARDS_RELISTED_AFTER = 5.0  # seconds
+BATCHING_POLL_SECONDS = 0.05  # how often a poller inside its batching window looks for more messages
 STREAM_READ_LIMIT = 1000  # records per GetRecords call: the API's maximum
 # What Lambda's SQS poller copies into a record's `attributes` (the FIFO ones only for FIFO queues).
 _RECORD_ATTRIBUTES = (
@@ -306,7 +307,11 @@ class Stack:
         arn = self.resolver.resolve(props["Queue"])
         url = self.queue_url(arn)
         batch_size = int(props.get("BatchSize", 10))
+        # A poller that waits (the local server's) gathers as Lambda does: from the first message until the batch
+        # is full or the template's batching window has run out. A test's pump takes what is there.
+        window = float(props.get("MaximumBatchingWindowInSeconds", 0)) if wait_seconds else 0.0
         received = self._carried.pop(url, [])
+        window_ends = time.monotonic() + window if received else None
         while len(received) < batch_size:
             wait = wait_seconds if not received else 0  # only for the first message: then take what is there
             got = sqs.receive_message(
@@ -318,8 +323,14 @@ class Stack:
                 WaitTimeSeconds=wait,
             ).get("Messages", [])
             real_now = time.time()  # moto's timeout started within the call: `_hold` rounds to whole seconds
+            if window_ends is None and got:
+                window_ends = time.monotonic() + window
             if not got:
-                break
+                left = 0.0 if window_ends is None else window_ends - time.monotonic()
+                if left <= 0:
+                    break
+                time.sleep(min(BATCHING_POLL_SECONDS, left))
+                continue
             # the stack's clock read after the receipt: a clock moved during the call must not date the receipt
             # earlier than it was, or a failed message would come back before its timeout ran out
             now = self.clock.now()

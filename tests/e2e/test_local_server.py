@@ -176,3 +176,42 @@ def test_concurrent_usage_and_drawdown_never_fail_the_api(server: LocalServer) -
         return [call(server, "GET", f"/wallets/{c}")[1]["balance"] for c in senders] == ["985"] * len(senders)
 
     eventually(balances)
+
+
+def test_the_usage_poller_gathers_a_batch_over_the_templates_batching_window(server: LocalServer) -> None:
+    # Given a funded wallet, and the ingest source's batch cut to 3 messages with a window of a minute, so the
+    # batch can only close by filling up (the minute is there for a loaded machine: three sends take far less)
+    rate_card = {"meters": {"api_calls": {"creditsPerUnit": "1"}}}
+    assert call(server, "PUT", "/rate-card", rate_card)[0] == 200
+    assert call(server, "POST", "/wallets/e2e-window/purchases", {"credits": "100", "price": PRICE})[0] == 201
+    source = next(props for logical, props in server.stack.event_sources("SQS") if logical == "IngestFunction")
+    saved = dict(source)
+    batches: list[int] = []
+
+    def observe(logical: str, event: dict[str, Any]) -> None:
+        if logical == "IngestFunction":
+            batches.append(len(event["Records"]))
+
+    server.stack.observers.append(observe)
+    source.update(BatchSize=3, MaximumBatchingWindowInSeconds=60)
+    try:
+        # When three usage messages reach the usage queue one after another
+        sqs = aws(server, "sqs")
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        for n in range(3):
+            event = {"eventId": f"e2e-window-{n}", "customerId": "e2e-window", "meter": "api_calls", "quantity": "1"}
+            sqs.send_message(
+                QueueUrl=server.stack.name("UsageQueue"), MessageBody=json.dumps({**event, "timestamp": now})
+            )
+
+        # Then the poller waited for them: one ingest invocation with all three, and the wallet drawn by three
+        def drawn() -> bool:
+            """the wallet drawn by 3"""
+            return bool(call(server, "GET", "/wallets/e2e-window")[1]["balance"] == "97")
+
+        eventually(drawn)
+        assert batches == [3]
+    finally:
+        server.stack.observers.remove(observe)
+        source.clear()
+        source.update(saved)
