@@ -60,7 +60,7 @@ from prepaid.domain.wallet import RatedUsage, Wallet
 from prepaid_local.clock import Clock
 from prepaid_local.moto_serial import serialize_dynamodb
 from prepaid_local.offline import MOTO_ENV
-from prepaid_local.stack import Stack
+from prepaid_local.stack import STANDARD_QUEUE_POLLERS, Stack
 
 REGION = "us-east-1"
 # tests/conftest.py's TEST_ENV, with metrics off and the logs quiet
@@ -80,9 +80,8 @@ TARGET_BURST_REQUESTS = 0.1
 TARGET_STEADY_WRU = 2.5
 TARGET_BURST_USD = 1.00
 TARGET_STEADY_USD = 2.00
-# Lambda polls a standard queue with five long-polling connections at first, each gathering its own batch over
-# the batching window; a receive takes up to 10 messages
-LAMBDA_POLLERS = 5
+# Lambda's pollers of a standard queue, as the local stack runs them; a receive takes up to 10 messages
+LAMBDA_POLLERS = STANDARD_QUEUE_POLLERS
 MESSAGES_PER_RECEIVE = 10
 TARGET_LIVE_CARD_GROWTH = 1.5
 TARGET_DOMAIN_RATE = 100_000.0

@@ -324,9 +324,10 @@ def _workers(stack: Stack, bus: BusTap) -> list[tuple[str, Callable[[], int], fl
         ("prepaid-local-events", events, PUMP_INTERVAL),
     ]
     for logical, props in stack.event_sources("SQS"):
-        # long polling: a message is taken the moment it arrives, and an idle queue costs one call a second
-        poll = partial(stack.pump_source, logical, props, wait_seconds=1)
-        workers.append((f"prepaid-local-{logical}", poll, 0))
+        # long polling: a message is taken the moment it arrives, and an idle queue costs one call a second per poller
+        for poller in range(stack.pollers(props)):
+            poll = partial(stack.pump_source, logical, props, wait_seconds=1, poller=poller)
+            workers.append((f"prepaid-local-{logical}-{poller}", poll, 0))
     return workers
 
 

@@ -44,6 +44,10 @@ RUNNING_FUNCTION: contextvars.ContextVar[str | None] = contextvars.ContextVar("R
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # Lambda's synchronous invocation payload quota (6,291,456 bytes)
 DEFAULT_VISIBILITY_TIMEOUT = 30  # SQS's, for a queue that sets none
 SHARDS_RELISTED_AFTER = 5.0  # seconds
+# Lambda polls a standard queue with five long-polling connections at first (fewer if the mapping's
+# `ScalingConfig.MaximumConcurrency` is lower), each gathering a batch of its own; a FIFO queue keeps one batch in
+# flight per message group, which one poller per FIFO queue keeps here, more strictly
+STANDARD_QUEUE_POLLERS = 5
 BATCHING_POLL_SECONDS = 0.05  # how often a poller inside its batching window looks for more messages
 STREAM_READ_LIMIT = 1000  # records per GetRecords call: the API's maximum
 # What Lambda's SQS poller copies into a record's `attributes` (the FIFO ones only for FIFO queues).
@@ -123,12 +127,12 @@ class Stack:
         self._pending: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._pending_since: dict[tuple[str, str], datetime] = {}  # when the consumer's current window opened
         self._held: list[_Held] = []
-        self._carried: dict[str, list[_Received]] = {}
+        self._carried: dict[tuple[str, int], list[_Received]] = {}  # (queue URL, poller) -> received, not handed
         self._visibility: dict[str, int] = {}
         self._queue_urls: dict[str, str] = {}
         self._stream_lock = threading.Lock()
         self._queue_lock = threading.Lock()  # pump_queues: every source, one after another
-        self._source_locks: dict[str, threading.Lock] = {}  # one poller per event source (function)
+        self._source_locks: dict[tuple[str, int], threading.Lock] = {}  # one poll at a time per (source, poller)
         self._held_lock = threading.Lock()
         self._event_lock = threading.Lock()
         # One invocation at a time in this process, whatever the function: Powertools keeps its metric set and the
@@ -272,22 +276,31 @@ class Stack:
         crash: Callable[[str, dict[str, Any]], None] | None = None,
         *,
         wait_seconds: int = 0,
+        poller: int = 0,
     ) -> int:
         """One poll of one SQS event source (as one of Lambda's pollers does): a batch received, handed to its
         function, and what it did not finish held back. `wait_seconds`: long polling, as Lambda's pollers do (the
-        local server's workers wait up to a second for a first message; a test's pump does not wait). Returns the
-        messages received."""
-        lock = self._source_locks.setdefault(logical, threading.Lock())
+        local server's workers wait up to a second for a first message; a test's pump does not wait). `poller`:
+        which of the source's pollers (`pollers`) this is. Returns the messages received."""
+        lock = self._source_locks.setdefault((logical, poller), threading.Lock())
         with lock:
             self._release_visible()
-            return self._pump_once(logical, props, crash, wait_seconds)
+            return self._pump_once(logical, props, crash, wait_seconds, poller)
+
+    def pollers(self, props: dict[str, Any]) -> int:
+        """How many pollers Lambda runs for an SQS event source at first: one for a FIFO queue here, else five
+        or the mapping's maximum concurrency if lower."""
+        if str(self.resolver.resolve(props["Queue"])).endswith(".fifo"):
+            return 1
+        cap = props.get("ScalingConfig", {}).get("MaximumConcurrency")
+        return min(STANDARD_QUEUE_POLLERS, int(cap)) if cap else STANDARD_QUEUE_POLLERS
 
     def _poll_unless_polled(
         self, logical: str, props: dict[str, Any], crash: Callable[[str, dict[str, Any]], None] | None
     ) -> int:
         """One poll of a source, unless a poller (a worker of the local server) is at it already: that one takes
         what there is, and waiting for its lock would only queue behind its long polls."""
-        lock = self._source_locks.setdefault(logical, threading.Lock())
+        lock = self._source_locks.setdefault((logical, 0), threading.Lock())
         if not lock.acquire(blocking=False):
             return 0
         try:
@@ -302,6 +315,7 @@ class Stack:
         props: dict[str, Any],
         crash: Callable[[str, dict[str, Any]], None] | None,
         wait_seconds: int = 0,
+        poller: int = 0,
     ) -> int:
         sqs = self.clients("sqs")
         arn = self.resolver.resolve(props["Queue"])
@@ -310,7 +324,7 @@ class Stack:
         # A poller that waits (the local server's) gathers as Lambda does: from the first message until the batch
         # is full or the template's batching window has run out. A test's pump takes what is there.
         window = float(props.get("MaximumBatchingWindowInSeconds", 0)) if wait_seconds else 0.0
-        received = self._carried.pop(url, [])
+        received = self._carried.pop((url, poller), [])
         window_ends = time.monotonic() + window if received else None
         while len(received) < batch_size:
             wait = wait_seconds if not received else 0  # only for the first message: then take what is there
@@ -348,7 +362,8 @@ class Stack:
             size = grown
         batch, rest = received[: len(records)], received[len(records) :]
         if rest:
-            self._carried[url] = rest  # still in flight: they open the next batch, not counted as received twice
+            # still in flight: they open the next batch, not counted as received twice
+            self._carried[(url, poller)] = rest
         messages = [item.message for item in batch]
         event = {"Records": records}
         if crash is not None:

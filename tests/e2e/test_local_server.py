@@ -178,40 +178,29 @@ def test_concurrent_usage_and_drawdown_never_fail_the_api(server: LocalServer) -
     eventually(balances)
 
 
-def test_the_usage_poller_gathers_a_batch_over_the_templates_batching_window(server: LocalServer) -> None:
-    # Given a funded wallet, and the ingest source's batch cut to 3 messages with a window of a minute, so the
-    # batch can only close by filling up (the minute is there for a loaded machine: three sends take far less)
+def test_the_usage_queues_five_pollers_draw_a_burst_exactly_once(server: LocalServer) -> None:
+    # Given a funded wallet, and the server polling the usage queue with five pollers and the drawdown queue with one
+    names = {thread.name for thread in threading.enumerate()}
+    assert {f"prepaid-local-IngestFunction-{n}" for n in range(5)} <= names
+    assert "prepaid-local-DrawdownFunction-0" in names and "prepaid-local-DrawdownFunction-1" not in names
     rate_card = {"meters": {"api_calls": {"creditsPerUnit": "1"}}}
     assert call(server, "PUT", "/rate-card", rate_card)[0] == 200
-    assert call(server, "POST", "/wallets/e2e-window/purchases", {"credits": "100", "price": PRICE})[0] == 201
-    source = next(props for logical, props in server.stack.event_sources("SQS") if logical == "IngestFunction")
-    saved = dict(source)
-    batches: list[int] = []
+    assert call(server, "POST", "/wallets/e2e-pollers/purchases", {"credits": "100", "price": PRICE})[0] == 201
+    # When 40 usage messages reach the usage queue, 10 at a time, each event sent twice
+    sqs, now = aws(server, "sqs"), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    events = [
+        {"eventId": f"e2e-pollers-{n}", "customerId": "e2e-pollers", "meter": "api_calls", "quantity": "1"}
+        for n in range(20)
+    ]
+    bodies = [json.dumps({**event, "timestamp": now}) for event in events * 2]
+    for start in range(0, len(bodies), 10):
+        entries = [{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start : start + 10])]
+        assert not sqs.send_message_batch(QueueUrl=server.stack.name("UsageQueue"), Entries=entries).get("Failed")
 
-    def observe(logical: str, event: dict[str, Any]) -> None:
-        if logical == "IngestFunction":
-            batches.append(len(event["Records"]))
+    # Then, whichever poller took which message, each event was drawn once
+    def drawn() -> bool:
+        """the wallet drawn by 20"""
+        return bool(call(server, "GET", "/wallets/e2e-pollers")[1]["balance"] == "80")
 
-    server.stack.observers.append(observe)
-    source.update(BatchSize=3, MaximumBatchingWindowInSeconds=60)
-    try:
-        # When three usage messages reach the usage queue one after another
-        sqs = aws(server, "sqs")
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        for n in range(3):
-            event = {"eventId": f"e2e-window-{n}", "customerId": "e2e-window", "meter": "api_calls", "quantity": "1"}
-            sqs.send_message(
-                QueueUrl=server.stack.name("UsageQueue"), MessageBody=json.dumps({**event, "timestamp": now})
-            )
-
-        # Then the poller waited for them: one ingest invocation with all three, and the wallet drawn by three
-        def drawn() -> bool:
-            """the wallet drawn by 3"""
-            return bool(call(server, "GET", "/wallets/e2e-window")[1]["balance"] == "97")
-
-        eventually(drawn)
-        assert batches == [3]
-    finally:
-        server.stack.observers.remove(observe)
-        source.clear()
-        source.update(saved)
+    eventually(drawn)
+    assert call(server, "GET", "/wallets/e2e-pollers")[1]["totals"]["rated"] == "20"

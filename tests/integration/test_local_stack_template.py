@@ -12,6 +12,7 @@ import copy
 import json
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -193,6 +194,42 @@ def test_the_templates_batch_size_bounds_each_invocation(
     # Then each ingest invocation held at most BatchSize records, and every event was drawn
     assert [len(e["Records"]) for e in of(seen, "IngestFunction")] == expected
     assert stack.api("GET", "/wallets/acme").body["balance"] == "75"
+
+
+def test_a_waiting_poller_gathers_its_batch_over_the_templates_batching_window(
+    template: Template, build: Callable[..., tuple[Stack, Seen]]
+) -> None:
+    # Given the ingest source with a batch of 3 and a window of a minute (so only a full batch closes it: a minute
+    # because three sends take far less, even on a loaded machine), and one usage message queued
+    usage = template["Resources"]["IngestFunction"]["Properties"]["Events"]["Usage"]["Properties"]
+    usage.update(BatchSize=3, MaximumBatchingWindowInSeconds=60)
+    stack, seen = build(template)
+    assert stack.api("PUT", "/rate-card", RATE_CARD).status == 200
+    assert stack.api("POST", "/wallets/acme/purchases", {"credits": "100", "price": PRICE}).status == 201
+    sqs, url = clients("sqs"), stack.name("UsageQueue")
+    sqs.send_message(QueueUrl=url, MessageBody=json.dumps(usage_event("u0")))
+    props = next(p for logical, p in stack.event_sources("SQS") if logical == "IngestFunction")
+    # When a poller that waits (as the local server's do) polls, and two more messages arrive meanwhile
+    with ThreadPoolExecutor(1) as pool:
+        polled = pool.submit(stack.pump_source, "IngestFunction", props, wait_seconds=1)
+        for n in (1, 2):
+            sqs.send_message(QueueUrl=url, MessageBody=json.dumps(usage_event(f"u{n}")))
+        # Then its one batch held all three
+        assert polled.result() == 3
+    assert [len(e["Records"]) for e in of(seen, "IngestFunction")] == [3]
+
+
+def test_a_standard_queue_gets_lambdas_five_pollers_a_fifo_queue_one(
+    template: Template, build: Callable[..., tuple[Stack, Seen]]
+) -> None:
+    # Given the template, with the ingest mapping's maximum concurrency set to 2
+    usage = template["Resources"]["IngestFunction"]["Properties"]["Events"]["Usage"]["Properties"]
+    usage["ScalingConfig"] = {"MaximumConcurrency": 2}
+    stack, _ = build(template)
+    # When the stack counts each SQS source's pollers
+    pollers = {logical: stack.pollers(props) for logical, props in stack.event_sources("SQS")}
+    # Then a standard queue gets five (fewer where its maximum concurrency is lower) and the FIFO drawdown queue one
+    assert pollers == {"IngestFunction": 2, "DrawdownFunction": 1, "AlertingFunction": 5}
 
 
 def test_one_pump_delivers_every_stream_record_however_many_wrote_since_the_last(
