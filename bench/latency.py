@@ -182,8 +182,7 @@ def steady_queue(server: LocalServer, watch: DrawnWatch, rate: int, seconds: int
     )
     url = server.stack.name("UsageQueue")
     sent: dict[str, float] = {}
-    # each message's customer drawn at random (seeded): producers' events arrive in no order of customers. (In
-    # turn instead, 10 customers to each send, the stack falls behind at half the rate: not understood yet)
+    # each message's customer drawn at random (seeded): producers' events arrive in no order of customers
     chosen = random.Random(12)
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
