@@ -429,15 +429,18 @@ class DynamoWalletStore:
         more and they are few (`LEDGER_TAIL_ENTRIES`); else the wallet owes them, as one page item. Most
         commits of a steady trickle so write no ledger item of their own."""
         wallet = items.wallet_item(change.wallet, layout)
+        kept: tuple[items.Owed, dict[str, Any]] | None = None
+        if ledger and len(ledger) <= LEDGER_TAIL_ENTRIES:
+            kept_owed, kept_attribute = items.owed_of(change, ())
+            kept_item = to_attributes({**wallet, "owed": kept_attribute, "ledgerTail": items.ledger_tail(ledger)})
+            if write_units(kept_item) == 1:  # no write costs less: the paged item need not be built to compare
+                return kept_owed, kept_item, ledger
+            kept = kept_owed, kept_item
         owed, attribute = items.owed_of(change, ledger)
         paged = to_attributes({**wallet, "owed": attribute})
-        if not ledger or len(ledger) > LEDGER_TAIL_ENTRIES:
-            return owed, paged, ()
-        kept_owed, kept_attribute = items.owed_of(change, ())
-        kept = to_attributes({**wallet, "owed": kept_attribute, "ledgerTail": items.ledger_tail(ledger)})
-        if write_units(kept) > write_units(paged):
-            return owed, paged, ()
-        return kept_owed, kept, ledger
+        if kept is not None and write_units(kept[1]) <= write_units(paged):
+            return *kept, ledger
+        return owed, paged, ()
 
     def _drawn_before(self, change: WalletChange) -> list[RecordedEvent]:
         """The change's usage events that were drawn before: from the records read with the wallet, and what that
