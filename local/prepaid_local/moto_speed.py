@@ -1,9 +1,10 @@
 """moto, without the work it repeats on every request (the local stack's and the tests' moto, in this process).
 
 - SQS builds every attribute of a queue (counting its messages one by one: visible, in flight, delayed) to read one
-  of them: on every message sent (`_validate_message` reads ContentBasedDeduplication) and on every message received
-  (`is_message_valid_based_on_retention_period` reads MessageRetentionPeriod). The replacements below read the one
-  attribute they need and behave otherwise the same.
+  of them: twice on every message sent to a FIFO queue and once on every other (ContentBasedDeduplication), and on
+  every message received (MessageRetentionPeriod); so each request got slower as a queue grew, and a local stack
+  that fell behind fell further behind. `Queue.attributes` is replaced by a mapping that computes an attribute when
+  it is read: the same names and values.
 - Every request of every service lists its response class's methods with `inspect.getmembers`; a class's methods
   do not change, so the list is kept.
 
@@ -17,50 +18,55 @@ On the local stack these took a third of all the CPU. `speed_up_moto()` installs
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 _PATCHED = "_prepaid_fast"
+MOTO_ATTRIBUTES = "_prepaid_moto_attributes"
 
 
-def _validate_message(
-    self: Any,
-    queue: Any,
-    message_body: str,
-    delay_seconds: int,
-    deduplication_id: str | None = None,
-    group_id: str | None = None,
-    validate_group_id: bool = True,
-) -> None:
-    from moto.sqs.exceptions import InvalidParameterValue, MissingParameter
+class _QueueAttributes(Mapping[str, Any]):
+    """A queue's attributes as moto's `Queue.attributes` gives them (the same names, the same values), each one
+    computed when it is read: the message counts among them scan every message of the queue."""
 
-    if queue.fifo_queue:
-        content_based = str(getattr(queue, "content_based_deduplication", False)).lower()
-        if content_based == "false" and not group_id:
-            raise MissingParameter("MessageGroupId")
-        if content_based == "false" and group_id and not deduplication_id:
-            raise InvalidParameterValue(
-                "The queue should either have ContentBasedDeduplication enabled or "
-                "MessageDeduplicationId provided explicitly"
-            )
-        if delay_seconds > 0:
-            raise InvalidParameterValue(
-                f"Value {delay_seconds} for parameter DelaySeconds is invalid. Reason: "
-                "The request include parameter that is not valid for this queue type."
-            )
-    if len(message_body) > queue.maximum_message_size:
-        raise InvalidParameterValue(
-            "One or more parameters are invalid. Reason: Message must be shorter than "
-            f"{queue.maximum_message_size} bytes."
-        )
-    if group_id is None and queue.fifo_queue:
-        raise MissingParameter("MessageGroupId")
+    def __init__(self, queue: Any) -> None:
+        self._queue = queue
+
+    def _names(self) -> list[str]:
+        queue = self._queue
+        names = list(queue.BASE_ATTRIBUTES)
+        names += queue.FIFO_ATTRIBUTES if queue.fifo_queue else []
+        names += queue.KMS_ATTRIBUTES if queue.kms_master_key_id else []
+        names += [name for name, value in self._dumped(queue).items() if value and name not in names]
+        return names
+
+    @staticmethod
+    def _dumped(queue: Any) -> dict[str, Any]:
+        """The two attributes moto gives as it keeps them only when set (else as base attributes, unset)."""
+        import json
+
+        return {"Policy": queue.policy, "RedrivePolicy": queue.redrive_policy and json.dumps(queue.redrive_policy)}
+
+    def __getitem__(self, name: str) -> Any:
+        from moto.core.utils import camelcase_to_underscores
+
+        if name not in self._names():
+            raise KeyError(name)
+        dumped = self._dumped(self._queue).get(name)
+        if dumped:
+            return dumped
+        value = getattr(self._queue, camelcase_to_underscores(name))
+        return str(value).lower() if isinstance(value, bool) else value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
 
 
-def _is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
-    from moto.core.utils import unix_time
-
-    retention_period = int(self.get_queue(queue_name).message_retention_period)
-    return bool(retention_period + message.sent_timestamp / 1000 > unix_time())
+def _lazy_attributes(queue: Any) -> Mapping[str, Any]:
+    return _QueueAttributes(queue)
 
 
 def _drop_expired(queue: Any) -> None:
@@ -87,16 +93,14 @@ def speed_up_moto() -> None:
     import functools
 
     from moto.core import responses, utils
-    from moto.sqs.models import SQSBackend
+    from moto.sqs.models import Queue, SQSBackend
 
-    if getattr(SQSBackend._validate_message, _PATCHED, False):
+    if getattr(SQSBackend.receive_message, _PATCHED, False):
         return
     names = functools.cache(utils.method_names_from_class)
     setattr(responses, "method_names_from_class", names)  # noqa: B010 - the name responses.py calls
-    for name, replacement in (
-        ("_validate_message", _validate_message),
-        ("is_message_valid_based_on_retention_period", _is_message_valid_based_on_retention_period),
-        ("receive_message", _with_expired_dropped(SQSBackend.receive_message)),
-    ):
-        setattr(replacement, _PATCHED, True)
-        setattr(SQSBackend, name, replacement)
+    receive_message = _with_expired_dropped(SQSBackend.receive_message)
+    setattr(receive_message, _PATCHED, True)
+    setattr(SQSBackend, "receive_message", receive_message)  # noqa: B010 - the name moto calls
+    setattr(Queue, MOTO_ATTRIBUTES, Queue.attributes)  # moto's own, kept for the tests that compare the two
+    setattr(Queue, "attributes", property(_lazy_attributes))  # noqa: B010 - the name moto reads
