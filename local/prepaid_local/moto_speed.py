@@ -25,6 +25,10 @@ _PATCHED = "_prepaid_fast"
 MOTO_ATTRIBUTES = "_prepaid_moto_attributes"
 
 
+# attributes moto gives from what it keeps only when they are set (unset, they are base attributes, None)
+_WHEN_SET = {"Policy": "policy", "RedrivePolicy": "redrive_policy"}
+
+
 class _QueueAttributes(Mapping[str, Any]):
     """A queue's attributes as moto's `Queue.attributes` gives them (the same names, the same values), each one
     computed when it is read: the message counts among them scan every message of the queue."""
@@ -37,24 +41,19 @@ class _QueueAttributes(Mapping[str, Any]):
         names = list(queue.BASE_ATTRIBUTES)
         names += queue.FIFO_ATTRIBUTES if queue.fifo_queue else []
         names += queue.KMS_ATTRIBUTES if queue.kms_master_key_id else []
-        names += [name for name, value in self._dumped(queue).items() if value and name not in names]
+        names += [name for name, kept in _WHEN_SET.items() if getattr(queue, kept) and name not in names]
         return names
 
-    @staticmethod
-    def _dumped(queue: Any) -> dict[str, Any]:
-        """The two attributes moto gives as it keeps them only when set (else as base attributes, unset)."""
+    def __getitem__(self, name: str) -> Any:
         import json
 
-        return {"Policy": queue.policy, "RedrivePolicy": queue.redrive_policy and json.dumps(queue.redrive_policy)}
-
-    def __getitem__(self, name: str) -> Any:
         from moto.core.utils import camelcase_to_underscores
 
         if name not in self._names():
             raise KeyError(name)
-        dumped = self._dumped(self._queue).get(name)
-        if dumped:
-            return dumped
+        kept = getattr(self._queue, _WHEN_SET[name]) if name in _WHEN_SET else None
+        if kept:
+            return json.dumps(kept) if name == "RedrivePolicy" else kept
         value = getattr(self._queue, camelcase_to_underscores(name))
         return str(value).lower() if isinstance(value, bool) else value
 
@@ -63,10 +62,6 @@ class _QueueAttributes(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self._names())
-
-
-def _lazy_attributes(queue: Any) -> Mapping[str, Any]:
-    return _QueueAttributes(queue)
 
 
 def _drop_expired(queue: Any) -> None:
@@ -103,4 +98,4 @@ def speed_up_moto() -> None:
     setattr(receive_message, _PATCHED, True)
     setattr(SQSBackend, "receive_message", receive_message)  # noqa: B010 - the name moto calls
     setattr(Queue, MOTO_ATTRIBUTES, Queue.attributes)  # moto's own, kept for the tests that compare the two
-    setattr(Queue, "attributes", property(_lazy_attributes))  # noqa: B010 - the name moto reads
+    setattr(Queue, "attributes", property(_QueueAttributes))  # noqa: B010 - the name moto reads
