@@ -120,4 +120,54 @@ def test_voiding_twice_answers_the_same_and_the_card_leaves_the_wallet(stack: St
     # And the wallet lists only the live card, while its totals still account for the voided one
     wallet = stack.api("GET", "/wallets/acme").body
     assert [c["credits"] for c in wallet["cards"]] == ["100"]
-    assert wallet["totals"] == {"credits": "400", "drawn": "0", "expired": "0", "voided": "300", "rated": "0"}
+    totals = {"credits": "400", "drawn": "0", "expired": "0", "voided": "300", "pending": "0", "rated": "0"}
+    assert wallet["totals"] == totals
+
+
+def test_an_invoiced_card_waits_until_activated_and_counts_once(stack: Stack) -> None:
+    # Given a card bought to be invoiced by the SaaS
+    body = {"credits": "100", "price": {"amount": "1.00", "currency": "USD"}, "payment": {"collect": "manual"}}
+    bought = stack.api("POST", "/wallets/acme/purchases", body)
+    card = bought.body["card"]
+    # Then it is pending: shown in the wallet, outside the balance
+    assert (bought.status, card["status"], card["payment"], bought.body["balance"]) == (
+        201,
+        "pending",
+        body["payment"],
+        "0",
+    )
+    wallet = stack.api("GET", "/wallets/acme").body
+    assert [c["status"] for c in wallet["cards"]] == ["pending"]
+    assert (wallet["balance"], wallet["totals"]["pending"]) == ("0", "100")
+    # When it is activated twice
+    first = stack.api("POST", f"/wallets/acme/cards/{card['cardId']}/activate")
+    again = stack.api("POST", f"/wallets/acme/cards/{card['cardId']}/activate")
+    # Then both answers show it active, and its credits count once
+    assert first.status == again.status == 200
+    assert first.body == again.body
+    assert (first.body["card"]["status"], first.body["balance"]) == ("active", "100")
+    entries = stack.api("GET", "/wallets/acme/ledger").body["entries"]
+    assert [e["type"] for e in entries] == ["purchase", "pending"]
+
+
+def test_payment_and_void_inputs_are_refused_clearly(stack: Stack) -> None:
+    # Given a wallet with one paid card
+    card = stack.api("POST", "/wallets/acme/purchases", {"credits": "10", "price": {"amount": "0", "currency": "USD"}})
+    card_id = card.body["card"]["cardId"]
+    # When Stripe is asked for in a deployment without its keys, an unknown collect, a malformed void reason,
+    # and an unknown card is activated
+    stripe = {"credits": "10", "payment": {"collect": "stripe", "stripeCustomer": "cus_123"}}
+    answers = [
+        stack.api("POST", "/wallets/acme/purchases", {**stripe, "price": {"amount": "1.00", "currency": "USD"}}),
+        stack.api("POST", "/wallets/acme/purchases", {"credits": "10", "payment": {"collect": "cash"}}),
+        stack.api("POST", f"/wallets/acme/cards/{card_id}/void", {"reason": "Not A Code"}),
+        stack.api("POST", "/wallets/acme/cards/nope/activate"),
+    ]
+    # Then each is a clear 4xx and nothing changed
+    assert [(a.status, a.body["error"]["code"]) for a in answers] == [
+        (422, "payments_unavailable"),
+        (422, "validation_error"),
+        (422, "validation_error"),
+        (404, "card_not_found"),
+    ]
+    assert stack.api("GET", "/wallets/acme").body["balance"] == "10"

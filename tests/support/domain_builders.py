@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from prepaid.domain.card import Card, CardSource
+from prepaid.domain.card import Card, CardSource, Collect, Payment
 from prepaid.domain.money import Money
 from prepaid.domain.wallet import RatedUsage, Wallet
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+MANUAL = Payment(Collect.MANUAL)  # the SaaS invoices the card: pending until activated
 
 
 def card(
@@ -21,6 +22,7 @@ def card(
     effective: datetime = T0,
     expires: datetime | None = None,
     source: CardSource = CardSource.PURCHASE,
+    payment: Payment | None = None,
 ) -> Card:
     return Card.issue(
         card_id=card_id,
@@ -31,6 +33,7 @@ def card(
         effective_at=effective,
         expires_at=expires,
         created_at=effective,
+        payment=payment,
     )
 
 

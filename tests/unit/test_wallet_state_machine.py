@@ -1,6 +1,6 @@
-"""Random histories of purchases, voids, usage (with replays and conflicting replays) and clock moves, run
-through the use cases (WalletService, DrawdownService) and through a reference model written from the contract
-alone; after every step the two must agree to the last digit."""
+"""Random histories of purchases (paid, or invoiced then activated), voids, usage (with replays and conflicting
+replays) and clock moves, run through the use cases (WalletService, DrawdownService) and through a reference model
+written from the contract alone; after every step the two must agree to the last digit."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from prepaid.application.drawdown import DrawdownService
 from prepaid.application.retry import RetryPolicy
 from prepaid.application.wallets import PurchaseRequest, WalletService
-from prepaid.domain.errors import CardNotVoidable
+from prepaid.domain.card import Collect, Payment
+from prepaid.domain.errors import CardNotActivatable, CardNotVoidable
 from prepaid.domain.money import Money
 from prepaid.domain.wallet import RatedUsage
 from support.memory_store import MemoryCatalog, MemoryStore
@@ -37,9 +38,13 @@ class ModelCard:
     cost: Decimal
     effective: datetime
     voided: bool = False
+    pending: bool = False  # invoiced and not yet paid: neither in the balance nor drawn
+
+    def counts(self, at: datetime) -> bool:
+        return not self.voided and not self.pending and (self.expires is None or at < self.expires)
 
     def usable(self, at: datetime) -> bool:
-        return not self.voided and (self.expires is None or at < self.expires) and self.effective <= at
+        return self.counts(at) and self.effective <= at
 
     def order(self) -> tuple[int, bool, datetime, Decimal, datetime, str]:
         return (self.priority, self.expires is None, self.expires or FAR, self.cost, self.effective, self.card_id)
@@ -62,21 +67,26 @@ class WalletMachine(RuleBasedStateMachine):
         self.events = itertools.count()
 
     def balance(self) -> Decimal:
-        return sum(
-            (c.remaining for c in self.cards.values() if not c.voided and (c.expires is None or self.now < c.expires)),
-            Decimal(0),
-        )
+        return sum((c.remaining for c in self.cards.values() if c.counts(self.now)), Decimal(0))
+
+    def _pay_overage(self, card: ModelCard) -> None:
+        paid = min(self.overage, card.remaining)
+        card.remaining -= paid
+        self.overage -= paid
 
     @rule(
         credits=amounts,
         priority=st.integers(0, 100),
         hours=st.none() | st.integers(1, 72),
         cents=st.integers(0, 10_000),
+        invoiced=st.booleans(),
     )
-    def buy(self, credits: Decimal, priority: int, hours: int | None, cents: int) -> None:
+    def buy(self, credits: Decimal, priority: int, hours: int | None, cents: int, invoiced: bool) -> None:
         price = Money(Decimal(cents) / 100, "USD")
         expires = self.now + timedelta(hours=hours) if hours else None
-        receipt = self.wallets.purchase("acme", PurchaseRequest(credits, price, expires_at=expires, priority=priority))
+        payment = Payment(Collect.MANUAL) if invoiced else None
+        request = PurchaseRequest(credits, price, expires_at=expires, priority=priority, payment=payment)
+        receipt = self.wallets.purchase("acme", request)
         card = ModelCard(
             receipt.card.card_id,
             credits,
@@ -84,10 +94,10 @@ class WalletMachine(RuleBasedStateMachine):
             expires,
             receipt.card.cost_basis,
             self.now,
+            pending=invoiced,
         )
-        paid = min(self.overage, card.remaining)
-        card.remaining -= paid
-        self.overage -= paid
+        if not invoiced:
+            self._pay_overage(card)
         self.cards[card.card_id] = card
         assert receipt.balance == self.balance()
 
@@ -96,12 +106,28 @@ class WalletMachine(RuleBasedStateMachine):
     def void(self, pick: int) -> None:
         card = self.cards[sorted(self.cards)[pick % len(self.cards)]]
         try:
-            answer = self.wallets.void("acme", card.card_id)
+            answer = self.wallets.void("acme", card.card_id, "payment_failed" if card.pending else None)
         except CardNotVoidable:
-            assert not card.voided and (card.remaining == 0 or (card.expires is not None and self.now >= card.expires))
+            assert not card.voided and not card.pending
+            assert card.remaining == 0 or (card.expires is not None and self.now >= card.expires)
             return
-        assert card.voided or card.remaining > 0 or card.expires is None or self.now < card.expires
-        card.remaining, card.voided = Decimal(0), True
+        assert card.voided or card.pending or card.remaining > 0 or card.expires is None or self.now < card.expires
+        card.remaining, card.voided, card.pending = Decimal(0), True, False
+        assert answer.balance == self.balance()
+
+    @precondition(lambda self: self.cards)
+    @rule(pick=st.integers(0, 10**6))
+    def activate(self, pick: int) -> None:
+        card = self.cards[sorted(self.cards)[pick % len(self.cards)]]
+        try:
+            answer = self.wallets.activate("acme", card.card_id)
+        except CardNotActivatable:
+            assert card.voided or (card.pending and card.expires is not None and self.now >= card.expires)
+            return
+        assert not card.voided and (not card.pending or card.expires is None or self.now < card.expires)
+        if card.pending:
+            card.pending = False
+            self._pay_overage(card)
         assert answer.balance == self.balance()
 
     @rule(quantities=st.lists(amounts, min_size=1, max_size=5))
@@ -146,11 +172,12 @@ class WalletMachine(RuleBasedStateMachine):
             return
         assert wallet.balance(self.now) == self.balance()
         assert wallet.overage == self.overage
-        live = {c.card_id: c.remaining for c in wallet.cards.values()}
-        model = {c.card_id: c.remaining for c in self.cards.values() if not c.voided and c.remaining > 0}
+        live = {c.card_id: (c.remaining, c.status.value == "pending") for c in wallet.cards.values()}
+        model = {c.card_id: (c.remaining, c.pending) for c in self.cards.values() if not c.voided and c.remaining > 0}
         assert live == model
         t = wallet.totals(self.now)
-        assert t.credits == t.drawn + t.expired + t.voided + t.balance
+        assert t.pending == sum((c.remaining for c in self.cards.values() if c.pending), Decimal(0))
+        assert t.credits == t.drawn + t.expired + t.voided + t.balance + t.pending
         assert t.drawn + t.overage == t.rated == self.rated
 
 

@@ -37,7 +37,7 @@ from prepaid.application.ports import (
     StoredEvent,
     WalletChange,
 )
-from prepaid.domain.card import Card, CardSource, CardStatus, drawdown_order
+from prepaid.domain.card import Card, CardSource, CardStatus, Collect, Payment, drawdown_order
 from prepaid.domain.ledger import Draw, EntryType, LedgerEntry
 from prepaid.domain.money import Money
 from prepaid.domain.price_book import PriceBook, PricingMode, Tier
@@ -143,7 +143,27 @@ def card_item(card: Card) -> Item:
         "drawn": card.drawn,
         "expired": card.expired,
         "voided": card.voided,
+        **({"payment": _payment_item(card.payment)} if card.payment else {}),  # most cards have none: no bytes
     }
+
+
+def _payment_item(payment: Payment) -> Item:
+    item = {
+        "collect": payment.collect.value,
+        "stripeCustomer": payment.stripe_customer,
+        "paymentMethod": payment.payment_method,
+    }
+    return {k: v for k, v in item.items() if v is not None}
+
+
+def _payment(item: Item | None) -> Payment | None:
+    if not item:
+        return None
+    return Payment(
+        collect=Collect(item["collect"]),
+        stripe_customer=item.get("stripeCustomer"),
+        payment_method=item.get("paymentMethod"),
+    )
 
 
 def card_from_item(item: Item) -> Card:
@@ -162,6 +182,7 @@ def card_from_item(item: Item) -> Card:
         drawn=Decimal(item["drawn"]),
         expired=Decimal(item["expired"]),
         voided=Decimal(item["voided"]),
+        payment=_payment(item.get("payment")),
     )
 
 
@@ -442,6 +463,7 @@ def ledger_item(customer_id: str, version: int, commit_id: str, index: int, entr
         "meter": entry.meter,
         "quantity": entry.quantity,
         "events": entry.events or None,
+        "reason": entry.reason,
     }
 
 
@@ -501,6 +523,7 @@ def ledger_from_item(item: Item) -> LedgerEntry:
         meter=item.get("meter"),
         quantity=item.get("quantity"),
         events=int(item.get("events", 0)),
+        reason=item.get("reason"),
     )
 
 

@@ -1,4 +1,4 @@
-"""Wallet use cases: purchase, void, configure, read, quote, price book."""
+"""Wallet use cases: purchase, activate, void, configure, read, quote, price book."""
 
 from __future__ import annotations
 
@@ -22,12 +22,14 @@ from prepaid.application.ports import (
     WalletStore,
 )
 from prepaid.application.retry import RetryPolicy
-from prepaid.domain.card import DEFAULT_PRIORITY, Card, CardSource, CardStatus
+from prepaid.domain.card import DEFAULT_PRIORITY, Card, CardSource, CardStatus, Collect, Payment
 from prepaid.domain.errors import (
+    CardNotActivatable,
     CardNotFound,
     CardNotVoidable,
     IdempotencyKeyReused,
     InvalidRequest,
+    PaymentsUnavailable,
     PriceBookMissing,
     RateCardMissing,
     WalletNotFound,
@@ -60,6 +62,7 @@ class PurchaseRequest:
     priority: int = DEFAULT_PRIORITY
     source: CardSource = CardSource.PURCHASE
     effective_at: datetime | None = None
+    payment: Payment | None = None  # who still collects the price; None: the SaaS has it, the card is active
 
     def fingerprint(self) -> str:
         """Hash of the request's meaning, so that key order or number spelling in the body do not matter."""
@@ -71,6 +74,7 @@ class PurchaseRequest:
             "priority": self.priority,
             "source": self.source.value,
             "effectiveAt": optional_instant(self.effective_at),
+            "payment": dataclasses.astuple(self.payment) if self.payment else None,
         }
         return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
@@ -138,6 +142,8 @@ class WalletService:
         if request.expires_at is not None and request.expires_in is not None:
             raise InvalidRequest(field="expiresIn", reason="exclusive_with_expiresAt")
         self._lifetime(request, self._clock())
+        if request.payment is not None and request.payment.collect is not Collect.MANUAL:
+            raise PaymentsUnavailable(collect=request.payment.collect.value)
         fingerprint = request.fingerprint()
         if idempotency_key is not None:
             replay = self._replay(customer_id, idempotency_key, fingerprint)
@@ -159,6 +165,7 @@ class WalletService:
                 effective_at=effective_at,
                 expires_at=expires_at,
                 created_at=now,
+                payment=request.payment,
             )
             outcome = decide(wallet, card, now)
             if outcome is None:
@@ -202,29 +209,51 @@ class WalletService:
 
     # -- other changes -----------------------------------------------------------------------------------------
 
-    def void(self, customer_id: str, card_id: str) -> CardResult:
+    def activate(self, customer_id: str, card_id: str) -> CardResult:
+        """A pending card is paid (e.g. its invoice): it joins the balance. Activating it again answers the same and
+        changes nothing."""
+
+        def ended(card: Card) -> Card:
+            if card.status is CardStatus.VOIDED:  # a card that ended otherwise was active: the answer stands
+                raise CardNotActivatable(card_id=card_id, status=card.status.value)
+            return card
+
+        return self._change_card(customer_id, card_id, lambda w, now: w.activate_card(card_id, now), ended)
+
+    def void(self, customer_id: str, card_id: str, reason: str | None = None) -> CardResult:
         """Void what remains of a card; voiding it again answers the same and changes nothing."""
+
+        def ended(card: Card) -> Card:
+            if card.status is not CardStatus.VOIDED:
+                raise CardNotVoidable(card_id=card_id, status=card.status.value)
+            return card
+
+        return self._change_card(customer_id, card_id, lambda w, now: w.void_card(card_id, now, reason), ended)
+
+    def _change_card(
+        self,
+        customer_id: str,
+        card_id: str,
+        change: Callable[[Wallet, datetime], Outcome],
+        ended: Callable[[Card], Card],
+    ) -> CardResult:
+        """`change` one card of the wallet; a card no longer in it is answered by `ended(card)` (or not found)."""
 
         def attempt() -> CardResult:
             now = self._clock()
             wallet = self._existing(customer_id)
             try:
-                outcome = wallet.void_card(card_id, now)
+                outcome = change(wallet, now)
             except CardNotFound:
-                return CardResult(self._voided(customer_id, card_id), wallet.balance(now), now)
-            self._commit(wallet, outcome, now)
+                card = self._store.retired_card(customer_id, card_id)
+                if card is None:
+                    raise
+                return CardResult(ended(card), wallet.balance(now), now)
+            if outcome.changed:  # an activated card activated again changes nothing: no new version
+                self._commit(wallet, outcome, now)
             return CardResult(outcome.card(card_id), outcome.wallet.balance(now), now)
 
         return self._retry.run(customer_id, attempt)
-
-    def _voided(self, customer_id: str, card_id: str) -> Card:
-        """A card no longer in the wallet: answer again for one voided before, refuse one that ended otherwise."""
-        card = self._store.retired_card(customer_id, card_id)
-        if card is None:
-            raise CardNotFound(customer_id=customer_id, card_id=card_id)
-        if card.status is not CardStatus.VOIDED:
-            raise CardNotVoidable(card_id=card_id, status=card.status.value)
-        return card
 
     def configure(self, customer_id: str, settings: WalletSettings) -> WalletView:
         """Replace the wallet's settings, creating the wallet if needed."""

@@ -20,10 +20,31 @@ class CardSource(StrEnum):
 
 
 class CardStatus(StrEnum):
+    PENDING = "pending"  # waiting for its payment: in the wallet, not in the balance, never drawn
     ACTIVE = "active"
     DEPLETED = "depleted"
     EXPIRED = "expired"
     VOIDED = "voided"
+
+
+PAYMENT_FAILED_REASON = "payment_failed"  # the void reason that cancels a pending card whose payment failed
+LIVE = frozenset({CardStatus.PENDING, CardStatus.ACTIVE})  # the statuses of cards that stay in the wallet
+
+
+class Collect(StrEnum):
+    """Who collects a card's price: the SaaS by its own invoice (`manual`) or Stripe."""
+
+    MANUAL = "manual"
+    STRIPE = "stripe"
+
+
+@dataclass(frozen=True)
+class Payment:
+    """How a card is paid for. Absent when the SaaS had the money before the purchase (the card is active at once)."""
+
+    collect: Collect
+    stripe_customer: str | None = None
+    payment_method: str | None = None
 
 
 DEFAULT_PRIORITY = 50
@@ -55,6 +76,7 @@ class Card:
     drawn: Decimal = ZERO
     expired: Decimal = ZERO
     voided: Decimal = ZERO
+    payment: Payment | None = None
 
     @classmethod
     def issue(
@@ -68,7 +90,9 @@ class Card:
         effective_at: datetime,
         expires_at: datetime | None,
         created_at: datetime,
+        payment: Payment | None = None,
     ) -> Card:
+        """A new card: `pending` until paid when someone still has to collect its price, else `active`."""
         return cls(
             card_id=card_id,
             credits=credits,
@@ -79,8 +103,9 @@ class Card:
             priority=priority,
             effective_at=effective_at,
             expires_at=expires_at,
-            status=CardStatus.ACTIVE,
+            status=CardStatus.ACTIVE if payment is None else CardStatus.PENDING,
             created_at=created_at,
+            payment=payment,
         )
 
     def is_expired_at(self, at: datetime) -> bool:
@@ -118,6 +143,9 @@ class Card:
             drawn=self.drawn + amount,
             status=CardStatus.DEPLETED if remaining == 0 else self.status,
         )
+
+    def activate(self) -> Card:
+        return dataclasses.replace(self, status=CardStatus.ACTIVE)
 
     def void(self) -> Card:
         return dataclasses.replace(self, remaining=ZERO, voided=self.voided + self.remaining, status=CardStatus.VOIDED)

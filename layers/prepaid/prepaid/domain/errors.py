@@ -64,6 +64,21 @@ class CardNotVoidable(DomainError):
 
 
 @dataclass(frozen=True)
+class CardNotActivatable(DomainError):
+    code: ClassVar[str] = "card_not_activatable"
+    card_id: str
+    status: str
+
+
+@dataclass(frozen=True)
+class PaymentsUnavailable(DomainError):
+    """A purchase asks a payment provider this deployment has no credentials for."""
+
+    code: ClassVar[str] = "payments_unavailable"
+    collect: str
+
+
+@dataclass(frozen=True)
 class PriceBookMissing(DomainError):
     code: ClassVar[str] = "price_book_missing"
 

@@ -18,6 +18,9 @@ OVERAGE_RECORDED = "Overage Recorded"
 CREDITS_EXPIRING_SOON = "Credits Expiring Soon"
 CREDITS_EXPIRED = "Credits Expired"
 AUTO_RECHARGE_PURCHASED = "Auto Recharge Purchased"
+CREDITS_PENDING = "Credits Pending"
+PAYMENT_SUCCEEDED = "Payment Succeeded"
+PAYMENT_FAILED = "Payment Failed"
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from prepaid.domain.numbers import ZERO
 
 
 class EntryType(StrEnum):
+    PENDING = "pending"  # a card waiting for its payment: no credits in the balance, no money yet
     PURCHASE = "purchase"
     USAGE = "usage"
     OVERAGE_PAYOFF = "overage_payoff"
@@ -43,3 +44,4 @@ class LedgerEntry:
     meter: str | None = None
     quantity: Decimal | None = None
     events: int = 0  # usage events this entry records (one drawdown may record many)
+    reason: str | None = None  # why a card was voided

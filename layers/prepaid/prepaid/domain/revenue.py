@@ -15,7 +15,8 @@ from prepaid.domain.ledger import EntryType, LedgerEntry
 from prepaid.domain.numbers import ZERO
 
 # Where an entry's value goes. A purchase defers its price; usage and overage pay-off recognise what they drew;
-# expiry is breakage; a void takes what remained out of deferred revenue without recognising it.
+# expiry is breakage; a void takes what remained out of deferred revenue without recognising it. A pending card's
+# entry moves no money: its price is deferred when it is paid (the activation's purchase entry).
 MEASURE = {
     EntryType.PURCHASE: "purchased",
     EntryType.USAGE: "recognised",
@@ -46,10 +47,10 @@ def movements(entries: Iterable[LedgerEntry]) -> list[DayRevenue]:
     """The entries' values summed per day, currency and measure (entries without a value move no money)."""
     sums: dict[tuple[date, str], dict[str, Decimal]] = {}
     for entry in entries:
-        if entry.value is None:
+        measure = MEASURE.get(entry.type)
+        if entry.value is None or measure is None:
             continue
         amounts = sums.setdefault((entry.at.date(), entry.value.currency), {})
-        measure = MEASURE[entry.type]
         amounts[measure] = amounts.get(measure, ZERO) + entry.value.amount
     return [DayRevenue(day, currency, amounts) for (day, currency), amounts in sorted(sums.items())]
 

@@ -17,6 +17,9 @@ METER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 EVENT_ID_PATTERN = r"^[\x21-\x7e]{1,128}$"
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 CARD_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+# Stripe's object ids: a prefix (cus_, pm_, pi_, ...) and a tail
+STRIPE_ID_PATTERN = r"^[a-z]{2,8}_[A-Za-z0-9_]{1,250}$"
+REASON_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"  # why a card was voided: a snake_case code such as payment_failed
 CUSTOMER_ID = re.compile(CUSTOMER_ID_PATTERN)
 METER = re.compile(METER_PATTERN)
 EVENT_ID = re.compile(EVENT_ID_PATTERN)

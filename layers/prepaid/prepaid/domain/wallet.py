@@ -8,15 +8,18 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from prepaid.domain.card import Card, CardStatus, drawdown_order
-from prepaid.domain.errors import CardNotFound, CardNotVoidable, TooManyLiveCards
+from prepaid.domain.card import LIVE, PAYMENT_FAILED_REASON, Card, CardStatus, drawdown_order
+from prepaid.domain.errors import CardNotActivatable, CardNotFound, CardNotVoidable, TooManyLiveCards
 from prepaid.domain.events import (
     AUTO_RECHARGE_PURCHASED,
     CREDITS_EXPIRED,
     CREDITS_EXPIRING_SOON,
+    CREDITS_PENDING,
     CREDITS_PURCHASED,
     CREDITS_VOIDED,
     OVERAGE_RECORDED,
+    PAYMENT_FAILED,
+    PAYMENT_SUCCEEDED,
     DomainEvent,
     balance_events,
 )
@@ -32,7 +35,7 @@ EXPIRY_INSTANT = timedelta(microseconds=1)  # the last instant a card counts is 
 
 @dataclass(frozen=True)
 class Totals:
-    """Where every credit of a wallet is at one instant."""
+    """Where every credit of a wallet is at one instant: `credits = drawn + expired + voided + balance + pending`."""
 
     credits: Decimal
     drawn: Decimal
@@ -41,6 +44,7 @@ class Totals:
     balance: Decimal
     overage: Decimal
     rated: Decimal
+    pending: Decimal = ZERO  # credits of cards waiting for their payment
 
 
 @dataclass(frozen=True)
@@ -136,9 +140,9 @@ def allocate(
 class Wallet:
     """A customer's wallet. `version` counts committed changes; 0 means not stored yet.
 
-    `cards` holds the live (active) cards only: a card that is depleted, expired or voided leaves the wallet in
-    the change that ends it (`Outcome.retired`), and only its sums stay, in `retired`. So the wallet stays small
-    however many cards a customer buys over the years.
+    `cards` holds the live (pending or active) cards only: a card that is depleted, expired or voided leaves the
+    wallet in the change that ends it (`Outcome.retired`), and only its sums stay, in `retired`. So the wallet stays
+    small however many cards a customer buys over the years.
     """
 
     customer_id: str
@@ -166,6 +170,11 @@ class Wallet:
         """Cards that count in the balance at `at`, in drawdown order."""
         return sorted((c for c in self.cards.values() if c.counts_at(at)), key=drawdown_order)
 
+    def pending_cards(self) -> list[Card]:
+        """Cards waiting for their payment, oldest first."""
+        pending = (c for c in self.cards.values() if c.status is CardStatus.PENDING)
+        return sorted(pending, key=lambda c: (c.created_at, c.card_id))
+
     def next_expiry(self, at: datetime) -> datetime | None:
         expiries = [c.expires_at for c in self.live_cards(at) if c.expires_at is not None and c.remaining > 0]
         return min(expiries, default=None)
@@ -177,7 +186,7 @@ class Wallet:
             raise CardNotFound(customer_id=self.customer_id, card_id=card_id) from None
 
     def totals(self, at: datetime) -> Totals:
-        """Conservation: `credits = drawn + expired + voided + balance`, and `drawn + overage = rated`.
+        """Conservation: `credits = drawn + expired + voided + balance + pending`, and `drawn + overage = rated`.
 
         A card past its expiry counts as expired at once, whether or not the expiry job has run.
         """
@@ -192,6 +201,7 @@ class Wallet:
             balance=self.balance(at),
             overage=self.overage,
             rated=self.rated,
+            pending=sum((c.remaining for c in cards if c.status is CardStatus.PENDING), ZERO),
         )
 
     # -- changing ----------------------------------------------------------------------------------------------
@@ -206,13 +216,13 @@ class Wallet:
         events: Iterable[DomainEvent] = (),
         usage: Iterable[EventDraw] = (),
     ) -> Outcome:
-        """Retire the cards this change ended (every card in `cards` was active before it)."""
-        ended = [c for c in wallet.cards.values() if c.status is not CardStatus.ACTIVE]
+        """Retire the cards this change ended (every card in `cards` was live before it)."""
+        ended = [c for c in wallet.cards.values() if c.status not in LIVE]
         if ended:
             retired = wallet.retired
             for card in ended:
                 retired = retired.add(card)
-            live = {k: c for k, c in wallet.cards.items() if c.status is CardStatus.ACTIVE}
+            live = {k: c for k, c in wallet.cards.items() if c.status in LIVE}
             wallet = dataclasses.replace(wallet, cards=live, retired=retired)
         return Outcome(wallet, tuple(ledger), tuple(events), tuple(ended), tuple(usage))
 
@@ -220,9 +230,46 @@ class Wallet:
         return Outcome(self._with(settings=settings))
 
     def add_card(self, card: Card, at: datetime) -> Outcome:
-        """Add a card; it first pays off outstanding overage. A wallet holds at most `MAX_LIVE_CARDS` live cards."""
+        """Add a card; an active one first pays off outstanding overage, a pending one waits for its payment. A
+        wallet holds at most `MAX_LIVE_CARDS` live cards, pending ones included."""
         if len(self.cards) >= MAX_LIVE_CARDS and card.card_id not in self.cards:
             raise TooManyLiveCards(customer_id=self.customer_id, limit=MAX_LIVE_CARDS)
+        if card.status is CardStatus.PENDING:
+            return self._hold(card, at)
+        return self._fund(card, at)
+
+    def _hold(self, card: Card, at: datetime) -> Outcome:
+        """A card waiting for its payment joins the wallet outside the balance; its price moves no money yet."""
+        balance = self.balance(at)
+        entry = LedgerEntry(EntryType.PENDING, card.credits, at, balance, card_id=card.card_id, value=card.price)
+        event = DomainEvent(CREDITS_PENDING, {"customerId": self.customer_id, "balance": balance, "card": card})
+        return Outcome(self._with({**self.cards, card.card_id: card}), (entry,), (event,))
+
+    def activate_card(self, card_id: str, at: datetime) -> Outcome:
+        """A pending card is paid: it joins the balance as a purchase does (first paying off overage). Activating
+        an active card changes nothing; a card past its expiry, voided or ended cannot be activated."""
+        card = self.card(card_id)
+        if card.status is CardStatus.ACTIVE:
+            return Outcome(self)
+        if card.status is not CardStatus.PENDING or card.is_expired_at(at):
+            status = CardStatus.EXPIRED if card.is_expired_at(at) else card.status
+            raise CardNotActivatable(card_id=card_id, status=status.value)
+        outcome = self._fund(card.activate(), at)
+        paid = DomainEvent(
+            PAYMENT_SUCCEEDED,
+            {
+                "customerId": self.customer_id,
+                "balance": outcome.wallet.balance(at),
+                "cardId": card_id,
+                "amount": card.price,
+                "collect": card.payment.collect.value if card.payment else None,
+                "card": outcome.card(card_id),
+            },
+        )
+        return dataclasses.replace(outcome, events=(paid, *outcome.events))
+
+    def _fund(self, card: Card, at: datetime) -> Outcome:
+        """An active card joins the balance, paying off outstanding overage first."""
         before = self.balance(at)
         cards = {**self.cards, card.card_id: card}
         ledger: list[LedgerEntry] = []
@@ -254,12 +301,10 @@ class Wallet:
             CREDITS_PURCHASED,
             {"customerId": self.customer_id, "balance": after, "card": cards[card.card_id]},
         )
-        events = [
-            purchased,
-            *balance_events(
-                self.customer_id, before, after, self.settings.alert_thresholds, was_funded=self.totals(at).credits > 0
-            ),
-        ]
+        totals = self.totals(at)
+        was_funded = totals.credits - totals.pending > 0  # a card was in force before (a pending one never was)
+        thresholds = self.settings.alert_thresholds
+        events = [purchased, *balance_events(self.customer_id, before, after, thresholds, was_funded=was_funded)]
         return self._settle(wallet, ledger, events)
 
     def auto_recharge(self, card: Card, at: datetime, threshold: Decimal) -> Outcome | None:
@@ -309,32 +354,28 @@ class Wallet:
         )
         return Outcome(self, events=(event,))
 
-    def void_card(self, card_id: str, at: datetime) -> Outcome:
-        """Void what remains of a card. Voiding a voided card changes nothing."""
+    def void_card(self, card_id: str, at: datetime, reason: str | None = None) -> Outcome:
+        """Void what remains of a card, for `reason`. Voiding a voided card changes nothing. A pending card's void
+        moves no money (its price was never deferred); with reason `payment_failed` it reports the failure."""
         card = self.card(card_id)
         if card.status is CardStatus.VOIDED:
             return Outcome(self)
-        if card.status is not CardStatus.ACTIVE or card.is_expired_at(at):
+        pending = card.status is CardStatus.PENDING
+        if not pending and (card.status is not CardStatus.ACTIVE or card.is_expired_at(at)):
             status = CardStatus.EXPIRED if card.is_expired_at(at) else card.status
             raise CardNotVoidable(card_id=card_id, status=status.value)
         before = self.balance(at)
         voided = card.void()
         wallet = self._with({**self.cards, card_id: voided})
         after = wallet.balance(at)
-        value = card.value_of(card.remaining)
-        entry = LedgerEntry(EntryType.VOID, card.remaining, at, after, card_id=card_id, value=value)
-        event = DomainEvent(
-            CREDITS_VOIDED,
-            {
-                "customerId": self.customer_id,
-                "balance": after,
-                "cardId": card_id,
-                "credits": card.remaining,
-                "card": voided,
-            },
-        )
-        thresholds = self.settings.alert_thresholds
-        return self._settle(wallet, (entry,), (event, *balance_events(self.customer_id, before, after, thresholds)))
+        value = None if pending else card.value_of(card.remaining)
+        entry = LedgerEntry(EntryType.VOID, card.remaining, at, after, card_id=card_id, value=value, reason=reason)
+        detail = {"customerId": self.customer_id, "balance": after, "cardId": card_id}
+        events = [DomainEvent(CREDITS_VOIDED, {**detail, "credits": card.remaining, "reason": reason, "card": voided})]
+        if pending and reason == PAYMENT_FAILED_REASON:
+            events.append(DomainEvent(PAYMENT_FAILED, {**detail, "amount": card.price, "card": voided}))
+        events.extend(balance_events(self.customer_id, before, after, self.settings.alert_thresholds))
+        return self._settle(wallet, (entry,), events)
 
     def draw(self, usage: RatedUsage, at: datetime) -> Outcome:
         """Draw one rated usage event (see `draw_batch`)."""

@@ -52,6 +52,14 @@ _STATUS_AND_MESSAGE: dict[type[domain.DomainError], tuple[HTTPStatus, Callable[[
     domain.WalletNotFound: (HTTPStatus.NOT_FOUND, lambda e: f"no wallet for customer {e.customer_id}"),
     domain.CardNotFound: (HTTPStatus.NOT_FOUND, lambda e: f"no card {e.card_id} in the wallet of {e.customer_id}"),
     domain.CardNotVoidable: (HTTPStatus.CONFLICT, lambda e: f"card {e.card_id} is {e.status} and cannot be voided"),
+    domain.CardNotActivatable: (
+        HTTPStatus.CONFLICT,
+        lambda e: f"card {e.card_id} is {e.status}: only a pending card can be activated",
+    ),
+    domain.PaymentsUnavailable: (
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+        lambda e: f"payment collect {e.collect} is not configured in this deployment",
+    ),
     domain.PriceBookMissing: (
         HTTPStatus.CONFLICT,
         lambda e: "no price book is configured: PUT /price-book first, or give an explicit price",

@@ -19,12 +19,15 @@ from pydantic import (
 )
 
 from prepaid.application.dashboard import DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS, MIN_TTL_SECONDS
+from prepaid.domain.ledger import EntryType
 from prepaid.domain.rules import (
     CARD_ID_PATTERN,
     CUSTOMER_ID_PATTERN,
     DECIMAL_TEXT_PATTERN,
     IDEMPOTENCY_KEY_PATTERN,
     METER_PATTERN,
+    REASON_PATTERN,
+    STRIPE_ID_PATTERN,
     decimal_from_text,
     duration_in_range,
     instant_in_range,
@@ -89,6 +92,26 @@ class MoneyBody(Body):
     currency: Currency
 
 
+class ManualPaymentBody(Body):
+    """The SaaS collects the price itself (e.g. by invoice): the card waits until it is activated."""
+
+    collect: Literal["manual"]
+
+
+StripeId = Annotated[str, Field(pattern=STRIPE_ID_PATTERN)]
+
+
+class StripePaymentBody(Body):
+    """Stripe charges the customer's saved payment method off-session."""
+
+    collect: Literal["stripe"]
+    stripe_customer: StripeId = Field(alias="stripeCustomer", examples=["cus_NffrFeUfNV2Hib"])
+    payment_method: StripeId | None = Field(default=None, alias="paymentMethod", examples=["pm_1NfU0i2eZvKYlo2C"])
+
+
+PaymentBody = Annotated[ManualPaymentBody | StripePaymentBody, Field(discriminator="collect")]
+
+
 class PurchaseBody(Body):
     credits: DecimalText
     price: MoneyBody | None = None
@@ -97,6 +120,18 @@ class PurchaseBody(Body):
     priority: Annotated[StrictInt, Field(ge=0, le=100)] = 50
     source: Literal["purchase", "promotion", "auto_recharge", "recurring"] = "purchase"
     effective_at: Instant | None = Field(default=None, alias="effectiveAt")
+    payment: PaymentBody | None = Field(
+        default=None, description="absent: the price is already collected and the card is active at once"
+    )
+
+
+VoidReason = Annotated[str, Field(pattern=REASON_PATTERN, examples=["payment_failed", "requested_by_customer"])]
+
+
+class VoidBody(Body):
+    """`POST .../void`; the body is optional."""
+
+    reason: VoidReason | None = None
 
 
 class AutoRechargeBody(Body):
@@ -183,7 +218,8 @@ class CardOut(BaseModel):
     priority: int
     effectiveAt: InstantText
     expiresAt: InstantText | None
-    status: Literal["active", "depleted", "expired", "voided"]
+    status: Literal["pending", "active", "depleted", "expired", "voided"]
+    payment: dict[str, str] | None = Field(default=None, description='who collects the price: {"collect": "manual"}')
 
 
 class PurchaseOut(BaseModel):
@@ -247,7 +283,7 @@ class DrawOut(BaseModel):
 
 class LedgerEntryOut(BaseModel):
     entryId: str
-    type: Literal["purchase", "usage", "overage_payoff", "void", "expiry"]
+    type: EntryType
     credits: str
     at: InstantText
     balanceAfter: str
@@ -259,6 +295,7 @@ class LedgerEntryOut(BaseModel):
     meter: str | None = None
     quantity: str | None = None
     events: int | None = None
+    reason: str | None = None
 
 
 class LedgerOut(BaseModel):

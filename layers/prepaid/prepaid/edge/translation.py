@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from prepaid.application.wallets import PurchaseRequest
 from prepaid.config import webhook_url_settings
-from prepaid.domain.card import CardSource
+from prepaid.domain.card import CardSource, Collect, Payment
 from prepaid.domain.errors import InvalidRequest
 from prepaid.domain.money import Money
 from prepaid.domain.numbers import exact_credits
@@ -14,7 +14,16 @@ from prepaid.domain.price_book import PriceBook, PricingMode, Tier
 from prepaid.domain.rate_card import RateCard, check_rate
 from prepaid.domain.settings import AutoRecharge, RecurringGrant, WalletSettings
 from prepaid.domain.webhook_urls import webhook_url_refusal
-from prepaid.edge.schemas import MoneyBody, PriceBookBody, PurchaseBody, RateCardBody, SettingsBody, UnitRateBody
+from prepaid.edge.schemas import (
+    MoneyBody,
+    PaymentBody,
+    PriceBookBody,
+    PurchaseBody,
+    RateCardBody,
+    SettingsBody,
+    StripePaymentBody,
+    UnitRateBody,
+)
 
 
 def money(body: MoneyBody | None) -> Money | None:
@@ -30,7 +39,16 @@ def purchase_request(body: PurchaseBody) -> PurchaseRequest:
         priority=body.priority,
         source=CardSource(body.source),
         effective_at=body.effective_at,
+        payment=payment(body.payment),
     )
+
+
+def payment(body: PaymentBody | None) -> Payment | None:
+    if body is None:
+        return None
+    if isinstance(body, StripePaymentBody):
+        return Payment(Collect.STRIPE, stripe_customer=body.stripe_customer, payment_method=body.payment_method)
+    return Payment(Collect.MANUAL)
 
 
 def wallet_settings(body: SettingsBody) -> WalletSettings:

@@ -55,6 +55,7 @@ def card(value: Card, at: datetime | None = None) -> Json:
         "effectiveAt": instant(value.effective_at),
         "expiresAt": optional_instant(value.expires_at),
         "status": status.value,
+        "payment": {"collect": value.payment.collect.value} if value.payment else None,
     }
 
 
@@ -96,7 +97,7 @@ def wallet(view: WalletView) -> Json:
         "balance": to_wire(totals.balance),
         "available": to_wire(found.available(at)),
         "overage": to_wire(found.overage),
-        "cards": [card(c, at) for c in found.live_cards(at)],
+        "cards": [card(c, at) for c in (*found.live_cards(at), *found.pending_cards())],
         "nextExpiry": optional_instant(found.next_expiry(at)),
         "settings": settings(found.settings),
         "totals": {
@@ -104,6 +105,7 @@ def wallet(view: WalletView) -> Json:
             "drawn": to_wire(totals.drawn),
             "expired": to_wire(totals.expired),
             "voided": to_wire(totals.voided),
+            "pending": to_wire(totals.pending),
             "rated": to_wire(totals.rated),
         },
         "version": found.version,
@@ -137,6 +139,7 @@ def ledger_entry(entry_id: str, entry: LedgerEntry) -> Json:
         "meter": entry.meter,
         "quantity": _optional(entry.quantity),
         "events": entry.events or None,
+        "reason": entry.reason,
     }
     return {k: v for k, v in shown.items() if v is not None}
 

@@ -12,7 +12,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from prepaid import assembly
 from prepaid.edge import wire
 from prepaid.edge.http import json_response
-from prepaid.edge.schemas import CardId, CustomerId, IdempotencyKey, PurchaseBody, PurchaseOut
+from prepaid.edge.schemas import CardId, CustomerId, IdempotencyKey, PurchaseBody, PurchaseOut, VoidBody
 from prepaid.edge.translation import purchase_request
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves its __init__ unannotated
@@ -33,5 +33,11 @@ def purchase(
 
 
 @router.post("/wallets/<customerId>/cards/<cardId>/void", summary="Void what remains of a card")
-def void_card(customerId: CustomerId, cardId: CardId) -> Response[PurchaseOut]:
-    return json_response(wire.card_result(assembly.wallet_service().void(customerId, cardId)))
+def void_card(customerId: CustomerId, cardId: CardId, body: VoidBody | None = None) -> Response[PurchaseOut]:
+    reason = body.reason if body is not None else None
+    return json_response(wire.card_result(assembly.wallet_service().void(customerId, cardId, reason)))
+
+
+@router.post("/wallets/<customerId>/cards/<cardId>/activate", summary="Activate a pending card once it is paid")
+def activate_card(customerId: CustomerId, cardId: CardId) -> Response[PurchaseOut]:
+    return json_response(wire.card_result(assembly.wallet_service().activate(customerId, cardId)))
