@@ -58,7 +58,7 @@ from prepaid.domain.money import Money
 from prepaid.domain.rate_card import RateCard
 from prepaid.domain.wallet import RatedUsage, Wallet
 from prepaid_local.clock import Clock
-from prepaid_local.moto_serial import serialize_dynamodb
+from prepaid_local.moto_serial import serialize_moto
 from prepaid_local.offline import MOTO_ENV
 from prepaid_local.stack import STANDARD_QUEUE_POLLERS, Stack
 
@@ -471,6 +471,7 @@ def clear_handler_caches() -> None:
 
 def new_stack(clock: Clock | None = None) -> Stack:
     stack = Stack(lambda service: boto3.client(cast(Any, service), region_name=REGION), clock=clock)
+    stack.polls_through_api = True  # the pollers' receives and deletes are metered: they stand for Lambda's
     os.environ.update(QUIET)  # the template sets the functions' log level; quiet it before handlers are imported
     clear_handler_caches()
     return stack
@@ -579,7 +580,7 @@ def fresh_stack(
 ) -> Iterator[Stack]:
     """A fresh moto with the template's stack, metered, in the workload's starting state (timed as set-up)."""
     with mock_aws():
-        serialize_dynamodb()
+        serialize_moto()
         meter.install()
         if aws is not None:
             aws.hook_session()

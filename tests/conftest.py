@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from prepaid_local.clock import ProcessClock
-from prepaid_local.moto_serial import serialize_dynamodb
+from prepaid_local.moto_serial import serialize_moto
 from prepaid_local.moto_speed import speed_up_moto
 from prepaid_local.offline import MOTO_ENV
 from prepaid_local.stack import Stack
@@ -31,7 +31,7 @@ def aws() -> Iterator[None]:
     os.environ.update(TEST_ENV)
     try:
         with mock_aws():
-            serialize_dynamodb()
+            serialize_moto()
             speed_up_moto()
             yield
     finally:

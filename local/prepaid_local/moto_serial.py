@@ -1,9 +1,14 @@
-"""Make moto's DynamoDB atomic per request, as DynamoDB is.
+"""Make moto's DynamoDB and SQS atomic per request, as the services are.
 
 moto checks a condition and then writes with no lock, so concurrent requests can overdraw (see TOOLING.md).
 Serializing every call into its DynamoDB and DynamoDB Streams backends under one re-entrant lock models
 DynamoDB's per-request atomicity (and serializable transactions), so concurrency tests exercise our own
 optimistic-concurrency logic rather than moto's races.
+
+moto's SQS backend has no lock either: two receives of one queue at once (the local stack's five pollers) failed
+with "Set changed size during iteration", leaving the messages they had taken in flight until their timeout.
+Every SQS call runs under a lock of its own; a receive that waits (long polling) waits outside it, for moto's
+signal that a message arrived, then takes it under the lock.
 """
 
 from __future__ import annotations
@@ -11,17 +16,19 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 LOCK = threading.RLock()
+SQS_LOCK = threading.RLock()
 _PATCHED = "_prepaid_serialized"
 
 
-def _serialized(method: Callable[..., Any]) -> Callable[..., Any]:
+def _serialized(method: Callable[..., Any], lock: Any = LOCK) -> Callable[..., Any]:
     @functools.wraps(method)
     def call(*args: Any, **kwargs: Any) -> Any:
-        with LOCK:
+        with lock:
             return method(*args, **kwargs)
 
     setattr(call, _PATCHED, True)
@@ -107,6 +114,43 @@ def _transact_write_items(backend: Any, transact_items: list[dict[str, Any]]) ->
             else:
                 backend.put_item(name, attributes)
         raise
+
+
+def serialize_moto() -> None:
+    """DynamoDB and SQS atomic per request (idempotent)."""
+    serialize_dynamodb()
+    serialize_sqs()
+
+
+def serialize_sqs() -> None:
+    """Wrap every public method of moto's SQS backend in `SQS_LOCK`, a receive's long poll waiting outside it."""
+    from moto.sqs.models import SQSBackend
+
+    for name, method in inspect.getmembers(SQSBackend, inspect.isfunction):
+        if not name.startswith("_") and not getattr(method, _PATCHED, False):
+            wrapped = _long_poll(method) if name == "receive_message" else _serialized(method, SQS_LOCK)
+            setattr(SQSBackend, name, wrapped)
+
+
+def _long_poll(receive: Callable[..., Any]) -> Callable[..., Any]:
+    """A receive under the lock that does not wait there: with nothing to take, it waits for moto's signal that a
+    message arrived (a send holds the lock, so waiting inside it would hold up every sender), then tries again."""
+
+    @functools.wraps(receive)
+    def receive_message(
+        self: Any, queue_name: str, count: int, wait_seconds_timeout: int, *args: Any, **kwargs: Any
+    ) -> Any:
+        deadline = time.monotonic() + wait_seconds_timeout
+        while True:
+            with SQS_LOCK:
+                got = receive(self, queue_name, count, 0, *args, **kwargs)
+            left = deadline - time.monotonic()
+            if got or left <= 0:
+                return got
+            self.get_queue(queue_name).wait_for_messages(left)
+
+    setattr(receive_message, _PATCHED, True)
+    return receive_message
 
 
 def serialize_dynamodb() -> None:

@@ -32,7 +32,7 @@ from werkzeug.wrappers import Request, Response
 from prepaid_local.apigateway import LOCAL_PRINCIPAL, gateway_answer
 from prepaid_local.bus_tap import BusTap
 from prepaid_local.clock import ProcessClock
-from prepaid_local.moto_serial import serialize_dynamodb
+from prepaid_local.moto_serial import serialize_moto
 from prepaid_local.moto_speed import speed_up_moto
 from prepaid_local.stack import Stack
 
@@ -133,7 +133,7 @@ def start(
     `deliver=False` leaves out the background delivery (streams, rules, schedules, queues): for a caller that
     drives the functions itself and wants no other work competing with it."""
     saved_env = dict(os.environ)
-    serialize_dynamodb()  # class-level patch of moto's backend, which the embedded server runs in this process
+    serialize_moto()  # class-level patches of moto's backends, which the embedded server runs in this process
     speed_up_moto()
     moto = _MotoServer(MOTO_HOST, moto_port, verbose=False)
     moto.start()
@@ -320,7 +320,7 @@ def _workers(stack: Stack, bus: BusTap) -> list[tuple[str, Callable[[], int], fl
         return done
 
     workers: list[tuple[str, Callable[[], int], float]] = [
-        ("prepaid-local-streams", stack.pump_streams, STREAM_POLL_INTERVAL),
+        ("prepaid-local-streams", partial(stack.pump_streams, batching_windows=True), STREAM_POLL_INTERVAL),
         ("prepaid-local-events", events, PUMP_INTERVAL),
     ]
     for logical, props in stack.event_sources("SQS"):
