@@ -236,6 +236,11 @@ class Stack:
             if event.get("Type") == kind
         ]
 
+    def batching_window(self, props: dict[str, Any]) -> float:
+        """An event source's `MaximumBatchingWindowInSeconds` (0 when unset), a template parameter's value if it
+        names one."""
+        return float(self.resolver.resolve(props.get("MaximumBatchingWindowInSeconds", 0)))
+
     def queue_url(self, arn: str) -> str:
         if arn not in self._queue_urls:  # a queue's URL never changes: one call per queue, not one per poll
             name = arn.rsplit(":", 1)[1]
@@ -325,7 +330,7 @@ class Stack:
         batch_size = int(props.get("BatchSize", 10))
         # A poller that waits (the local server's) gathers as Lambda does: from the first message until the batch
         # is full or the template's batching window has run out. A test's pump takes what is there.
-        window = float(props.get("MaximumBatchingWindowInSeconds", 0)) if wait_seconds else 0.0
+        window = self.batching_window(props) if wait_seconds else 0.0
         received = self._carried.pop((url, poller), [])
         window_ends = time.monotonic() + window if received else None
         while len(received) < batch_size:
@@ -608,7 +613,7 @@ class Stack:
     def _batch_ready(self, key: tuple[str, str], props: dict[str, Any], pending: int) -> bool:
         if pending >= int(props.get("BatchSize", 100)):
             return True
-        window = timedelta(seconds=float(props.get("MaximumBatchingWindowInSeconds", 0)))
+        window = timedelta(seconds=self.batching_window(props))
         return self._pending_since.get(key, self.clock.now()) + window <= self.clock.now()
 
     def _stream_failed(

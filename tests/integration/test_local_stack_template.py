@@ -196,6 +196,20 @@ def test_the_templates_batch_size_bounds_each_invocation(
     assert stack.api("GET", "/wallets/acme").body["balance"] == "75"
 
 
+def test_the_usage_queues_batching_window_is_the_templates_parameter(
+    template: Template, build: Callable[..., tuple[Stack, Seen]]
+) -> None:
+    # Given the template's usage window as a parameter, deployed with its default and then with another value
+    usage = template["Resources"]["IngestFunction"]["Properties"]["Events"]["Usage"]["Properties"]
+    assert usage["MaximumBatchingWindowInSeconds"] == {"Ref": "UsageBatchingWindow"}
+    default = template["Parameters"]["UsageBatchingWindow"]["Default"]
+    stack, _ = build(template)
+    # When the stack reads the window, Then it is the parameter's value
+    assert stack.batching_window(usage) == default
+    template["Parameters"]["UsageBatchingWindow"]["Default"] = 7
+    assert stack.batching_window(usage) == 7
+
+
 def test_a_waiting_poller_gathers_its_batch_over_the_templates_batching_window(
     template: Template, build: Callable[..., tuple[Stack, Seen]]
 ) -> None:

@@ -406,10 +406,15 @@ class DynamoWalletStore:
         if known:
             raise EventsAlreadyRecorded(known)
         layout, carried = self._layout(change)
-        owed, item, carrying = self._carrying(change, layout, (*carried, *items.change_ledger(change)))
+        owed, item, carrying, ahead = self._carrying(change, layout, carried, items.change_ledger(change))
         put: dict[str, Any] = {"TableName": self._table, "Item": item, **self._version_check(change)}
         if item_bytes(put["Item"]) > MAX_WALLET_BYTES:
             raise ChangeTooLarge()
+        if ahead:
+            # Entries the version this one replaces carries are committed: stored now as their page, they leave
+            # the wallet item with this put. Should the put fail, the page holds entries a wallet still carries,
+            # which readers list once, and the page written when they next leave has the same key and more.
+            self._put_all([items.ledger_page_item(ahead)])
         try:
             self._client.put_item(**put)
         except ClientError as error:
@@ -422,25 +427,32 @@ class DynamoWalletStore:
 
     @staticmethod
     def _carrying(
-        change: WalletChange, layout: items.CardLayout, ledger: tuple[items.Item, ...]
-    ) -> tuple[items.Owed, dict[str, Any], tuple[items.Item, ...]]:
-        """The wallet item to write, what it owes, and the ledger entries it carries: `ledger` (the entries the
-        version it replaces carried, and the change's) stays on the wallet while that costs the write no unit
-        more and they are few (`LEDGER_TAIL_ENTRIES`); else the wallet owes them, as one page item. Most
-        commits of a steady trickle so write no ledger item of their own."""
+        change: WalletChange, layout: items.CardLayout, carried: tuple[items.Item, ...], own: tuple[items.Item, ...]
+    ) -> tuple[items.Owed, dict[str, Any], tuple[items.Item, ...], tuple[items.Item, ...]]:
+        """The wallet item to write, what it owes, the ledger entries it carries, and those to store as a page
+        before it (`carried`, the entries of the version it replaces, when dropping them costs its write a unit
+        less). The entries (`carried`, then the change's `own`) stay on the wallet while that costs the write no
+        unit more and they are few (`LEDGER_TAIL_ENTRIES`); else the version's own entries stay and the carried
+        ones go ahead as a page; only a change with more entries than a tail holds owes them, as one page item.
+        Most commits of a steady trickle so write no ledger item of their own, and none writes a wallet item
+        over a KB for want of paging (a page it owed made the item, and the next one's write, cost a unit more)."""
         wallet = items.wallet_item(change.wallet, layout)
-        kept: tuple[items.Owed, dict[str, Any]] | None = None
-        if ledger and len(ledger) <= LEDGER_TAIL_ENTRIES:
-            kept_owed, kept_attribute = items.owed_of(change, ())
-            kept_item = to_attributes({**wallet, "owed": kept_attribute, "ledgerTail": items.ledger_tail(ledger)})
-            if write_units(kept_item) == 1:  # no write costs less: the paged item need not be built to compare
-                return kept_owed, kept_item, ledger
-            kept = kept_owed, kept_item
+        ledger = (*carried, *own)
+        if len(own) <= LEDGER_TAIL_ENTRIES:
+            plain_owed, plain = items.owed_of(change, ())
+
+            def carrying(entries: tuple[items.Item, ...]) -> dict[str, Any]:
+                return to_attributes({**wallet, "owed": plain, "ledgerTail": items.ledger_tail(entries)})
+
+            kept = carrying(ledger) if len(ledger) <= LEDGER_TAIL_ENTRIES else None
+            if kept is not None and (not carried or write_units(kept) == 1):
+                return plain_owed, kept, ledger, ()
+            lighter = carrying(own)
+            if kept is not None and write_units(kept) <= write_units(lighter):
+                return plain_owed, kept, ledger, ()
+            return plain_owed, lighter, own, carried
         owed, attribute = items.owed_of(change, ledger)
-        paged = to_attributes({**wallet, "owed": attribute})
-        if kept is not None and write_units(kept[1]) <= write_units(paged):
-            return *kept, ledger
-        return owed, paged, ()
+        return owed, to_attributes({**wallet, "owed": attribute}), (), ()
 
     def _drawn_before(self, change: WalletChange) -> list[RecordedEvent]:
         """The change's usage events that were drawn before: from the records read with the wallet, and what that
