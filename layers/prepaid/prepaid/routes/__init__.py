@@ -6,8 +6,6 @@ from functools import cache
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
-from prepaid.routes import cards, catalog, usage, wallets
-
 TITLE = "prepaid-credits"
 VERSION = "0.1.0"
 
@@ -16,6 +14,9 @@ VERSION = "0.1.0"
 def openapi_document() -> str:
     """One OpenAPI document for the API function's routes and the purchase function's (built once, from the
     routers' own types)."""
+    # imported here, not at the top: a function importing one router module must not pay for the others
+    from prepaid.routes import cards, catalog, usage, wallets
+
     documented = APIGatewayRestResolver(enable_validation=True)
     for router in (cards.router, wallets.router, catalog.router, usage.router):
         documented.include_router(router)
