@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
+from prepaid import assembly
+from prepaid.adapters import dynamodb
+from prepaid.application.wallets import PurchaseRequest
+from prepaid.domain.money import Money
 from prepaid_demo.catalog import DEMO_PRICE_BOOK
 from prepaid_local.apigateway import Gateway
 from prepaid_local.stack import Stack
@@ -171,3 +177,43 @@ def test_payment_and_void_inputs_are_refused_clearly(stack: Stack) -> None:
         (404, "card_not_found"),
     ]
     assert stack.api("GET", "/wallets/acme").body["balance"] == "10"
+
+
+class _WalletPutLost(Exception):
+    """The wallet put of a commit written wallet first never happened (its page, written ahead, did)."""
+
+
+class _LosesWalletPut:
+    """A DynamoDB client whose `put_item` (the wallet put of a commit written wallet first) never lands."""
+
+    def __init__(self, client: object) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._client, name)
+
+    def put_item(self, **_: object) -> None:
+        raise _WalletPutLost
+
+
+def test_a_page_written_ahead_by_a_commit_that_died_does_not_block_the_next_transaction(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a wallet carrying one ledger entry at most, so each commit stores the one before as a page first
+    monkeypatch.setattr(dynamodb, "LEDGER_TAIL_ENTRIES", 1)
+    price = {"amount": "1.00", "currency": "USD"}
+    for credits in ("10", "20"):
+        assert stack.api("POST", "/wallets/acme/purchases", {"credits": credits, "price": price}).status == 201
+    # and a purchase that stores that page, then dies before its wallet put
+    store = assembly.wallet_store()
+    client = store._client
+    monkeypatch.setattr(store, "_client", _LosesWalletPut(client))
+    with pytest.raises(_WalletPutLost):
+        assembly.wallet_service().purchase("acme", PurchaseRequest(Decimal("30"), Money(Decimal("1.00"), "USD")))
+    monkeypatch.setattr(store, "_client", client)
+    # When a purchase with an idempotency key (one transaction, writing the same page) follows
+    answer = stack.api("POST", "/wallets/acme/purchases", {"credits": "40", "price": price}, {"Idempotency-Key": "k1"})
+    # Then it is bought, and the ledger lists each purchase once
+    assert answer.status == 201, answer.body
+    entries = stack.api("GET", "/wallets/acme/ledger").body["entries"]
+    assert [e["credits"] for e in entries] == ["40", "20", "10"]

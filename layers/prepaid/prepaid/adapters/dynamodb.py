@@ -512,6 +512,11 @@ class DynamoWalletStore:
         transaction: list[dict[str, Any]] = [{"Put": put_wallet}]
         usage_indexes = []
         for item in owed.puts:
+            if item.get("itemType") == items.LEDGER_PAGE:
+                # Not conditional: a commit of the same version written wallet first may have stored this page
+                # ahead of its wallet put (the same entries under the same key, or fewer if it lost its race)
+                transaction.append({"Put": {"TableName": self._table, "Item": to_attributes(item)}})
+                continue
             put = self._new_item(item)
             if item["SK"] == items.EVENT_SK:
                 put["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"  # a duplicate is told by what is stored
