@@ -246,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--queue-seconds", type=int, default=20, help="seconds of usage-queue traffic (default 20)")
     parser.add_argument("--producers", type=int, default=4, help="usage-queue producer threads (default 4)")
     args = parser.parse_args(argv)
-    server = start(port=0, moto_port=0, seed=SEED)
+    server = start(port=0, moto_port=0, seed=SEED, stripe_port=0)
     # The functions' JSON logs and metric lines would bury the table: the logs at ERROR, the metric lines to nowhere
     # (Powertools prints them to stdout as it finds it). A failed request still shows: the server logs to stderr.
     logging.getLogger(os.environ["POWERTOOLS_SERVICE_NAME"]).setLevel(logging.ERROR)

@@ -8,17 +8,21 @@ again and reads only the wallet it names; nothing in the request can name anothe
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from dashboard_page import PAGE, PAGE_POLICY
 
 from prepaid import assembly
+from prepaid.config import payments_settings
 from prepaid.edge import wire
 from prepaid.edge.http import headers, json_response, resolver, serve
+from prepaid.edge.links import public_base_url
+from prepaid.edge.schemas import CheckoutBody, DecimalText
 
 logger = Logger()
 app = resolver(public=True)  # anyone with a link reaches it: refusals say their code, nothing more
@@ -45,6 +49,24 @@ def data() -> Response[Any]:
     shown = assembly.dashboard().data(_token())
     logger.append_keys(customer_id=shown.link.customer_id)
     return json_response(wire.dashboard_data(shown))
+
+
+@app.get("/dashboard/quote", include_in_schema=False)
+def quote(credits: Annotated[DecimalText, Query(description="credits to price")]) -> Response[Any]:
+    """The price of `credits` from the price book, as the page's "Buy credits" shows it while the customer types."""
+    return json_response(wire.quote(assembly.dashboard().quote(_token(), credits)))
+
+
+@app.post("/dashboard/checkout", include_in_schema=False)
+def checkout(body: CheckoutBody) -> Response[Any]:
+    """A pending card for the token's customer and the payment provider's page to pay it on; the customer comes
+    back to the dashboard (or to the deployment's own pages, when its settings name them)."""
+    settings, page = payments_settings(), f"{public_base_url(app.current_event.raw_event)}/dashboard"
+    success = settings.checkout_success_url or f"{page}#checkout=success"
+    cancel = settings.checkout_cancel_url or f"{page}#checkout=cancel"
+    result, hosted = assembly.dashboard().checkout(_token(), body.credits, success, cancel)
+    logger.append_keys(card_id=result.card.card_id)
+    return json_response(wire.checkout(result, hosted), HTTPStatus.CREATED)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)

@@ -27,7 +27,8 @@ header h1 { margin: 0; font-size: 20px; font-weight: 600; }
 header p { margin: 0; color: #c9d1e0; font-size: 13px; }
 main { max-width: 1180px; margin: 0 auto; padding: 24px 32px 48px; display: grid; gap: 20px;
   grid-template-columns: repeat(2, minmax(0, 1fr)); }
-section { background: var(--card); border: 1px solid var(--line); border-radius: 10px; padding: 18px 20px; }
+section { background: var(--card); border: 1px solid var(--line); border-radius: 10px; padding: 18px 20px;
+  min-width: 0; }
 section.wide { grid-column: 1 / -1; }
 h2 { margin: 0 0 12px; font-size: 15px; font-weight: 600; color: var(--muted); text-transform: uppercase;
   letter-spacing: .04em; }
@@ -40,10 +41,11 @@ h2 { margin: 0 0 12px; font-size: 15px; font-weight: 600; color: var(--muted); t
 table { width: 100%; border-collapse: collapse; font-variant-numeric: tabular-nums; }
 th, td { text-align: left; padding: 8px 10px; border-bottom: 1px solid var(--line); font-size: 14px; }
 th { color: var(--muted); font-weight: 600; font-size: 12px; text-transform: uppercase; letter-spacing: .04em; }
-td.num, th.num { text-align: right; }
+td.num, th.num { text-align: right; white-space: nowrap; }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px; font-weight: 600;
   background: #e6ecf5; color: var(--muted); }
 .badge.active { background: #dff3e8; color: var(--good); }
+.badge.pending { background: #e3ecfd; color: var(--accent); }
 .badge.expiring { background: #fdf0d9; color: var(--warn); }
 .badge.depleted, .badge.expired, .badge.voided { background: #f1f1f1; color: #777; }
 svg.chart { width: 100%; height: auto; display: block; }
@@ -69,8 +71,25 @@ ul.plain { margin: 8px 0 0; padding-left: 18px; color: var(--muted); font-size: 
   border-radius: 10px; padding: 28px 32px; }
 .error-box h1 { margin: 0 0 8px; font-size: 22px; }
 .error-box code { font-size: 14px; background: #f0f2f6; padding: 2px 6px; border-radius: 4px; }
+.scroll { overflow-x: auto; }  /* a wide table scrolls inside its section, never the page */
+form.buy { display: flex; flex-wrap: wrap; align-items: center; gap: 10px; margin-top: 10px; }
+form.buy input { font: inherit; width: 10em; max-width: 100%; padding: 7px 10px; border: 1px solid var(--line);
+  border-radius: 6px; }
+button { font: inherit; font-weight: 600; padding: 8px 16px; border: 0; border-radius: 6px; background: var(--accent);
+  color: #fff; cursor: pointer; }
+button:disabled { background: #9fb5e6; cursor: default; }
+#checkout-notice { grid-column: 1 / -1; border-left: 4px solid var(--accent); }
+#checkout-notice.cancel { border-left-color: var(--muted); }
+.error-text { color: var(--bad); }
 [hidden] { display: none !important; }
-@media (max-width: 800px) { main { grid-template-columns: 1fr; padding: 16px; } }
+@media (max-width: 800px) { main { grid-template-columns: minmax(0, 1fr); padding: 16px; } }
+@media (max-width: 480px) {
+  header { padding: 14px 16px; }
+  main { padding: 12px; gap: 12px; }
+  section { padding: 14px; }
+  .big { font-size: 34px; }
+  .stats { gap: 12px 20px; }
+}
 """
 
 SCRIPT = r"""
@@ -172,6 +191,7 @@ SCRIPT = r"""
 
   function renderCards(cards, expiring) {
     var body = $("cards").querySelector("tbody");
+    while (body.firstChild) { body.removeChild(body.firstChild); }
     var soon = {};
     expiring.forEach(function (e) { soon[e.cardId] = true; });
     cards.forEach(function (c) {
@@ -303,10 +323,93 @@ SCRIPT = r"""
       text("recommended-credits", amount(p.credits));
       text("recommended-price", p.price ? money(p.price) + " (" + amount(p.unitPrice) + " per credit)"
         : "price on request");
+      $("buy-recommended").onclick = function () { checkout(p.credits, $("buy-recommended")); };
+      $("buy-recommended").hidden = !p.price;
+      $("buy-credits").value = p.credits;
       $("recommendation-none").hidden = true;
     } else {
       rec.setAttribute("data-credits", "0");
       $("recommendation-some").hidden = true;
+    }
+  }
+
+  // -- buying: a live quote from the price book, then the payment provider's checkout page --------------------
+  function call(method, path, body) {
+    return fetch(path, {
+      method: method, cache: "no-store", credentials: "omit", referrerPolicy: "no-referrer",
+      headers: {"Authorization": "Bearer " + token, "Accept": "application/json", "Content-Type": "application/json"},
+      body: body === undefined ? undefined : JSON.stringify(body)
+    }).then(function (response) {
+      return response.json().then(function (answer) { return {status: response.status, body: answer}; });
+    });
+  }
+  function problem(answer) {
+    var e = answer.body && answer.body.error ? answer.body.error : {};
+    return e.message || e.code || ("error " + answer.status);
+  }
+  var quoting = null;
+  function quote() {
+    var credits = $("buy-credits").value.trim();
+    var shown = $("buy-quote");
+    if (!/^[0-9]+(\.[0-9]+)?$/.test(credits) || /^0+(\.0+)?$/.test(credits)) {
+      shown.textContent = "enter a number of credits";
+      shown.className = "note error-text";
+      $("buy").disabled = true;
+      return;
+    }
+    var asked = quoting = credits;
+    call("GET", "dashboard/quote?credits=" + encodeURIComponent(credits)).then(function (answer) {
+      if (asked !== quoting) { return; }  // the customer typed on: an older answer is not shown
+      var ok = answer.status === 200;
+      shown.textContent = ok ? money(answer.body.price) + " (" + amount(answer.body.unitPrice) + " per credit)"
+        : problem(answer);
+      shown.className = ok ? "value" : "note error-text";
+      shown.setAttribute("data-amount", ok ? answer.body.price.amount : "");
+      $("buy").disabled = !ok;
+    });
+  }
+  function checkout(credits, button) {
+    button.disabled = true;
+    $("buy-error").textContent = "";
+    call("POST", "dashboard/checkout", {credits: credits}).then(function (answer) {
+      if (answer.status === 201) { window.location.assign(answer.body.checkoutUrl); return; }
+      $("buy-error").textContent = problem(answer);
+      button.disabled = false;
+    });
+  }
+  var timer = null;
+  $("buy-credits").addEventListener("input", function () {
+    clearTimeout(timer);
+    timer = setTimeout(quote, 250);
+  });
+  $("buy-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    checkout($("buy-credits").value.trim(), $("buy"));
+  });
+
+  // Back from the checkout page: the card waits for the payment's confirmation, which comes to the backend from
+  // the provider; the wallet is read again until no card is pending (or a minute has passed).
+  function watchPending(left) {
+    call("GET", "dashboard/data").then(function (answer) {
+      if (answer.status !== 200) { return; }
+      renderSummary(answer.body);
+      renderCards(answer.body.wallet.cards, answer.body.forecast.expiringUnused);
+      var pending = answer.body.wallet.cards.some(function (c) { return c.status === "pending"; });
+      document.body.setAttribute("data-pending", pending ? "yes" : "no");
+      if (pending && left > 0) { setTimeout(function () { watchPending(left - 1); }, 1000); }
+      else if (!pending) { text("checkout-message", "Payment confirmed: your credits are in the balance."); }
+    });
+  }
+  function showCheckout(outcome) {
+    var notice = $("checkout-notice");
+    notice.hidden = false;
+    notice.setAttribute("data-outcome", outcome);
+    if (outcome === "cancel") {
+      notice.className = "cancel";
+      text("checkout-message", "Checkout cancelled: nothing was charged and nothing was added.");
+    } else {
+      text("checkout-message", "Payment received. Your credits are added as soon as it is confirmed.");
+      watchPending(60);
     }
   }
 
@@ -315,6 +418,7 @@ SCRIPT = r"""
     renderCards(data.wallet.cards, data.forecast.expiringUnused);
     renderUsage(data.usage);
     renderForecast(data.forecast);
+    quote();
     $("content").hidden = false;
     $("loading").hidden = true;
     document.body.setAttribute("data-state", "ready");
@@ -335,7 +439,9 @@ SCRIPT = r"""
 
   // The link carries the token in its fragment, which no request sends: it stays out of every server's logs. It
   // leaves the address bar and the history at once (a tab's session keeps it, for a reload, until the tab closes).
-  var token = new URLSearchParams(window.location.hash.slice(1)).get("token") || "";
+  var fragment = new URLSearchParams(window.location.hash.slice(1));
+  var token = fragment.get("token") || "";
+  var outcome = fragment.get("checkout");
   try {
     if (token) { window.sessionStorage.setItem("dashboard-token", token); }
     else { token = window.sessionStorage.getItem("dashboard-token") || ""; }
@@ -348,7 +454,10 @@ SCRIPT = r"""
     cache: "no-store", credentials: "omit", referrerPolicy: "no-referrer"
   }).then(function (response) {
     return response.json().then(function (body) {
-      if (response.status === 200) { render(body); } else { fail(response.status, body.error || {}); }
+      if (response.status === 200) {
+        render(body);
+        if (outcome === "success" || outcome === "cancel") { showCheckout(outcome); }
+      } else { fail(response.status, body.error || {}); }
     });
   }).catch(function (error) {
     fail(0, {code: "unavailable", message: String(error)});
@@ -368,6 +477,7 @@ BODY = """
   <p id="error-message"></p>
 </div>
 <main id="content" hidden>
+  <section id="checkout-notice" hidden role="status"><b id="checkout-message"></b></section>
   <section id="summary">
     <h2>Balance</h2>
     <div><span id="balance" class="big"></span><span class="unit">credits</span></div>
@@ -382,16 +492,30 @@ BODY = """
     <div id="recommendation-some">
       <div><span id="recommended-credits" class="big"></span><span class="unit">credits</span></div>
       <p class="note">for <b id="recommended-price"></b>, to cover the next 30 days at the projected burn rate</p>
+      <p><button id="buy-recommended" type="button" hidden>Buy these credits</button></p>
     </div>
     <p id="recommendation-none" class="note">Your credits cover the next 30 days at the projected burn rate.</p>
   </section>
+  <section id="buy-section" class="wide">
+    <h2>Buy credits</h2>
+    <form id="buy-form" class="buy">
+      <label for="buy-credits">Credits</label>
+      <input id="buy-credits" name="credits" inputmode="decimal" autocomplete="off" value="1000">
+      <span id="buy-quote" class="value"></span>
+      <button id="buy" type="submit" disabled>Buy</button>
+    </form>
+    <p id="buy-error" class="note error-text" role="alert"></p>
+    <p class="note">Priced by the price book's volume tiers; you pay on the payment provider's page.</p>
+  </section>
   <section id="cards-section" class="wide">
     <h2>Credit cards</h2>
+    <div class="scroll">
     <table id="cards">
       <thead><tr><th>Source</th><th class="num">Credits</th><th class="num">Remaining</th><th class="num">Price</th>
         <th>Effective</th><th>Expires</th><th>Status</th></tr></thead>
       <tbody></tbody>
     </table>
+    </div>
     <p id="cards-empty" class="note" hidden>No live cards.</p>
   </section>
   <section id="usage-section" class="wide">

@@ -22,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=3000, help="API port (default 3000; 0 picks a free one)")
     parser.add_argument("--moto-port", type=int, default=4566, help="moto's port (default 4566; 0 picks a free one)")
     parser.add_argument(
+        "--stripe-port", type=int, default=12111, help="the Stripe stand-in's port (default 12111; 0 picks a free one)"
+    )
+    parser.add_argument(
         "--seed",
         nargs="?",
         type=Path,
@@ -45,13 +48,15 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     try:
-        server = start(args.host, args.port, args.moto_port, seed=args.seed)
+        server = start(args.host, args.port, args.moto_port, seed=args.seed, stripe_port=args.stripe_port)
     except OSError as error:
         print(f"prepaid_local: cannot start: {error}", file=sys.stderr)
         return 1
     except SystemExit:
         # werkzeug has printed why (a port in use) and exits; add which flags choose other ports
-        print("prepaid_local: cannot start; choose other ports with --port / --moto-port", file=sys.stderr)
+        print(
+            "prepaid_local: cannot start; choose other ports with --port / --moto-port / --stripe-port", file=sys.stderr
+        )
         return 1
     print(banner(server), flush=True)
     stopping.wait()

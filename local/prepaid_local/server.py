@@ -35,6 +35,7 @@ from prepaid_local.clock import ProcessClock
 from prepaid_local.moto_serial import serialize_moto
 from prepaid_local.moto_speed import speed_up_moto
 from prepaid_local.stack import Stack
+from prepaid_local.stripe_standin import StripeStandIn
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -49,6 +50,7 @@ PUMP_INTERVAL = 0.2  # seconds between polls of the bus's rules and the schedule
 STREAM_POLL_INTERVAL = 0.1  # the same for the table's stream (Lambda polls a shard about 4 times a second)
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 LOCAL_EVENTS_PATH = "/_local/events"  # not an API route: what went through the bus, for people trying it out
+STRIPE_WEBHOOK_PATH = "/payments/stripe/webhook"
 LOCAL_CLOCK_PATH = "/_local/clock"  # not an API route: read or move the local clock (schedules, expiry, grants)
 # Settings that could point a handler's boto3 client anywhere but the embedded moto (a profile, real keys,
 # a per-service endpoint, endpoints in ~/.aws/config); they are removed while the local stack runs.
@@ -70,9 +72,11 @@ class LocalServer:
         url: str,
         moto_url: str,
         saved_env: dict[str, str],
+        stripe: StripeStandIn,
         deliver: bool = True,
     ) -> None:
         self.stack = stack
+        self.stripe = stripe
         self.url = url
         self.moto_url = moto_url
         self.seeded: Path | None = None  # the seed file sent through the API at start
@@ -100,6 +104,7 @@ class LocalServer:
             return
         self._stopped = True
         self._stopping.set()
+        self.stripe.stop()
         self._http.shutdown()
         for thread in self._threads:
             thread.join(timeout=10)  # a pump mid-batch finishes it; a stuck handler must not hang the exit
@@ -127,11 +132,13 @@ def start(
     moto_port: int = 4566,
     seed: Path | None = None,
     deliver: bool = True,
+    stripe_port: int = 12111,
 ) -> LocalServer:
     """Start moto, create the stack in it, and serve the API; port 0 picks a free port. Returns once serving.
     `seed`: a JSON file of requests (`method`, `path`, `body`) sent through the API first, as a user would.
     `deliver=False` leaves out the background delivery (streams, rules, schedules, queues): for a caller that
-    drives the functions itself and wants no other work competing with it."""
+    drives the functions itself and wants no other work competing with it. `stripe_port`: the Stripe stand-in's
+    (the payments secret holds its keys, and the stripe library is pointed at it)."""
     saved_env = dict(os.environ)
     serialize_moto()  # class-level patches of moto's backends, which the embedded server runs in this process
     speed_up_moto()
@@ -157,12 +164,18 @@ def start(
             return boto3.client(service, region_name=REGION)  # type: ignore[call-overload]
 
         stack = Stack(clients, clock=clock, raise_failures=False)
+        stripe = StripeStandIn(host=MOTO_HOST, port=stripe_port)
+        stripe.start()
+        connect_stripe(stack, stripe)
         stack.cold_start()
         if seed is not None:
             _seed(stack, seed)
         bus = BusTap(stack.clients, stack.name("EventBus"))
         http = make_server(host, port, _ApiGateway(stack, bus), threaded=True, request_handler=_AccessLog)
+        stripe.webhook_url = f"http://{host}:{http.server_port}{STRIPE_WEBHOOK_PATH}"
     except BaseException:
+        if "stripe" in locals():
+            stripe.stop()
         moto.stop()
         if in_process_started:
             in_process.stop(remove_data=False)
@@ -179,6 +192,7 @@ def start(
         url=url,
         moto_url=moto_url,
         saved_env=saved_env,
+        stripe=stripe,
         deliver=deliver,
     )
     server.seeded = seed
@@ -199,6 +213,7 @@ prepaid-credits is running locally (real handlers, embedded moto)
 
   API          {server.url}   unsigned requests act as {LOCAL_PRINCIPAL["userArn"]}
   moto (AWS)   {server.moto_url}
+  Stripe       {server.stripe.url}   (a stand-in: customers cus_demo pays, cus_declined is declined)
   table        {table}
   event bus    {bus}
   catalog      {price_book}
@@ -259,6 +274,15 @@ class _MotoServer(ThreadedMotoServer):
         super().start()
         if self.error is not None:
             raise self.error
+
+
+def connect_stripe(stack: Stack, stripe: StripeStandIn) -> None:
+    """Payments on, through the stand-in: its keys in the payments secret, the stripe library pointed at it."""
+    keys = {"apiKey": stripe.api_key, "webhookSecret": stripe.webhook_secret}
+    stack.clients("secretsmanager").put_secret_value(
+        SecretId=stack.name("PaymentsSecret"), SecretString=json.dumps(keys)
+    )
+    os.environ["STRIPE_API_BASE"] = stripe.url
 
 
 def _reset_moto(moto_url: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -14,3 +15,12 @@ from support.outside import local_server
 def server() -> Iterator[LocalServer]:
     with local_server() as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """Debian's Chromium: `make browser` (which `make test` runs) installs it; missing, the browser tests fail."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        pytest.fail("chromium is not installed: run `make browser` (apt-get install chromium)")
+    return found

@@ -7,7 +7,6 @@ which `make test` runs): a missing browser fails these tests, it does not skip t
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from PIL import Image
 
 from prepaid_demo.catalog import DEMO_RATE_CARD
 from prepaid_local.server import LocalServer
+from support.browser import CHROMIUM_FLAGS
 from support.outside import call, local_server
 from support.waiting import eventually
 
@@ -36,14 +36,6 @@ def z(instant: datetime) -> str:
 
 def rate(meter: str) -> Decimal:
     return Decimal(DEMO_RATE_CARD["meters"][meter]["creditsPerUnit"])
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        pytest.fail("chromium is not installed: run `make browser` (apt-get install chromium)")
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -112,17 +104,7 @@ def browse(chromium: str, url: str, *action: str) -> str:
     with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
         command = [
             chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-extensions",
-            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-            "--proxy-server=http://127.0.0.1:9",  # a dead proxy for anything not on loopback
+            *CHROMIUM_FLAGS,
             f"--user-data-dir={profile}",
             "--virtual-time-budget=5000",
             *action,
@@ -208,7 +190,11 @@ def test_the_dashboard_renders_the_wallet_in_chromium(
 
     # Then the page rendered its data (not an error) and requested nothing but itself and its data route
     assert dom.all("body")[0].attrs.get("data-state") == "ready", dom.by_id("error").text
-    assert seen == ["DashboardFunction /dashboard", "DashboardFunction /dashboard/data"]
+    assert seen == [
+        "DashboardFunction /dashboard",
+        "DashboardFunction /dashboard/data",
+        "DashboardFunction /dashboard/quote",
+    ]
     wallet = call(server, "GET", f"/wallets/{CUSTOMER}")[1]
     forecast = call(server, "GET", f"/wallets/{CUSTOMER}/forecast", None)[1]
     assert dom.by_id("customer").text == CUSTOMER

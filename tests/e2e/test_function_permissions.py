@@ -20,6 +20,7 @@ import json
 import re
 import socket
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -186,6 +187,7 @@ PLATFORM_ACTIONS |= {"dynamodb:ListStreams"}
 def forget_cached_reads() -> None:
     """What the composition root read and keeps for an environment's lifetime: read again by the next function."""
     assembly._signing_secret.cache_clear()
+    assembly._payments_secret.cache_clear()
     assembly.forget_rate_card()
     assembly.alerting.cache_clear()
 
@@ -358,6 +360,38 @@ def read_everything(server: LocalServer) -> None:
     assert status == 200, report
 
 
+def pay_with_stripe(server: LocalServer) -> None:
+    """A purchase charged through Stripe, and a customer's checkout on the dashboard paid on the stand-in's page,
+    whose events reach the Stripe webhook."""
+    charged = {"credits": "100", "payment": {"collect": "stripe", "stripeCustomer": "cus_demo"}}
+    status, answer = call(server, "POST", f"/wallets/{DEMO_CUSTOMER}/purchases", charged)
+    assert status == 201, answer
+    status, link = call(server, "POST", f"/wallets/{DEMO_CUSTOMER}/dashboard-links", {"ttlSeconds": 900})
+    assert status == 201, link
+    bearer = f"Bearer {link['token']}"
+    status, checkout = call(server, "POST", "/dashboard/checkout", {"credits": "100"}, Authorization=bearer)
+    assert status == 201, checkout
+    session = checkout["checkoutUrl"].rsplit("/", 1)[1]
+    paid = urllib.request.Request(f"{server.stripe.url}/checkout/{session}/pay", data=b"", method="POST")
+    with contextlib.suppress(urllib.error.HTTPError):  # the page sends the browser back: a redirect, not followed
+        _NO_REDIRECT.open(paid, timeout=PATIENCE_SECONDS).close()
+
+    def activated() -> bool:
+        """Stripe's event activated the checkout's card"""
+        cards = call(server, "GET", f"/wallets/{DEMO_CUSTOMER}")[1]["cards"]
+        return any(c["cardId"] == checkout["card"]["cardId"] and c["status"] == "active" for c in cards)
+
+    eventually(activated)
+
+
+class _Unredirected(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *_: Any) -> None:
+        return None
+
+
+_NO_REDIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}), _Unredirected())
+
+
 def revenue_batch_again(server: LocalServer, delivered: list[dict[str, Any]]) -> None:
     """A revenue batch Lambda delivers again (the function died after its transaction): it reads the guards it
     finds moved, and adds nothing."""
@@ -418,11 +452,13 @@ def test_every_aws_call_a_function_makes_is_allowed_by_its_role_and_needs_all_it
             # When the demo's story runs (usage by HTTP and SQS, alerts to webhooks, an auto-recharge, a promotion
             # that expires on its schedule), another customer voids a card, misses an alert, sends a late event and
             # gets a recurring grant, poison messages are dead-lettered, the dashboard and the API's reports are
-            # read, and a revenue batch is delivered again
+            # read, a purchase is charged through Stripe and a checkout paid on its page, and a revenue batch is
+            # delivered again
             play_the_demo(server)
             second_customer(server, recorder)
             poison(server, recorder)
             read_everything(server)
+            pay_with_stripe(server)
             eventually(all_ran)
             eventually(lambda: quiet(recorder))  # what is still under way is recorded too
             revenue_batch_again(server, revenue_batches)

@@ -222,6 +222,13 @@ def _dashboard_page(stack: Stack, event: Event, body: Any) -> None:
     assert "location.hash" in body
 
 
+def _stripe_event_refused(stack: Stack, event: Event, body: Any) -> None:
+    # the sample's signature is not made with this stack's webhook secret (Stripe makes it with the endpoint's):
+    # the stripe library refuses it before the event is read, and no card changes
+    assert body["error"]["code"] == "webhook_refused"
+    assert stack.api("GET", f"/wallets/{sent_body(event)['data']['object']['metadata']['customerId']}").status == 404
+
+
 @dataclass(frozen=True)
 class ApiCase:
     status: int
@@ -242,6 +249,7 @@ API_CASES: dict[str, ApiCase] = {
     "api_dashboard_link": ApiCase(201, _funded_wallet, _dashboard_link),
     # the token in a static file cannot be signed with the stack's secret, generated when the stack is made
     "dashboard_page": ApiCase(200, check=_dashboard_page, content_type="text/html"),
+    "stripe_webhook_event": ApiCase(400, check=_stripe_event_refused),
 }
 STREAM_CASES = {"publisher_outbox_insert"}
 # SQS samples: their shapes and runs through their handlers are in test_local_event_shapes.py and test_alerting.py

@@ -29,8 +29,15 @@ BUILD_PARENT = ROOT / ".aws-sam" / "test-build"
 # What ApiFunction must never be able to do to the table: its writes are conditional puts in transactions.
 FORBIDDEN_API_ACTIONS = ("dynamodb:DeleteItem", "dynamodb:Scan", "dynamodb:DeleteTable", "dynamodb:UpdateTable")
 # The only routes without IAM: the customer dashboard, whose signed, expiring token is the credential (checked by
-# DashboardFunction on every request; tests/integration/test_dashboard.py).
-PUBLIC_ROUTES = {("/dashboard", "GET"), ("/dashboard/data", "GET")}
+# DashboardFunction on every request; tests/integration/test_dashboard.py), and Stripe's webhook, whose signature
+# with the endpoint's secret is (checked by the stripe library; tests/integration/test_stripe_payments.py).
+PUBLIC_ROUTES = {
+    ("/dashboard", "GET"),
+    ("/dashboard/data", "GET"),
+    ("/dashboard/quote", "GET"),
+    ("/dashboard/checkout", "POST"),
+    ("/payments/stripe/webhook", "POST"),
+}
 # Managed policies SAM attaches by default (logs; X-Ray with Tracing: Active; the stream poller's read access).
 ALLOWED_MANAGED_POLICIES = {
     "ApiFunction": {
@@ -48,7 +55,7 @@ def cfn() -> Template:
 # -- API Gateway -------------------------------------------------------------------------------------------------
 
 
-def test_every_api_method_but_options_and_the_dashboard_requires_iam(cfn: Template) -> None:
+def test_every_api_method_but_options_the_dashboard_and_stripes_webhook_requires_iam(cfn: Template) -> None:
     # Given the REST APIs after the transform (SAM writes their methods into the OpenAPI Body, and any
     # AWS::ApiGateway::Method resource carries its own AuthorizationType)
     methods: list[tuple[str, str, str | None]] = []
@@ -66,7 +73,7 @@ def test_every_api_method_but_options_and_the_dashboard_requires_iam(cfn: Templa
     # Then every one of them (CORS preflights aside) is authorized by SigV4, and none is missing
     declared = [e for f in function_ids() for e in load()["Resources"][f]["Properties"].get("Events", {}).values()]
     assert len([m for m in methods if m[1].upper() != "OPTIONS"]) == sum(e["Type"] == "Api" for e in declared)
-    # but the customer dashboard's routes, which have no authorizer at all (SAM's `NONE`)
+    # but the customer dashboard's routes and Stripe's webhook, which have no authorizer at all (SAM's `NONE`)
     public = [m for m in methods if m[1].upper() != "OPTIONS" and m[2] != "AWS_IAM"]
     assert {(m[0].split(" ", 1)[1], m[1].upper()) for m in public} == PUBLIC_ROUTES
     assert {m[2] for m in public} == {str({"NONE"})}
@@ -137,14 +144,21 @@ def test_the_api_function_cannot_delete_or_scan_the_table(cfn: Template) -> None
     assert set(role["Properties"].get("ManagedPolicyArns", [])) <= ALLOWED_MANAGED_POLICIES["ApiFunction"]
 
 
-def test_the_dashboard_function_only_reads_wallets_usage_and_the_price_book(cfn: Template) -> None:
+def test_the_dashboard_function_reads_and_writes_no_more_than_a_pending_card(cfn: Template) -> None:
     # Given every statement of DashboardFunction's role (it answers requests without IAM)
     role = role_of(cfn, "DashboardFunction")
     allowed = [s for s in statements(role, cfn) if s.get("Effect") == "Allow"]
     table = [s for s in allowed if any(str(a).startswith("dynamodb:") for a in listed(s.get("Action", [])))]
-    # Then its table access is GetItem and Query, on wallet, hourly-usage and catalog items only
-    assert [sorted(listed(s["Action"])) for s in table] == [["dynamodb:GetItem", "dynamodb:Query"]]
+    # Then it reads wallet, hourly-usage and catalog items, and writes only what a purchase commits (a checkout's
+    # pending card), exactly as the purchase function's role words it
+    assert sorted(listed(table[0]["Action"])) == ["dynamodb:GetItem", "dynamodb:Query"]
     assert table[0]["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["W#*", "A#*", "CATALOG"]}}
+    purchase = [
+        s
+        for s in statements(role_of(cfn, "PurchaseFunction"), cfn)
+        if s.get("Sid") in ("Commit", "WriteWhatChangesOwe")
+    ]
+    assert table[1:] == purchase
     # And it reads the signing secret, nothing else of Secrets Manager, and nothing beyond SAM's managed policies
     secrets = [a for s in allowed for a in listed(s.get("Action", [])) if str(a).startswith("secretsmanager:")]
     assert set(secrets) <= {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}

@@ -33,7 +33,7 @@ def moto_server() -> Iterator[LocalServer]:
     """The local stack on free ports: moto serialized per request, resources from template.yaml. Nothing is
     delivered in the background: the workers call the functions themselves, and a pump publishing their
     outbox would only compete with them (and with moto, in this process) for the CPU."""
-    server = start(port=0, moto_port=0, deliver=False)
+    server = start(port=0, moto_port=0, deliver=False, stripe_port=0)
     try:
         yield server
     finally:

@@ -48,7 +48,7 @@ def local_server(seed: bool = False, deliver: bool = True) -> Iterator[LocalServ
     """`make local`'s server on free ports, for one test module. On the way out it checks that nothing of the
     server stays behind: the rest of the suite runs on in-process mock_aws, in real time."""
     before = dict(os.environ)
-    running = start(port=0, moto_port=0, seed=SEED if seed else None, deliver=deliver)
+    running = start(port=0, moto_port=0, seed=SEED if seed else None, deliver=deliver, stripe_port=0)
     try:
         yield running
     finally:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
@@ -39,12 +39,17 @@ from prepaid.config import (
     alerting_settings,
     bus_settings,
     lifecycle_settings,
+    payments_settings,
     signing_settings,
     table_settings,
     usage_settings,
     webhook_url_settings,
 )
 from prepaid.domain.alerts import Backoff
+
+if TYPE_CHECKING:
+    from prepaid.adapters.stripe_payments import StripeEvents, StripeGateway, StripeKeys
+    from prepaid.application.payments import Payments
 
 LEDGER_CURSOR = "ledger-cursor"  # the purpose a ledger cursor is signed for
 
@@ -182,7 +187,7 @@ def dashboard_links() -> DashboardLinks:
 
 @cache
 def dashboard() -> Dashboard:
-    return Dashboard(dashboard_links(), wallet_service(), usage_series(), forecasts())
+    return Dashboard(dashboard_links(), wallet_service(), usage_series(), forecasts(), payments)
 
 
 @cache
@@ -210,6 +215,55 @@ def credit_lifecycle(schedule_target_arn: str | None = None) -> CreditLifecycle:
         committed=store,
         warn_before=settings.expiring_soon_before,
     )
+
+
+# -- payments (the stripe library is imported by the functions that take payments only: it costs a cold start) -------
+
+
+@cache
+def _payments_secret() -> SecretValue | None:
+    arn = payments_settings().secret_arn
+    return SecretValue(arn, max_age=300) if arn else None
+
+
+def stripe_keys() -> StripeKeys:
+    """The Stripe keys from Secrets Manager (cached five minutes, so keys put there reach every function soon);
+    empty when this deployment has none."""
+    from prepaid.adapters.stripe_payments import StripeKeys
+
+    secret = _payments_secret()
+    return StripeKeys.from_secret(secret()) if secret else StripeKeys("", "")
+
+
+@cache
+def _stripe_gateway(api_key: str) -> StripeGateway:
+    import stripe
+
+    from prepaid.adapters.stripe_payments import StripeGateway
+
+    api_base = payments_settings().stripe_api_base
+    client = stripe.StripeClient(api_key, base_addresses={"api": api_base} if api_base else None)
+    return StripeGateway(client)
+
+
+def payment_gateway() -> StripeGateway | None:
+    """Stripe, when the deployment has an API key; None: payments off."""
+    api_key = stripe_keys().api_key
+    return _stripe_gateway(api_key) if api_key else None
+
+
+@cache
+def payments() -> Payments:
+    from prepaid.application.payments import Payments
+
+    return Payments(wallet_service(), payment_gateway)
+
+
+@cache
+def stripe_events() -> StripeEvents:
+    from prepaid.adapters.stripe_payments import StripeEvents
+
+    return StripeEvents(lambda: stripe_keys().webhook_secret)
 
 
 @cache

@@ -98,3 +98,20 @@ class AlertingSettings(Settings):
 @cache
 def alerting_settings() -> AlertingSettings:
     return AlertingSettings.model_validate(dict(os.environ))
+
+
+class PaymentsSettings(Settings):
+    # The Stripe secret (`{"apiKey", "webhookSecret"}`), created by the template with empty values: payments off
+    # until the deployer puts the keys in it.
+    secret_arn: str = Field(alias="PAYMENTS_SECRET_ARN", default="")
+    # Where the stripe library sends its requests; empty: Stripe's own API. The local stack points it at its
+    # stand-in; the template never sets it.
+    stripe_api_base: str = Field(alias="STRIPE_API_BASE", default="")
+    # Where a customer lands after paying on (or leaving) the checkout page; empty: back on the dashboard.
+    checkout_success_url: str = Field(alias="CHECKOUT_SUCCESS_URL", default="", pattern=r"^(https?://\S+)?$")
+    checkout_cancel_url: str = Field(alias="CHECKOUT_CANCEL_URL", default="", pattern=r"^(https?://\S+)?$")
+
+
+@cache
+def payments_settings() -> PaymentsSettings:
+    return PaymentsSettings.model_validate(dict(os.environ))

@@ -152,6 +152,7 @@ def _payment_item(payment: Payment) -> Item:
         "collect": payment.collect.value,
         "stripeCustomer": payment.stripe_customer,
         "paymentMethod": payment.payment_method,
+        "reference": payment.reference,
     }
     return {k: v for k, v in item.items() if v is not None}
 
@@ -163,6 +164,7 @@ def _payment(item: Item | None) -> Payment | None:
         collect=Collect(item["collect"]),
         stripe_customer=item.get("stripeCustomer"),
         payment_method=item.get("paymentMethod"),
+        reference=item.get("reference"),
     )
 
 

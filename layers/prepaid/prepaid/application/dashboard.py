@@ -11,16 +11,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from decimal import Decimal
+from typing import TYPE_CHECKING, Protocol
 
 from prepaid.application.forecasting import Forecasts, ForecastView
 from prepaid.application.ports import Clock
 from prepaid.application.signing import Signer
 from prepaid.application.usage_series import Granularity, SeriesQuery, UsageSeries, UsageSeriesView
-from prepaid.application.wallets import WalletService, WalletView, check_customer_id
+from prepaid.application.wallets import PricedQuote, WalletService, WalletView, check_customer_id
 from prepaid.domain.errors import InvalidRequest, InvalidToken, TokenExpired, TokenMissing, WalletNotFound
 from prepaid.domain.rules import CUSTOMER_ID
 from prepaid.domain.text import instant
+
+if TYPE_CHECKING:
+    from prepaid.application.payments import CheckoutPage, Payments
+    from prepaid.application.ports import CardResult
 
 PURPOSE = "dashboard"
 DEFAULT_TTL_SECONDS = 15 * 60
@@ -102,11 +107,31 @@ class DashboardLinks:
 class Dashboard:
     """What the dashboard page reads, for the one wallet its token names (the existing read use cases, combined)."""
 
-    def __init__(self, links: DashboardLinks, wallets: WalletService, usage: UsageSeries, forecasts: Forecasts) -> None:
+    def __init__(
+        self,
+        links: DashboardLinks,
+        wallets: WalletService,
+        usage: UsageSeries,
+        forecasts: Forecasts,
+        payments: Callable[[], Payments],
+    ) -> None:
         self._links = links
         self._wallets = wallets
         self._usage = usage
         self._forecasts = forecasts
+        self._payments = payments  # built on use: only a checkout needs the payment provider
+
+    def quote(self, token: str | None, credits: Decimal) -> PricedQuote:
+        """The price book's price of `credits`, for a customer about to buy them."""
+        self._links.open(token)
+        return self._wallets.priced_quote(credits)
+
+    def checkout(
+        self, token: str | None, credits: Decimal, success_url: str, cancel_url: str
+    ) -> tuple[CardResult, CheckoutPage]:
+        """The token's customer buys `credits` on the payment provider's page: a pending card until paid."""
+        link = self._links.open(token)
+        return self._payments().checkout(link.customer_id, credits, success_url, cancel_url)
 
     def data(self, token: str | None) -> DashboardData:
         """The wallet as its customer sees it, usage per meter per day over the last 30 days, and the 30-day

@@ -22,14 +22,13 @@ from prepaid.application.ports import (
     WalletStore,
 )
 from prepaid.application.retry import RetryPolicy
-from prepaid.domain.card import DEFAULT_PRIORITY, Card, CardSource, CardStatus, Collect, Payment
+from prepaid.domain.card import DEFAULT_PRIORITY, Card, CardSource, CardStatus, Payment
 from prepaid.domain.errors import (
     CardNotActivatable,
     CardNotFound,
     CardNotVoidable,
     IdempotencyKeyReused,
     InvalidRequest,
-    PaymentsUnavailable,
     PriceBookMissing,
     RateCardMissing,
     WalletNotFound,
@@ -74,9 +73,19 @@ class PurchaseRequest:
             "priority": self.priority,
             "source": self.source.value,
             "effectiveAt": optional_instant(self.effective_at),
-            "payment": dataclasses.astuple(self.payment) if self.payment else None,
+            "payment": self._payment_terms(),
         }
         return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+
+    def _payment_terms(self) -> list[str | None] | None:
+        """What the request says of its payment (a provider's reference comes later, never from the request)."""
+        if self.payment is None:
+            return None
+        return [self.payment.collect.value, self.payment.stripe_customer, self.payment.payment_method]
+
+
+def _as_is(card: Card) -> Card:
+    return card
 
 
 # How a new card joins a wallet: the outcome to commit, or None to buy nothing.
@@ -142,8 +151,6 @@ class WalletService:
         if request.expires_at is not None and request.expires_in is not None:
             raise InvalidRequest(field="expiresIn", reason="exclusive_with_expiresAt")
         self._lifetime(request, self._clock())
-        if request.payment is not None and request.payment.collect is not Collect.MANUAL:
-            raise PaymentsUnavailable(collect=request.payment.collect.value)
         fingerprint = request.fingerprint()
         if idempotency_key is not None:
             replay = self._replay(customer_id, idempotency_key, fingerprint)
@@ -209,16 +216,16 @@ class WalletService:
 
     # -- other changes -----------------------------------------------------------------------------------------
 
-    def activate(self, customer_id: str, card_id: str) -> CardResult:
-        """A pending card is paid (e.g. its invoice): it joins the balance. Activating it again answers the same and
-        changes nothing."""
+    def activate(self, customer_id: str, card_id: str, reference: str | None = None) -> CardResult:
+        """A pending card is paid (e.g. its invoice; `reference`: the payment at its provider): it joins the
+        balance. Activating it again answers the same and changes nothing."""
 
         def ended(card: Card) -> Card:
             if card.status is CardStatus.VOIDED:  # a card that ended otherwise was active: the answer stands
                 raise CardNotActivatable(card_id=card_id, status=card.status.value)
             return card
 
-        return self._change_card(customer_id, card_id, lambda w, now: w.activate_card(card_id, now), ended)
+        return self._change_card(customer_id, card_id, lambda w, now: w.activate_card(card_id, now, reference), ended)
 
     def void(self, customer_id: str, card_id: str, reason: str | None = None) -> CardResult:
         """Void what remains of a card; voiding it again answers the same and changes nothing."""
@@ -229,6 +236,10 @@ class WalletService:
             return card
 
         return self._change_card(customer_id, card_id, lambda w, now: w.void_card(card_id, now, reason), ended)
+
+    def cancel_pending(self, customer_id: str, card_id: str, reason: str) -> CardResult:
+        """Void a card whose payment failed or was abandoned, if it still waits for it; else change nothing."""
+        return self._change_card(customer_id, card_id, lambda w, now: w.cancel_pending(card_id, now, reason), _as_is)
 
     def _change_card(
         self,

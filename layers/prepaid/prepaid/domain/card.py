@@ -43,8 +43,14 @@ class Payment:
     """How a card is paid for. Absent when the SaaS had the money before the purchase (the card is active at once)."""
 
     collect: Collect
-    stripe_customer: str | None = None
+    stripe_customer: str | None = None  # None with Stripe: the customer pays on a Checkout page
     payment_method: str | None = None
+    reference: str | None = None  # the payment's id at the provider once paid (Stripe: the PaymentIntent)
+
+    @property
+    def charged_off_session(self) -> bool:
+        """Whether we charge the customer's saved payment method (else a Checkout page or an invoice collects)."""
+        return self.collect is Collect.STRIPE and self.stripe_customer is not None
 
 
 DEFAULT_PRIORITY = 50
@@ -144,8 +150,12 @@ class Card:
             status=CardStatus.DEPLETED if remaining == 0 else self.status,
         )
 
-    def activate(self) -> Card:
-        return dataclasses.replace(self, status=CardStatus.ACTIVE)
+    def activate(self, reference: str | None = None) -> Card:
+        """The card is paid; `reference` names the payment at its provider."""
+        payment = self.payment
+        if payment is not None and reference is not None:
+            payment = dataclasses.replace(payment, reference=reference)
+        return dataclasses.replace(self, status=CardStatus.ACTIVE, payment=payment)
 
     def void(self) -> Card:
         return dataclasses.replace(self, remaining=ZERO, voided=self.voided + self.remaining, status=CardStatus.VOIDED)

@@ -79,6 +79,33 @@ class PaymentsUnavailable(DomainError):
 
 
 @dataclass(frozen=True)
+class PaymentDeclined(DomainError):
+    """The provider declined the charge: the card was voided, nothing was granted."""
+
+    code: ClassVar[str] = "payment_declined"
+    card_id: str
+    decline_code: str
+
+
+@dataclass(frozen=True)
+class PaymentProviderUnavailable(DomainError):
+    """The payment provider did not answer (or refused our credentials): nothing was charged by this attempt; the
+    same request again (same idempotency key) retries it safely."""
+
+    code: ClassVar[str] = "payment_provider_unavailable"
+    provider: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class WebhookRefused(DomainError):
+    """A provider's webhook delivery that is not signed with this endpoint's secret (or not an event at all)."""
+
+    code: ClassVar[str] = "webhook_refused"
+    reason: str
+
+
+@dataclass(frozen=True)
 class PriceBookMissing(DomainError):
     code: ClassVar[str] = "price_book_missing"
 

@@ -245,7 +245,7 @@ class Wallet:
         event = DomainEvent(CREDITS_PENDING, {"customerId": self.customer_id, "balance": balance, "card": card})
         return Outcome(self._with({**self.cards, card.card_id: card}), (entry,), (event,))
 
-    def activate_card(self, card_id: str, at: datetime) -> Outcome:
+    def activate_card(self, card_id: str, at: datetime, reference: str | None = None) -> Outcome:
         """A pending card is paid: it joins the balance as a purchase does (first paying off overage). Activating
         an active card changes nothing; a card past its expiry, voided or ended cannot be activated."""
         card = self.card(card_id)
@@ -254,7 +254,7 @@ class Wallet:
         if card.status is not CardStatus.PENDING or card.is_expired_at(at):
             status = CardStatus.EXPIRED if card.is_expired_at(at) else card.status
             raise CardNotActivatable(card_id=card_id, status=status.value)
-        outcome = self._fund(card.activate(), at)
+        outcome = self._fund(card.activate(reference), at)
         paid = DomainEvent(
             PAYMENT_SUCCEEDED,
             {
@@ -353,6 +353,13 @@ class Wallet:
             },
         )
         return Outcome(self, events=(event,))
+
+    def cancel_pending(self, card_id: str, at: datetime, reason: str) -> Outcome:
+        """A pending card's payment failed or was abandoned: void it for `reason`. A card that is no longer pending
+        (paid since, or voided) is left as it is: a late failure notice never takes credits that were paid for."""
+        if self.card(card_id).status is not CardStatus.PENDING:
+            return Outcome(self)
+        return self.void_card(card_id, at, reason)
 
     def void_card(self, card_id: str, at: datetime, reason: str | None = None) -> Outcome:
         """Void what remains of a card, for `reason`. Voiding a voided card changes nothing. A pending card's void

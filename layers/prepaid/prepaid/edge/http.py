@@ -60,6 +60,15 @@ _STATUS_AND_MESSAGE: dict[type[domain.DomainError], tuple[HTTPStatus, Callable[[
         HTTPStatus.UNPROCESSABLE_ENTITY,
         lambda e: f"payment collect {e.collect} is not configured in this deployment",
     ),
+    domain.PaymentDeclined: (
+        HTTPStatus.PAYMENT_REQUIRED,
+        lambda e: f"the payment was declined ({e.decline_code}): card {e.card_id} was voided, nothing was granted",
+    ),
+    domain.PaymentProviderUnavailable: (
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        lambda e: f"{e.provider} did not answer: nothing was charged; send the same request again",
+    ),
+    domain.WebhookRefused: (HTTPStatus.BAD_REQUEST, lambda e: f"the delivery was refused: {e.reason}"),
     domain.PriceBookMissing: (
         HTTPStatus.CONFLICT,
         lambda e: "no price book is configured: PUT /price-book first, or give an explicit price",

@@ -81,6 +81,8 @@ Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["USD"])]
 CustomerId = Annotated[str, Path(pattern=CUSTOMER_ID_PATTERN, description="The SaaS's customer id")]
 CardId = Annotated[str, Path(pattern=CARD_ID_PATTERN)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", pattern=IDEMPOTENCY_KEY_PATTERN)]
+# Stripe's `t=...,v1=...` header; the stripe library reads it (a few signatures during a secret's rotation)
+StripeSignature = Annotated[str | None, Header(alias="Stripe-Signature", max_length=2000)]
 
 
 class Body(BaseModel):
@@ -219,7 +221,11 @@ class CardOut(BaseModel):
     effectiveAt: InstantText
     expiresAt: InstantText | None
     status: Literal["pending", "active", "depleted", "expired", "voided"]
-    payment: dict[str, str] | None = Field(default=None, description='who collects the price: {"collect": "manual"}')
+    payment: dict[str, str] | None = Field(
+        default=None,
+        description='who collects the price and, once paid, the payment at the provider: {"collect": "manual"}, '
+        '{"collect": "stripe", "stripeCustomer": "cus_...", "reference": "pi_..."}',
+    )
 
 
 class PurchaseOut(BaseModel):
@@ -363,6 +369,17 @@ class RevenueOut(BaseModel):
     start: str = Field(alias="from")
     to: str
     currencies: list[CurrencyRevenueOut]
+
+
+class CheckoutBody(Body):
+    """What a customer buys on the dashboard: credits at the price book's price."""
+
+    credits: DecimalText
+
+
+class ReceivedOut(BaseModel):
+    received: bool
+    applied: bool = Field(description="whether the event changed a card of this deployment (or found it changed)")
 
 
 class ErrorDetail(BaseModel):

@@ -15,11 +15,12 @@ from prepaid.application.dashboard import DashboardData, DashboardLink
 from prepaid.application.forecasting import METHOD, ForecastView, Recommendation
 from prepaid.application.ingest import Refused, Screening
 from prepaid.application.ledger import LedgerPage
+from prepaid.application.payments import CheckoutPage
 from prepaid.application.ports import CardResult
 from prepaid.application.revenue import RevenueReport
 from prepaid.application.usage_series import UsageSeriesView
 from prepaid.application.wallets import PricedQuote, WalletView
-from prepaid.domain.card import Card, CardStatus
+from prepaid.domain.card import Card, CardStatus, Payment
 from prepaid.domain.forecast import days_in
 from prepaid.domain.ledger import LedgerEntry
 from prepaid.domain.money import Money
@@ -55,13 +56,24 @@ def card(value: Card, at: datetime | None = None) -> Json:
         "effectiveAt": instant(value.effective_at),
         "expiresAt": optional_instant(value.expires_at),
         "status": status.value,
-        "payment": {"collect": value.payment.collect.value} if value.payment else None,
+        "payment": payment(value.payment) if value.payment else None,
     }
+
+
+def payment(value: Payment) -> Json:
+    """Who collects a card's price and, once paid, the payment's id at the provider."""
+    shown = {"collect": value.collect.value, "stripeCustomer": value.stripe_customer, "reference": value.reference}
+    return {k: v for k, v in shown.items() if v is not None}
 
 
 def card_result(result: CardResult) -> Json:
     """A purchase's or a void's answer."""
     return {"card": card(result.card, result.at), "balance": to_wire(result.balance)}
+
+
+def checkout(result: CardResult, page: CheckoutPage) -> Json:
+    """A dashboard checkout's answer: the page to pay on, and the card waiting for that payment."""
+    return {**card_result(result), "checkoutUrl": page.url, "sessionId": page.session_id}
 
 
 def settings(value: WalletSettings) -> Json:

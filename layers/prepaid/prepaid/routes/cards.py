@@ -25,7 +25,7 @@ metrics = Metrics()
 def purchase(
     customerId: CustomerId, body: PurchaseBody, idempotency_key: IdempotencyKey = None
 ) -> Response[PurchaseOut]:
-    result = assembly.wallet_service().purchase(customerId, purchase_request(body), idempotency_key)
+    result = assembly.payments().purchase(customerId, purchase_request(body), idempotency_key)
     if not result.replayed:
         metrics.add_metric(name="CreditsPurchased", unit=MetricUnit.Count, value=1)
     replayed = {"Idempotent-Replayed": "true"} if result.replayed else None

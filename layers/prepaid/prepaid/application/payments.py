@@ -1,0 +1,182 @@
+"""Cards paid through a payment provider: charged when bought, sold on a hosted checkout page, and activated or
+voided by what the provider reports. The provider is a port; the Stripe adapter implements it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import Protocol
+
+from prepaid.application.ports import CardResult
+from prepaid.application.wallets import PurchaseRequest, WalletService
+from prepaid.domain.card import PAYMENT_FAILED_REASON, CardStatus, Collect, Payment
+from prepaid.domain.errors import (
+    CardNotActivatable,
+    CardNotFound,
+    PaymentDeclined,
+    PaymentProviderUnavailable,
+    PaymentsUnavailable,
+    WalletNotFound,
+)
+from prepaid.domain.money import Money
+
+CHECKOUT_EXPIRED_REASON = "checkout_expired"  # the void reason of a card whose checkout page was left unpaid
+
+
+# -- the port --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Charge:
+    """A pending card's price, to charge to the customer's saved payment method."""
+
+    customer_id: str
+    card_id: str
+    amount: Money
+    stripe_customer: str
+    payment_method: str | None
+
+
+class ChargeStatus(StrEnum):
+    SUCCEEDED = "succeeded"  # paid now
+    PENDING = "pending"  # the provider will say later (processing, or the customer must act)
+    DECLINED = "declined"
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    status: ChargeStatus
+    reference: str | None  # the payment's id at the provider
+    decline_code: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckoutRequest:
+    """A pending card to sell on the provider's hosted page; the customer comes back to one of the URLs."""
+
+    customer_id: str
+    card_id: str
+    credits: Decimal
+    amount: Money
+    success_url: str
+    cancel_url: str
+
+
+@dataclass(frozen=True)
+class CheckoutPage:
+    session_id: str
+    url: str
+
+
+class PaymentGateway(Protocol):
+    """A payment provider. Every call is idempotent by the card it is for: a retry never charges twice."""
+
+    def charge(self, charge: Charge) -> ChargeResult: ...
+
+    def checkout(self, request: CheckoutRequest) -> CheckoutPage: ...
+
+
+class NoticeKind(StrEnum):
+    PAID = "paid"
+    FAILED = "failed"
+    ABANDONED = "abandoned"  # a checkout page that expired unpaid
+
+
+@dataclass(frozen=True)
+class PaymentNotice:
+    """What a provider's event means for one card (the adapter that reads the provider's events makes these)."""
+
+    notice_id: str  # the provider's event id, for logs
+    kind: NoticeKind
+    customer_id: str
+    card_id: str
+    reference: str | None = None
+
+
+class NoticeOutcome(StrEnum):
+    APPLIED = "applied"  # the card changed, or already was as the notice says
+    UNKNOWN_CARD = "unknown_card"  # not a card of this deployment (e.g. another product on the same account)
+    PAID_TOO_LATE = "paid_too_late"  # paid after the card was voided: for an operator to refund
+
+
+# -- the use cases ---------------------------------------------------------------------------------------------------
+
+
+class Payments:
+    """Purchases that a provider collects, and the provider's notices applied to their cards. Every step is
+    idempotent: a replayed purchase charges with the same key (the provider answers as the first time), and a
+    notice delivered twice, or together with its twin, finds the card already changed."""
+
+    def __init__(self, wallets: WalletService, gateway: Callable[[], PaymentGateway | None]) -> None:
+        self._wallets = wallets
+        self._gateway = gateway  # None when this deployment has no provider credentials
+
+    def purchase(self, customer_id: str, request: PurchaseRequest, idempotency_key: str | None = None) -> CardResult:
+        """A purchase; one that Stripe collects makes a pending card, then charges it (a decline voids it)."""
+        payment = request.payment
+        if payment is None or payment.collect is Collect.MANUAL:
+            return self._wallets.purchase(customer_id, request, idempotency_key)
+        gateway = self._provider(payment.collect)
+        result = self._wallets.purchase(customer_id, request, idempotency_key)
+        return self._charge(gateway, customer_id, result)
+
+    def _charge(self, gateway: PaymentGateway, customer_id: str, result: CardResult) -> CardResult:
+        card = result.card
+        if card.payment is None or not card.payment.charged_off_session or card.status is not CardStatus.PENDING:
+            return result  # a replay of a purchase whose card was settled since answers as first answered
+        assert card.payment.stripe_customer is not None
+        charged = gateway.charge(
+            Charge(customer_id, card.card_id, card.price, card.payment.stripe_customer, card.payment.payment_method)
+        )
+        if charged.status is ChargeStatus.SUCCEEDED:
+            return _as(result, self._wallets.activate(customer_id, card.card_id, charged.reference))
+        if charged.status is ChargeStatus.DECLINED:
+            self._wallets.cancel_pending(customer_id, card.card_id, PAYMENT_FAILED_REASON)
+            raise PaymentDeclined(card_id=card.card_id, decline_code=charged.decline_code or "declined")
+        return result
+
+    def checkout(
+        self, customer_id: str, credits: Decimal, success_url: str, cancel_url: str
+    ) -> tuple[CardResult, CheckoutPage]:
+        """The customer buys `credits` at the price book's price on the provider's page: a pending card now,
+        active once paid, voided if the page expires unpaid."""
+        gateway = self._provider(Collect.STRIPE)
+        result = self._wallets.purchase(customer_id, PurchaseRequest(credits, payment=Payment(Collect.STRIPE)))
+        card = result.card
+        try:
+            page = gateway.checkout(
+                CheckoutRequest(customer_id, card.card_id, card.credits, card.price, success_url, cancel_url)
+            )
+        except (PaymentDeclined, PaymentProviderUnavailable):
+            # no page, so no payment can ever come for the card: it must not wait forever
+            self._wallets.cancel_pending(customer_id, card.card_id, CHECKOUT_EXPIRED_REASON)
+            raise
+        return result, page
+
+    def apply(self, notice: PaymentNotice) -> NoticeOutcome:
+        """Apply a provider's notice to its card: paid activates it, failed or abandoned voids it if it is still
+        pending. Applying it again changes nothing."""
+        try:
+            if notice.kind is NoticeKind.PAID:
+                self._wallets.activate(notice.customer_id, notice.card_id, notice.reference)
+            else:
+                reason = PAYMENT_FAILED_REASON if notice.kind is NoticeKind.FAILED else CHECKOUT_EXPIRED_REASON
+                self._wallets.cancel_pending(notice.customer_id, notice.card_id, reason)
+        except (WalletNotFound, CardNotFound):
+            return NoticeOutcome.UNKNOWN_CARD
+        except CardNotActivatable:
+            return NoticeOutcome.PAID_TOO_LATE
+        return NoticeOutcome.APPLIED
+
+    def _provider(self, collect: Collect) -> PaymentGateway:
+        gateway = self._gateway()
+        if gateway is None:
+            raise PaymentsUnavailable(collect=collect.value)
+        return gateway
+
+
+def _as(first: CardResult, now: CardResult) -> CardResult:
+    """The answer to a purchase settled at once: the card as it is now, replayed if the purchase was."""
+    return CardResult(now.card, now.balance, now.at, replayed=first.replayed)

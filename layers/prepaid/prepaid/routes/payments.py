@@ -1,0 +1,37 @@
+"""Payment providers' webhooks: Stripe's events, verified by the stripe library and applied to their cards."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.metrics import MetricUnit
+
+from prepaid import assembly
+from prepaid.application.payments import NoticeOutcome
+from prepaid.edge.http import json_response
+from prepaid.edge.schemas import ReceivedOut, StripeSignature
+
+router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves its __init__ unannotated
+logger = Logger()
+metrics = Metrics()
+
+
+@router.post(
+    "/payments/stripe/webhook",
+    summary="Stripe's events (no IAM: Stripe signs them)",
+    responses={200: {"description": "received"}},
+)
+def stripe_webhook(stripe_signature: StripeSignature = None) -> Response[ReceivedOut]:
+    payload = router.current_event.decoded_body or ""
+    notice = assembly.stripe_events().read(payload, stripe_signature)
+    if notice is None:
+        return json_response({"received": True, "applied": False})
+    outcome = assembly.payments().apply(notice)
+    if outcome is NoticeOutcome.PAID_TOO_LATE:
+        # money taken for a card voided before it was paid: nothing to grant; an operator refunds it
+        logger.error("payment for a voided card", extra={"notice": notice.notice_id, "cardId": notice.card_id})
+        metrics.add_metric(name="PaymentsForVoidedCards", unit=MetricUnit.Count, value=1)
+    else:
+        logger.info("payment notice", extra={"notice": notice.notice_id, "kind": notice.kind, "outcome": outcome})
+    return json_response({"received": True, "applied": outcome is NoticeOutcome.APPLIED})

@@ -1,0 +1,300 @@
+"""Purchases that Stripe collects, through the stripe library against the local stand-in, and Stripe's webhook
+deliveries (signed by the stand-in as Stripe signs, verified by the stripe library in the webhook function)."""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from prepaid_local.apigateway import ApiAnswer
+from prepaid_local.server import STRIPE_WEBHOOK_PATH, connect_stripe
+from prepaid_local.stack import Stack
+from prepaid_local.stripe_standin import StripeStandIn
+from support.aws import BusTap
+
+PRICE = {"amount": "12.50", "currency": "USD"}
+
+
+@pytest.fixture
+def stripe_standin(stack: Stack) -> Iterator[StripeStandIn]:
+    """The stand-in, its keys in the payments secret; its events kept for the test to deliver (or not)."""
+    standin = StripeStandIn(deliver=False).start()
+    connect_stripe(stack, standin)
+    stack.cold_start()
+    yield standin
+    standin.stop()
+    os.environ.pop("STRIPE_API_BASE", None)
+
+
+def deliver(stack: Stack, standin: StripeStandIn, event: dict[str, Any], secret: str | None = None) -> ApiAnswer:
+    payload, signature = standin.signed(event, secret)
+    return stack.api("POST", STRIPE_WEBHOOK_PATH, payload, {"Stripe-Signature": signature})
+
+
+def buy(stack: Stack, customer: str, key: str | None = None, credits: str = "1000") -> ApiAnswer:
+    body = {"credits": credits, "price": PRICE, "payment": {"collect": "stripe", "stripeCustomer": customer}}
+    return stack.api("POST", "/wallets/acme/purchases", body, {"Idempotency-Key": key} if key else None)
+
+
+def charges(standin: StripeStandIn) -> list[dict[str, Any]]:
+    return [r for r in standin.requests if r["method"] == "POST" and r["path"] == "/v1/payment_intents"]
+
+
+def test_a_stripe_purchase_is_charged_once_and_granted_once_however_often_it_is_sent(
+    stack: Stack, stripe_standin: StripeStandIn
+) -> None:
+    # Given a customer whose saved card pays
+    # When the same purchase is sent four times at once, then again
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: buy(stack, "cus_demo", key="order-1"), range(4)))
+    again = buy(stack, "cus_demo", key="order-1")
+    # Then one card was made and paid: active, in the balance once, with its PaymentIntent
+    assert {a.status for a in [*answers, again]} == {201}
+    cards = {a.body["card"]["cardId"] for a in [*answers, again]}
+    assert len(cards) == 1
+    intents = list(stripe_standin.payment_intents.values())
+    assert len(intents) == 1
+    assert (intents[0]["amount"], intents[0]["currency"], intents[0]["customer"]) == (1250, "usd", "cus_demo")
+    assert intents[0]["payment_method"] == "pm_card_visa"  # the customer's default, looked up
+    assert again.body["card"]["status"] == "active"
+    assert again.body["card"]["payment"] == {
+        "collect": "stripe",
+        "stripeCustomer": "cus_demo",
+        "reference": intents[0]["id"],
+    }
+    # And every charge request carried the card's idempotency key
+    assert {c["idempotencyKey"] for c in charges(stripe_standin)} == {f"prepaid-charge-{cards.pop()}"}
+    wallet = stack.api("GET", "/wallets/acme").body
+    assert (wallet["balance"], wallet["totals"]["credits"]) == ("1000", "1000")
+
+
+def test_stripes_succeeded_event_delivered_twice_and_at_once_grants_nothing_more(
+    stack: Stack, stripe_standin: StripeStandIn
+) -> None:
+    # Given a purchase charged and paid at once, and the event Stripe sends for it
+    card = buy(stack, "cus_demo").body["card"]
+    [succeeded] = [e for e in stripe_standin.events if e["type"] == "payment_intent.succeeded"]
+    # When the event is delivered three times, two of them together
+    first = deliver(stack, stripe_standin, succeeded)
+    with ThreadPoolExecutor(2) as pool:
+        both = list(pool.map(lambda _: deliver(stack, stripe_standin, succeeded), range(2)))
+    # Then each delivery is acknowledged, and the card was granted once
+    assert [a.status for a in [first, *both]] == [200, 200, 200]
+    assert first.body == {"received": True, "applied": True}
+    wallet = stack.api("GET", "/wallets/acme").body
+    assert wallet["balance"] == "1000"
+    entries = stack.api("GET", "/wallets/acme/ledger").body["entries"]
+    assert [e["type"] for e in entries] == ["purchase", "pending"]
+    assert [c["status"] for c in wallet["cards"]] == ["active"]
+    assert card["cardId"] == wallet["cards"][0]["cardId"]
+
+
+def test_a_declined_charge_grants_nothing_and_raises_payment_failed(
+    stack: Stack, stripe_standin: StripeStandIn, bus: BusTap
+) -> None:
+    # Given a customer whose saved card is declined
+    # When a purchase is charged to it, and Stripe's failure event arrives as well
+    answer = buy(stack, "cus_declined", key="order-2")
+    [failed] = [e for e in stripe_standin.events if e["type"] == "payment_intent.payment_failed"]
+    redelivered = deliver(stack, stripe_standin, failed)
+    replayed = buy(stack, "cus_declined", key="order-2")
+    # Then the purchase is a 402 naming the decline, its card is voided and nothing was granted
+    assert (answer.status, answer.body["error"]["code"]) == (402, "payment_declined")
+    assert answer.body["error"]["details"]["decline_code"] == "generic_decline"
+    assert (replayed.status, replayed.body["error"]["code"]) == (402, "payment_declined")
+    assert redelivered.status == 200
+    assert len(stripe_standin.payment_intents) == 1
+    wallet = stack.api("GET", "/wallets/acme").body
+    assert (wallet["balance"], wallet["cards"], wallet["totals"]["voided"]) == ("0", [], "1000")
+    stack.pump_streams()
+    kinds = [e["detail-type"] for e in bus.drain()]
+    assert kinds.count("Payment Failed") == 1
+    assert "Credits Purchased" not in kinds
+
+
+def test_an_unknown_stripe_customer_is_refused_and_nothing_is_granted(
+    stack: Stack, stripe_standin: StripeStandIn
+) -> None:
+    # When a purchase names a customer Stripe does not know
+    answer = buy(stack, "cus_nobody")
+    # Then it is refused with Stripe's reason, and the wallet holds nothing
+    assert (answer.status, answer.body["error"]["code"]) == (402, "payment_declined")
+    assert answer.body["error"]["details"]["decline_code"] == "resource_missing"
+    assert stack.api("GET", "/wallets/acme").body["balance"] == "0"
+
+
+def test_only_deliveries_signed_with_the_endpoints_secret_are_read(stack: Stack, stripe_standin: StripeStandIn) -> None:
+    # Given a pending card (invoiced) and an event that would say it was paid
+    body = {"credits": "10", "price": PRICE, "payment": {"collect": "manual"}}
+    card_id = stack.api("POST", "/wallets/acme/purchases", body).body["card"]["cardId"]
+    event = {
+        "id": "evt_forged",
+        "object": "event",
+        "type": "payment_intent.succeeded",
+        "data": {
+            "object": {"id": "pi_x", "object": "payment_intent", "metadata": {"customerId": "acme", "cardId": card_id}}
+        },
+    }
+    payload, signature = stripe_standin.signed(event)
+    # When it arrives signed with another secret, unsigned, with its body changed after signing, or not as JSON
+    answers = [
+        deliver(stack, stripe_standin, event, secret="whsec_someone_else"),
+        stack.api("POST", STRIPE_WEBHOOK_PATH, payload),
+        stack.api("POST", STRIPE_WEBHOOK_PATH, payload.replace("pi_x", "pi_y"), {"Stripe-Signature": signature}),
+        stack.api("POST", STRIPE_WEBHOOK_PATH, "not json", {"Stripe-Signature": signature}),
+    ]
+    # Then each is a 400 with the reason, and the card still waits for its payment
+    refusals = [(a.status, a.body["error"]["code"], a.body["error"].get("details")) for a in answers]
+    assert refusals == [
+        (400, "webhook_refused", {"reason": "signature_invalid"}),
+        (400, "webhook_refused", {"reason": "signature_missing"}),
+        (400, "webhook_refused", {"reason": "signature_invalid"}),
+        (400, "malformed_json", None),
+    ]
+    assert [c["status"] for c in stack.api("GET", "/wallets/acme").body["cards"]] == ["pending"]
+
+
+def test_events_for_cards_that_are_not_ours_are_acknowledged_and_change_nothing(
+    stack: Stack, stripe_standin: StripeStandIn
+) -> None:
+    # Given a paid wallet
+    stack.api("POST", "/wallets/acme/purchases", {"credits": "5", "price": PRICE})
+    base = {"object": "event", "type": "payment_intent.succeeded"}
+    others = [
+        {**base, "id": "evt_1", "data": {"object": {"id": "pi_1", "metadata": {}}}},
+        {
+            **base,
+            "id": "evt_2",
+            "data": {"object": {"id": "pi_2", "metadata": {"customerId": "acme", "cardId": "nope"}}},
+        },
+        {
+            **base,
+            "id": "evt_3",
+            "data": {"object": {"id": "pi_3", "metadata": {"customerId": "ghost", "cardId": "c1"}}},
+        },
+        {**base, "id": "evt_4", "type": "customer.created", "data": {"object": {"id": "cus_1"}}},
+    ]
+    # When Stripe sends events about other things
+    answers = [deliver(stack, stripe_standin, e) for e in others]
+    # Then each is acknowledged (Stripe stops retrying), applied to nothing
+    assert [(a.status, a.body["applied"]) for a in answers] == [(200, False)] * 4
+    assert stack.api("GET", "/wallets/acme").body["balance"] == "5"
+
+
+def test_payment_failed_for_a_card_already_paid_never_takes_its_credits(
+    stack: Stack, stripe_standin: StripeStandIn
+) -> None:
+    # Given a card paid by Stripe
+    card_id = buy(stack, "cus_demo").body["card"]["cardId"]
+    late = {
+        "id": "evt_late",
+        "object": "event",
+        "type": "payment_intent.payment_failed",
+        "data": {"object": {"id": "pi_z", "metadata": {"customerId": "acme", "cardId": card_id}}},
+    }
+    # When a failure notice for it arrives late
+    answer = deliver(stack, stripe_standin, late)
+    # Then it is acknowledged and the card keeps its credits
+    assert answer.status == 200
+    assert stack.api("GET", "/wallets/acme").body["balance"] == "1000"
+
+
+def checkout_on_the_dashboard(stack: Stack, credits: str) -> tuple[dict[str, Any], ApiAnswer]:
+    """A dashboard link's customer asks to buy `credits`: (its token header, the checkout's answer)."""
+    link = stack.api("POST", "/wallets/acme/dashboard-links", {"ttlSeconds": 600}).body
+    bearer = {"Authorization": f"Bearer {link['token']}"}
+    return bearer, stack.api("POST", "/dashboard/checkout", {"credits": credits}, bearer)
+
+
+def press(standin: StripeStandIn, url: str, button: str) -> str:
+    """A customer's click on the stand-in's hosted page: where the browser is sent next."""
+    request = urllib.request.Request(f"{url}/{button}", data=b"", method="POST")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+    try:
+        opener.open(request, timeout=30)
+    except urllib.error.HTTPError as redirect:
+        assert redirect.code == 303
+        return str(redirect.headers["Location"])
+    raise AssertionError("the page did not send the browser back")
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *_: Any) -> None:
+        return None
+
+
+def test_a_customer_buys_on_the_checkout_page_and_the_card_waits_until_paid(
+    stack: Stack, stripe_standin: StripeStandIn
+) -> None:
+    # Given a customer with a wallet, a price book, and a dashboard link
+    stack.api(
+        "PUT", "/price-book", {"currency": "USD", "mode": "volume", "tiers": [{"upTo": None, "unitPrice": "0.01"}]}
+    )
+    stack.api("POST", "/wallets/acme/purchases", {"credits": "5", "price": PRICE})
+    # When the dashboard quotes 2,500 credits and the customer checks out
+    bearer, answer = checkout_on_the_dashboard(stack, "2500")
+    quote = stack.api("GET", "/dashboard/quote", headers=bearer, query="credits=2500")
+    # Then the quote and the checkout's card agree, and the card waits for the payment
+    assert (quote.status, quote.body["price"]) == (200, {"amount": "25.00", "currency": "USD"})
+    assert answer.status == 201, answer.body
+    card = answer.body["card"]
+    assert (card["status"], card["price"], answer.body["balance"]) == ("pending", quote.body["price"], "5")
+    [session] = stripe_standin.sessions.values()
+    assert (session["amount_total"], session["currency"], session["metadata"]["cardId"]) == (
+        2500,
+        "usd",
+        card["cardId"],
+    )
+    assert session["success_url"].endswith("/dashboard#checkout=success")
+    # When the customer pays, and Stripe's events arrive (twice)
+    back = press(stripe_standin, answer.body["checkoutUrl"], "pay")
+    for event in stripe_standin.events * 2:
+        assert deliver(stack, stripe_standin, event).status == 200
+    # Then the browser goes back to the dashboard, and the card is active, counted once
+    assert back == session["success_url"]
+    wallet = stack.api("GET", "/wallets/acme").body
+    assert wallet["balance"] == "2505"
+    paid = next(c for c in wallet["cards"] if c["cardId"] == card["cardId"])
+    assert (paid["status"], paid["payment"]["reference"]) == ("active", session["payment_intent"])
+
+
+def test_a_checkout_left_unpaid_grants_nothing(stack: Stack, stripe_standin: StripeStandIn) -> None:
+    # Given a checkout under way
+    stack.api("POST", "/wallets/acme/purchases", {"credits": "5", "price": PRICE})
+    stack.api(
+        "PUT", "/price-book", {"currency": "USD", "mode": "volume", "tiers": [{"upTo": None, "unitPrice": "0.01"}]}
+    )
+    _, answer = checkout_on_the_dashboard(stack, "1000")
+    # When the customer cancels on the page, and the session's expiry is delivered
+    press(stripe_standin, answer.body["checkoutUrl"], "cancel")
+    assert [e["type"] for e in stripe_standin.events] == ["checkout.session.expired"]
+    assert deliver(stack, stripe_standin, stripe_standin.events[0]).status == 200
+    # Then the card is voided and the balance is what it was
+    wallet = stack.api("GET", "/wallets/acme").body
+    assert (wallet["balance"], [c["status"] for c in wallet["cards"]], wallet["totals"]["voided"]) == (
+        "5",
+        ["active"],
+        "1000",
+    )
+
+
+def test_the_dashboards_buying_routes_need_the_token(stack: Stack, stripe_standin: StripeStandIn) -> None:
+    # When the quote and the checkout are asked for without a token, with a forged one, or with bad credits
+    stack.api("POST", "/wallets/acme/purchases", {"credits": "5", "price": PRICE})
+    bearer, _ = checkout_on_the_dashboard(stack, "1")
+    answers = [
+        stack.api("POST", "/dashboard/checkout", {"credits": "10"}),
+        stack.api("POST", "/dashboard/checkout", {"credits": "10"}, {"Authorization": "Bearer x.y"}),
+        stack.api("GET", "/dashboard/quote", query="credits=10"),
+        stack.api("POST", "/dashboard/checkout", {"credits": "-1"}, bearer),
+        stack.api("POST", "/dashboard/checkout", {"credits": "10", "customerId": "globex"}, bearer),
+    ]
+    # Then each is refused, and nothing was sold
+    assert [a.status for a in answers] == [401, 403, 401, 422, 422]
+    assert stripe_standin.sessions == {}
