@@ -19,6 +19,7 @@ from pydantic.alias_generators import to_camel
 
 from prepaid import assembly
 from prepaid.application.lifecycle import UncommittedEvent
+from prepaid.domain.errors import PaymentDeclined, PaymentsUnavailable
 from prepaid.domain.rules import CUSTOMER_ID_PATTERN, EVENT_ID_PATTERN
 
 logger = Logger()
@@ -47,6 +48,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.warning("refused: not an event this system committed")
         metrics.add_metric(name="UncommittedEventsRefused", unit=MetricUnit.Count, value=1)
         return {"bought": False, "refused": "not_committed"}
+    except (PaymentDeclined, PaymentsUnavailable) as unpaid:  # the card was voided: Auto Recharge Skipped is out
+        logger.info("auto-recharge not paid", extra={"code": unpaid.code, **unpaid.details()})
+        metrics.add_metric(name="AutoRechargesUnpaid", unit=MetricUnit.Count, value=1)
+        return {"bought": False, "refused": unpaid.code}
     if bought is None:
         logger.info("no auto-recharge for this crossing")
         return {"bought": False}

@@ -183,9 +183,11 @@ class Stack:
         is tested with processes (tests/support/environments.py)."""
         spec = self.functions[logical_id]
         context = LocalContext(function_name=self.name(logical_id), timeout_seconds=spec.timeout)
-        for observer in list(self.observers):
-            observer(logical_id, event)
         with self._invoke_lock:
+            # told inside the lock, right before the handler: what an observer does to the process (forgetting
+            # cached reads, as a new environment) is what this invocation starts from, not another's
+            for observer in list(self.observers):
+                observer(logical_id, event)
             running = RUNNING_FUNCTION.set(logical_id)
             try:
                 return self.handler(logical_id)(event, context)

@@ -382,6 +382,20 @@ def pay_with_stripe(server: LocalServer) -> None:
         return any(c["cardId"] == checkout["card"]["cardId"] and c["status"] == "active" for c in cards)
 
     eventually(activated)
+    # and an auto-recharge that Stripe charges to the saved card, answering a crossing
+    third = "/wallets/perm-third"
+    auto = {"threshold": "100", "credits": "500", "maxPerDay": 1, "payment": charged["payment"]}
+    assert call(server, "PUT", f"{third}/settings", {"autoRecharge": auto})[0] == 200
+    assert call(server, "POST", f"{third}/purchases", {"credits": "150"})[0] == 201
+    usage = {"eventId": "perm-third-1", "customerId": "perm-third", "meter": "api_calls", "quantity": "200"}
+    assert call(server, "POST", "/usage", {"events": [usage | {"timestamp": stack_now(server).isoformat()}]})[0] == 202
+
+    def recharged() -> bool:
+        """the auto-recharge was charged and granted"""
+        cards = call(server, "GET", third)[1]["cards"]
+        return any(c["source"] == "auto_recharge" and c["status"] == "active" for c in cards)
+
+    eventually(recharged)
 
 
 class _Unredirected(urllib.request.HTTPRedirectHandler):

@@ -12,11 +12,14 @@ from typing import Any
 
 import pytest
 
-from prepaid_local.apigateway import ApiAnswer
+from prepaid_demo.catalog import DEMO_PRICE_BOOK as BOOK
+from prepaid_local.apigateway import ApiAnswer, Gateway
 from prepaid_local.server import STRIPE_WEBHOOK_PATH, connect_stripe
 from prepaid_local.stack import Stack
 from prepaid_local.stripe_standin import StripeStandIn
 from support.aws import BusTap
+from support.environments import Environment, moto_server, run_environments
+from support.usage import RATE_CARD, Queues, usage_event, wallet
 
 PRICE = {"amount": "12.50", "currency": "USD"}
 
@@ -298,3 +301,102 @@ def test_the_dashboards_buying_routes_need_the_token(stack: Stack, stripe_standi
     # Then each is refused, and nothing was sold
     assert [a.status for a in answers] == [401, 403, 401, 422, 422]
     assert stripe_standin.sessions == {}
+
+
+# -- at once, from separate execution environments (processes), as Lambda scales ------------------------------------
+
+
+def _buy_through_stripe(n: int, gateway: Gateway) -> int:
+    body = {"credits": "100", "price": PRICE, "payment": {"collect": "stripe", "stripeCustomer": "cus_demo"}}
+    return gateway.request("POST", "/wallets/acme/purchases", body, {"Idempotency-Key": "order-9"}).status
+
+
+def _deliver_twice(n: int, gateway: Gateway, payload: str, signature: str) -> list[int]:
+    return [
+        gateway.request("POST", STRIPE_WEBHOOK_PATH, payload, {"Stripe-Signature": signature}).status for _ in range(2)
+    ]
+
+
+def test_six_environments_sending_one_purchase_and_one_stripe_event_at_once_charge_and_grant_once() -> None:
+    with moto_server() as server:
+        standin = server.stripe
+        # When six environments send the same Stripe purchase at once
+        statuses = run_environments(6, Environment.of(server), _buy_through_stripe)
+        # Then all answer 201, and Stripe was charged once for one card
+        assert statuses == [201] * 6
+        assert len(standin.payment_intents) == 1
+        wallet = server.stack.api("GET", "/wallets/acme").body
+        assert (wallet["balance"], len(wallet["cards"])) == ("100", 1)
+        # And given a checkout paid on the page
+        server.stack.api("PUT", "/price-book", BOOK)
+        link = server.stack.api("POST", "/wallets/acme/dashboard-links", {"ttlSeconds": 600}).body
+        bearer = {"Authorization": f"Bearer {link['token']}"}
+        checkout = server.stack.api("POST", "/dashboard/checkout", {"credits": "300"}, bearer).body
+        standin.hold_events()
+        press(standin, checkout["checkoutUrl"], "pay")
+        (completed,) = [e for e in standin.events if e["type"] == "checkout.session.completed"]
+        payload, signature = standin.signed(completed)
+        # When six environments each receive its event twice, at once
+        answers = run_environments(6, Environment.of(server), _deliver_twice, payload, signature)
+        # Then every delivery is acknowledged and the card was granted once
+        assert answers == [[200, 200]] * 6
+        wallet = server.stack.api("GET", "/wallets/acme").body
+        assert wallet["balance"] == "400"
+        entries = server.stack.api("GET", "/wallets/acme/ledger", query="type=purchase").body["entries"]
+        assert len(entries) == 2
+
+
+# -- auto-recharge charged to the saved payment method -------------------------------------------------------------
+
+
+def recharge_on_crossing(stack: Stack, customer: str) -> None:
+    """acme with auto-recharge at 100 (500 credits for 4.00 USD, Stripe charging `customer`), funded with 300
+    credits, then usage that takes its balance to 50."""
+    assert stack.api("PUT", "/rate-card", RATE_CARD).status == 200
+    payment = {"collect": "stripe", "stripeCustomer": customer}
+    auto = {"threshold": "100", "credits": "500", "maxPerDay": 3, "price": {"amount": "4.00", "currency": "USD"}}
+    settings = stack.api("PUT", "/wallets/acme/settings", {"autoRecharge": {**auto, "payment": payment}})
+    assert settings.status == 200, settings.body
+    assert settings.body["settings"]["autoRecharge"]["payment"] == payment
+    stack.api("POST", "/wallets/acme/purchases", {"credits": "300", "price": PRICE})
+    Queues(stack).send_usage({"events": [usage_event("u1", "acme", "500")]})
+    stack.pump()
+
+
+def test_an_auto_recharge_is_charged_once_however_often_its_crossing_arrives(
+    stack: Stack, stripe_standin: StripeStandIn, bus: BusTap
+) -> None:
+    # Given a crossing that auto-recharge answered, charging the saved card
+    recharge_on_crossing(stack, "cus_demo")
+    (tapped,) = bus.of_type("Balance Low")
+    low = {**tapped, "account": stack.resolver.account}  # as EventBridge delivers it (moto's tap leaves it out)
+    # When the same Balance Low arrives three more times, two of them together
+    stack.invoke("AutoRechargeFunction", low)
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda _: stack.invoke("AutoRechargeFunction", low), range(2)))
+    stack.pump()
+    # Then Stripe charged the recharge's price once, and its credits were granted once
+    (intent,) = stripe_standin.payment_intents.values()
+    assert (intent["amount"], intent["currency"], intent["metadata"]["customerId"]) == (400, "usd", "acme")
+    assert wallet(stack, "acme")["balance"] == "550"
+    (bought,) = bus.of_type("Auto Recharge Purchased")
+    assert bought["detail"]["card"]["source"] == "auto_recharge"
+    cards = wallet(stack, "acme")["cards"]
+    assert [(c["source"], c["status"]) for c in cards if c["source"] == "auto_recharge"] == [
+        ("auto_recharge", "active")
+    ]
+
+
+def test_a_declined_auto_recharge_grants_nothing_and_says_why(
+    stack: Stack, stripe_standin: StripeStandIn, bus: BusTap
+) -> None:
+    # When auto-recharge answers a crossing with a card that is declined
+    recharge_on_crossing(stack, "cus_declined")
+    # Then nothing was granted, and Payment Failed and Auto Recharge Skipped say why
+    read = wallet(stack, "acme")
+    assert (read["balance"], read["totals"]["voided"]) == ("50", "500")
+    (failed,) = bus.of_type("Payment Failed")
+    (skipped,) = bus.of_type("Auto Recharge Skipped")
+    assert skipped["detail"]["reason"] == "payment_failed"
+    assert failed["detail"]["cardId"] == skipped["detail"]["cardId"]
+    assert len(stripe_standin.payment_intents) == 1

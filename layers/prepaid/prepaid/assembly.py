@@ -200,7 +200,7 @@ def credit_lifecycle(schedule_target_arn: str | None = None) -> CreditLifecycle:
     """The lifecycle over the wallet table; with a target, able to schedule (the expiry function's own ARN)."""
     store = wallet_store()
     if schedule_target_arn is None:
-        return CreditLifecycle(wallet_service(), store, now, new_id, registry=store, committed=store)
+        return CreditLifecycle(wallet_service(), store, now, new_id, registry=store, committed=store, payments=payments)
     settings = lifecycle_settings()
     scheduler = OneTimeSchedules(
         client("scheduler"), settings.schedule_group, schedule_target_arn, settings.scheduler_role_arn
@@ -214,6 +214,7 @@ def credit_lifecycle(schedule_target_arn: str | None = None) -> CreditLifecycle:
         registry=store,
         committed=store,
         warn_before=settings.expiring_soon_before,
+        payments=payments,
     )
 
 

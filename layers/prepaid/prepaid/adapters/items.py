@@ -199,6 +199,7 @@ def settings_item(settings: WalletSettings) -> Item:
             "credits": auto.credits,
             "maxPerDay": auto.max_per_day,
             "price": _money_item(auto.price) if auto.price else None,
+            "payment": _payment_item(auto.payment) if auto.payment else None,
         },
         "recurring": None
         if recurring is None
@@ -223,6 +224,7 @@ def settings_from_item(item: Item) -> WalletSettings:
             credits=auto["credits"],
             max_per_day=int(auto["maxPerDay"]),
             price=_money(auto["price"]) if auto.get("price") else None,
+            payment=_payment(auto.get("payment")),
         ),
         recurring=None
         if recurring is None

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prepaid.application.changes import change_of
 from prepaid.application.ports import (
@@ -25,6 +25,9 @@ from prepaid.application.wallets import PurchaseRequest, WalletService, add_card
 from prepaid.domain.card import CardSource
 from prepaid.domain.errors import IdempotencyKeyReused, TooManyLiveCards
 from prepaid.domain.events import BALANCE_LOW, CREDITS_PURCHASED
+
+if TYPE_CHECKING:
+    from prepaid.application.payments import Payments
 
 EXPIRE = "expire"
 WARN = "warn"
@@ -70,7 +73,9 @@ class CreditLifecycle:
         committed: CommittedEvents | None = None,
         warn_before: timedelta = timedelta(days=7),
         retry: RetryPolicy | None = None,
+        payments: Callable[[], Payments] | None = None,
     ) -> None:
+        self._payments = payments  # built on use: only a recharge that Stripe collects needs the provider
         self._wallets = wallets
         self._store = store
         self._clock = clock
@@ -174,9 +179,11 @@ class CreditLifecycle:
         auto = wallet.settings.auto_recharge if wallet else None
         if auto is None or auto.threshold != threshold:
             return None
-        request = PurchaseRequest(credits=auto.credits, price=auto.price, source=CardSource.AUTO_RECHARGE)
+        request = PurchaseRequest(
+            credits=auto.credits, price=auto.price, source=CardSource.AUTO_RECHARGE, payment=auto.payment
+        )
         try:
-            return self._wallets.buy(
+            bought = self._wallets.buy(
                 customer_id,
                 request,
                 f"auto-recharge:{crossing_id}",
@@ -184,6 +191,12 @@ class CreditLifecycle:
             )
         except TooManyLiveCards:
             return None  # nothing to retry: the wallet is full until cards are used up or voided
+        if bought is None or auto.payment is None or not auto.payment.charged_off_session:
+            return bought
+        assert self._payments is not None, "a recharge that Stripe collects needs the payments use case"
+        # charged with the card's own key: a redelivered or concurrent crossing replays the purchase above and
+        # gets Stripe's first answer; a decline voids the card (Payment Failed, Auto Recharge Skipped) and raises
+        return self._payments().collect(customer_id, bought)
 
     # -- recurring grants --------------------------------------------------------------------------------------
 

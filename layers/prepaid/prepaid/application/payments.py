@@ -118,15 +118,20 @@ class Payments:
         payment = request.payment
         if payment is None or payment.collect is Collect.MANUAL:
             return self._wallets.purchase(customer_id, request, idempotency_key)
-        gateway = self._provider(payment.collect)
-        result = self._wallets.purchase(customer_id, request, idempotency_key)
-        return self._charge(gateway, customer_id, result)
+        self._provider(payment.collect)  # no pending card for a provider this deployment cannot reach
+        return self.collect(customer_id, self._wallets.purchase(customer_id, request, idempotency_key))
 
-    def _charge(self, gateway: PaymentGateway, customer_id: str, result: CardResult) -> CardResult:
+    def collect(self, customer_id: str, result: CardResult) -> CardResult:
+        """Charge a pending card bought to be charged off-session (a purchase's, an auto-recharge's), with the
+        card's own idempotency key: paid, it is activated; declined, it is voided and `PaymentDeclined` raised."""
         card = result.card
         if card.payment is None or not card.payment.charged_off_session or card.status is not CardStatus.PENDING:
             return result  # a replay of a purchase whose card was settled since answers as first answered
         assert card.payment.stripe_customer is not None
+        gateway = self._gateway()
+        if gateway is None:  # payments turned off since: nothing will ever pay for the card
+            self._wallets.cancel_pending(customer_id, card.card_id, PAYMENT_FAILED_REASON)
+            raise PaymentsUnavailable(collect=card.payment.collect.value)
         charged = gateway.charge(
             Charge(customer_id, card.card_id, card.price, card.payment.stripe_customer, card.payment.payment_method)
         )

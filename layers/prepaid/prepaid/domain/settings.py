@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
+from prepaid.domain.card import Payment
 from prepaid.domain.money import Money
 
 
@@ -15,6 +16,7 @@ class AutoRecharge:
     credits: Decimal
     max_per_day: int
     price: Money | None = None
+    payment: Payment | None = None  # who collects the price; None: the SaaS has it (the card is active at once)
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from prepaid.domain.card import LIVE, PAYMENT_FAILED_REASON, Card, CardStatus, drawdown_order
+from prepaid.domain.card import LIVE, PAYMENT_FAILED_REASON, Card, CardSource, CardStatus, drawdown_order
 from prepaid.domain.errors import CardNotActivatable, CardNotFound, CardNotVoidable, TooManyLiveCards
 from prepaid.domain.events import (
     AUTO_RECHARGE_PURCHASED,
+    AUTO_RECHARGE_SKIPPED,
     CREDITS_EXPIRED,
     CREDITS_EXPIRING_SOON,
     CREDITS_PENDING,
@@ -381,6 +382,8 @@ class Wallet:
         events = [DomainEvent(CREDITS_VOIDED, {**detail, "credits": card.remaining, "reason": reason, "card": voided})]
         if pending and reason == PAYMENT_FAILED_REASON:
             events.append(DomainEvent(PAYMENT_FAILED, {**detail, "amount": card.price, "card": voided}))
+            if card.source is CardSource.AUTO_RECHARGE:  # the crossing it answered is left unanswered
+                events.append(DomainEvent(AUTO_RECHARGE_SKIPPED, {**detail, "reason": reason, "card": voided}))
         events.extend(balance_events(self.customer_id, before, after, self.settings.alert_thresholds))
         return self._settle(wallet, (entry,), events)
 

@@ -141,6 +141,9 @@ class AutoRechargeBody(Body):
     credits: DecimalText
     price: MoneyBody | None = None
     max_per_day: Annotated[StrictInt, Field(ge=1, le=100)] = Field(alias="maxPerDay")
+    payment: PaymentBody | None = Field(
+        default=None, description="who collects each recharge's price: absent, the SaaS has it; Stripe charges it"
+    )
 
 
 class RecurringBody(Body):

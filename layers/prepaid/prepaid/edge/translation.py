@@ -70,6 +70,7 @@ def wallet_settings(body: SettingsBody) -> WalletSettings:
             credits=exact_credits(auto.credits, "autoRecharge.credits"),
             max_per_day=auto.max_per_day,
             price=money(auto.price),
+            payment=payment(auto.payment),
         ),
         recurring=None
         if recurring is None

@@ -87,6 +87,7 @@ def settings(value: WalletSettings) -> Json:
             "credits": to_wire(auto.credits),
             "price": money(auto.price) if auto.price else None,
             "maxPerDay": auto.max_per_day,
+            "payment": payment(auto.payment) if auto.payment else None,
         },
         "recurring": None
         if recurring is None
