@@ -111,7 +111,11 @@ def send_api_samples(stack: Stack) -> None:
         path = sample["path"]
         if name == "purchase_void_card":
             path = path.replace(sample["pathParameters"]["cardId"], cast(str, card_to_void))
-        headers = {k: v for k, v in (sample["headers"] or {}).items() if k in ("Content-Type", "Idempotency-Key", "Stripe-Signature")}
+        headers = {
+            k: v
+            for k, v in (sample["headers"] or {}).items()
+            if k in ("Content-Type", "Idempotency-Key", "Stripe-Signature")
+        }
         answer = stack.proxy(
             sample["httpMethod"],
             path,

@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -400,3 +401,61 @@ def test_a_declined_auto_recharge_grants_nothing_and_says_why(
     assert skipped["detail"]["reason"] == "payment_failed"
     assert failed["detail"]["cardId"] == skipped["detail"]["cardId"]
     assert len(stripe_standin.payment_intents) == 1
+
+
+# -- voids, partial, with refunds ------------------------------------------------------------------------------------
+
+
+def test_a_partial_void_with_refund_returns_its_value_once_and_the_revenue_report_shows_it(
+    stack: Stack, stripe_standin: StripeStandIn
+) -> None:
+    # Given a card of 1,000 credits paid 12.50 USD through Stripe (0.0125 per credit)
+    card = buy(stack, "cus_demo").body["card"]
+    void = f"/wallets/acme/cards/{card['cardId']}/void"
+    # When 400 of its credits are voided with a refund, and the same request is sent again
+    body = {"credits": "400", "reason": "requested_by_customer", "refund": True}
+    first = stack.api("POST", void, body, {"Idempotency-Key": "refund-1"})
+    again = stack.api("POST", void, body, {"Idempotency-Key": "refund-1"})
+    # Then 400 credits were voided once, the card keeps 600, and 5.00 USD went back once, to its PaymentIntent
+    assert first.status == again.status == 200, first.body
+    assert (first.body["card"]["remaining"], first.body["card"]["status"]) == ("600", "active")
+    assert first.body["refund"] == again.body["refund"] == {"amount": "5.00", "currency": "USD"}
+    (refund,) = stripe_standin.refunds.values()
+    assert (refund["amount"], refund["currency"], refund["payment_intent"]) == (
+        500,
+        "usd",
+        card["payment"]["reference"],
+    )
+    assert {r["idempotencyKey"] for r in stripe_standin.requests if r["path"] == "/v1/refunds"} == {
+        f"prepaid-refund-{card['cardId']}-400"
+    }
+    assert wallet(stack, "acme")["balance"] == "600"
+    # And the ledger records the void and the refund, and the revenue report shows what was refunded
+    entries = stack.api("GET", "/wallets/acme/ledger", query="limit=10").body["entries"]
+    assert [(e["type"], e["credits"]) for e in entries[:2]] == [("refund", "400"), ("void", "400")]
+    stack.pump_streams()
+    today = datetime.now(UTC).date()
+    query = f"from={today.isoformat()}&to={(today + timedelta(days=1)).isoformat()}"
+    (usd,) = stack.api("GET", "/reports/revenue", query=query).body["currencies"]
+    assert (usd["purchased"], usd["voided"], usd["refunded"], usd["deferred"]) == ("12.5", "5", "5", "7.5")
+
+
+def test_refunds_are_refused_where_no_money_can_go_back(stack: Stack, stripe_standin: StripeStandIn) -> None:
+    # Given a card the SaaS was paid for itself, and one paid through Stripe
+    own = stack.api("POST", "/wallets/acme/purchases", {"credits": "100", "price": PRICE}).body["card"]
+    paid = buy(stack, "cus_demo").body["card"]
+    key = {"Idempotency-Key": "r"}
+    # When a refund is asked for the first, one without an idempotency key, and more credits than remain
+    answers = [
+        stack.api("POST", f"/wallets/acme/cards/{own['cardId']}/void", {"refund": True}, key),
+        stack.api("POST", f"/wallets/acme/cards/{paid['cardId']}/void", {"refund": True}),
+        stack.api("POST", f"/wallets/acme/cards/{paid['cardId']}/void", {"credits": "1001", "refund": True}, key),
+    ]
+    # Then each is refused with its reason, and nothing was voided or refunded
+    assert [(a.status, a.body["error"]["code"]) for a in answers] == [
+        (409, "card_not_refundable"),
+        (422, "invalid_request"),
+        (422, "invalid_request"),
+    ]
+    assert stripe_standin.refunds == {}
+    assert wallet(stack, "acme")["balance"] == "1100"

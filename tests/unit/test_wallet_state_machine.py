@@ -15,7 +15,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from prepaid.application.drawdown import DrawdownService
 from prepaid.application.retry import RetryPolicy
-from prepaid.application.wallets import PurchaseRequest, WalletService
+from prepaid.application.wallets import PurchaseRequest, VoidRequest, WalletService
 from prepaid.domain.card import Collect, Payment
 from prepaid.domain.errors import CardNotActivatable, CardNotVoidable
 from prepaid.domain.money import Money
@@ -106,7 +106,8 @@ class WalletMachine(RuleBasedStateMachine):
     def void(self, pick: int) -> None:
         card = self.cards[sorted(self.cards)[pick % len(self.cards)]]
         try:
-            answer = self.wallets.void("acme", card.card_id, "payment_failed" if card.pending else None)
+            reason = "payment_failed" if card.pending else None
+            answer = self.wallets.void("acme", card.card_id, VoidRequest(reason))
         except CardNotVoidable:
             assert not card.voided and not card.pending
             assert card.remaining == 0 or (card.expires is not None and self.now >= card.expires)

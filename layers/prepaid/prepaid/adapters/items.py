@@ -573,11 +573,13 @@ def idempotency_from_item(scope: str, key: str, item: Item) -> IdempotencyRecord
 
 
 def _card_result_item(result: CardResult) -> Item:
-    return {"card": card_item(result.card), "balance": result.balance, "at": instant(result.at)}
+    refund = {"refund": _money_item(result.refund)} if result.refund else {}
+    return {"card": card_item(result.card), "balance": result.balance, "at": instant(result.at), **refund}
 
 
 def _card_result(item: Item) -> CardResult:
-    return CardResult(card_from_item(item["card"]), Decimal(item["balance"]), _at(item["at"]))
+    refund = _money(item["refund"]) if item.get("refund") else None
+    return CardResult(card_from_item(item["card"]), Decimal(item["balance"]), _at(item["at"]), refund=refund)
 
 
 # -- catalog -------------------------------------------------------------------------------------------------------

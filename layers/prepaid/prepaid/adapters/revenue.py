@@ -1,6 +1,7 @@
 """Daily revenue per currency in the wallet table, added to exactly once per wallet version.
 
-day sums  PK=REVENUE                 SK=<yyyy-mm-dd>#<currency>   purchased, recognised, breakage, voided (ADD)
+day sums  PK=REVENUE                 SK=<yyyy-mm-dd>#<currency>   purchased, recognised, breakage, voided,
+                                                                  refunded (ADD)
 guard     PK=R#<customerId>          SK=REVENUE                   `version`: the customer's newest wallet version
                                                                   added; TTL 3 days (> the stream's 24 h retention)
 

@@ -22,6 +22,7 @@ from prepaid.application.payments import (
     CheckoutRequest,
     NoticeKind,
     PaymentNotice,
+    RefundRequest,
 )
 from prepaid.domain.errors import PaymentDeclined, PaymentProviderUnavailable, WebhookRefused
 from prepaid.domain.money import Money
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from stripe import RequestOptions
-    from stripe.params import PaymentIntentCreateParams
+    from stripe.params import PaymentIntentCreateParams, RefundCreateParams
     from stripe.params.checkout import SessionCreateParams
 
 CARD_ID = re.compile(CARD_ID_PATTERN)
@@ -144,6 +145,20 @@ class StripeGateway:
         except stripe.StripeError as error:
             raise PaymentProviderUnavailable(provider="stripe", reason=type(error).__name__) from error
         return CheckoutPage(session.id, str(session.url))
+
+    def refund(self, request: RefundRequest) -> str:
+        """Refund part of a PaymentIntent (the voided credits' value), idempotent by `request.key`."""
+        params: RefundCreateParams = {
+            "payment_intent": request.reference,
+            "amount": minor_amount(request.amount),
+            "metadata": {"customerId": request.customer_id, "cardId": request.card_id},
+        }
+        options: RequestOptions = {"idempotency_key": request.key}
+        try:
+            refund = self._client.v1.refunds.create(params=params, options=options)
+        except stripe.StripeError as error:  # the void stands; the same request again sends the same refund
+            raise PaymentProviderUnavailable(provider="stripe", reason=type(error).__name__) from error
+        return str(refund.id)
 
 
 def _error_of(error: stripe.StripeError) -> dict[str, Any]:

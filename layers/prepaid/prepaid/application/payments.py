@@ -10,17 +10,19 @@ from enum import StrEnum
 from typing import Protocol
 
 from prepaid.application.ports import CardResult
-from prepaid.application.wallets import PurchaseRequest, WalletService
+from prepaid.application.wallets import PurchaseRequest, VoidRequest, WalletService
 from prepaid.domain.card import PAYMENT_FAILED_REASON, CardStatus, Collect, Payment
 from prepaid.domain.errors import (
     CardNotActivatable,
     CardNotFound,
+    InvalidRequest,
     PaymentDeclined,
     PaymentProviderUnavailable,
     PaymentsUnavailable,
     WalletNotFound,
 )
 from prepaid.domain.money import Money
+from prepaid.domain.numbers import to_wire
 
 CHECKOUT_EXPIRED_REASON = "checkout_expired"  # the void reason of a card whose checkout page was left unpaid
 
@@ -70,12 +72,28 @@ class CheckoutPage:
     url: str
 
 
+@dataclass(frozen=True)
+class RefundRequest:
+    """Money going back through a card's payment, for credits voided; `key` names this refund (a retry of it gets
+    the provider's first answer)."""
+
+    customer_id: str
+    card_id: str
+    reference: str  # the payment at the provider
+    amount: Money
+    key: str
+
+
 class PaymentGateway(Protocol):
     """A payment provider. Every call is idempotent by the card it is for: a retry never charges twice."""
 
     def charge(self, charge: Charge) -> ChargeResult: ...
 
     def checkout(self, request: CheckoutRequest) -> CheckoutPage: ...
+
+    def refund(self, request: RefundRequest) -> str:
+        """The provider's id of the refund."""
+        ...
 
 
 class NoticeKind(StrEnum):
@@ -140,6 +158,24 @@ class Payments:
         if charged.status is ChargeStatus.DECLINED:
             self._wallets.cancel_pending(customer_id, card.card_id, PAYMENT_FAILED_REASON)
             raise PaymentDeclined(card_id=card.card_id, decline_code=charged.decline_code or "declined")
+        return result
+
+    def void(self, customer_id: str, card_id: str, request: VoidRequest, idempotency_key: str | None) -> CardResult:
+        """A void; with `refund`, the voided credits' value goes back through the card's Stripe payment. A refund
+        needs an idempotency key: the void is committed first, so the same request again must find it (and send
+        the same refund, keyed by the card and its voided total, which Stripe then answers as the first time)."""
+        gateway = None
+        if request.refund:
+            if idempotency_key is None:
+                raise InvalidRequest(field="Idempotency-Key", reason="required_to_refund")
+            gateway = self._provider(Collect.STRIPE)
+        result = self._wallets.void(customer_id, card_id, request, idempotency_key)
+        card = result.card
+        if gateway is None or result.refund is None or result.refund.amount <= 0:
+            return result
+        assert card.payment is not None and card.payment.reference is not None
+        key = f"prepaid-refund-{card_id}-{to_wire(card.voided)}"
+        gateway.refund(RefundRequest(customer_id, card_id, card.payment.reference, result.refund, key))
         return result
 
     def checkout(

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from prepaid.domain.card import Card
 from prepaid.domain.ledger import LedgerEntry
+from prepaid.domain.money import Money
 from prepaid.domain.price_book import PriceBook
 from prepaid.domain.rate_card import RateCard
 from prepaid.domain.usage import EventContent
@@ -92,6 +93,7 @@ class CardResult:
     balance: Decimal
     at: datetime  # when it was decided: a card past its expiry by then shows as expired
     replayed: bool = False
+    refund: Money | None = None  # what a void with refund returns through the card's payment
 
 
 @dataclass(frozen=True)

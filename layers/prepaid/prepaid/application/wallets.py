@@ -33,6 +33,7 @@ from prepaid.domain.errors import (
     RateCardMissing,
     WalletNotFound,
 )
+from prepaid.domain.ledger import EntryType
 from prepaid.domain.money import Money
 from prepaid.domain.numbers import exact_credits, to_wire
 from prepaid.domain.price_book import PriceBook, Quote
@@ -44,6 +45,7 @@ from prepaid.domain.wallet import Outcome, Wallet
 
 Catalogued = TypeVar("Catalogued", PriceBook, RateCard)
 PURCHASE_SCOPE = "purchase"
+VOID_SCOPE = "void"
 
 
 def check_customer_id(customer_id: str) -> str:
@@ -86,6 +88,20 @@ class PurchaseRequest:
 
 def _as_is(card: Card) -> Card:
     return card
+
+
+@dataclass(frozen=True)
+class VoidRequest:
+    """What a void asks: why, how many of the remaining credits (all when None), and whether their value goes back
+    through the card's payment."""
+
+    reason: str | None = None
+    credits: Decimal | None = None
+    refund: bool = False
+
+    def fingerprint(self, card_id: str) -> str:
+        terms = [card_id, self.reason, to_wire(self.credits) if self.credits is not None else None, self.refund]
+        return hashlib.sha256(json.dumps(terms).encode()).hexdigest()
 
 
 # How a new card joins a wallet: the outcome to commit, or None to buy nothing.
@@ -205,8 +221,8 @@ class WalletService:
             raise InvalidRequest(field="expiresAt", reason="not_after_effectiveAt")
         return effective_at, expires_at
 
-    def _replay(self, customer_id: str, key: str, fingerprint: str) -> CardResult | None:
-        record = self._store.idempotency_record(customer_id, PURCHASE_SCOPE, key)
+    def _replay(self, customer_id: str, key: str, fingerprint: str, scope: str = PURCHASE_SCOPE) -> CardResult | None:
+        record = self._store.idempotency_record(customer_id, scope, key)
         if record is None:
             return None
         if record.request_hash != fingerprint:
@@ -227,15 +243,41 @@ class WalletService:
 
         return self._change_card(customer_id, card_id, lambda w, now: w.activate_card(card_id, now, reference), ended)
 
-    def void(self, customer_id: str, card_id: str, reason: str | None = None) -> CardResult:
-        """Void what remains of a card; voiding it again answers the same and changes nothing."""
+    def void(
+        self, customer_id: str, card_id: str, request: VoidRequest | None = None, idempotency_key: str | None = None
+    ) -> CardResult:
+        """Void what `request` says of a card (all that remains by default); with `refund`, the answer says what
+        goes back through the card's payment. Voiding a voided card again answers the same and changes nothing;
+        with an idempotency key, the same void again answers as the first time (a partial void is not voided
+        twice)."""
+        asked = request or VoidRequest()
+        if asked.credits is not None:
+            exact_credits(asked.credits, "credits")
+        fingerprint = asked.fingerprint(card_id)
+        if idempotency_key is not None:
+            replay = self._replay(customer_id, idempotency_key, fingerprint, VOID_SCOPE)
+            if replay is not None:
+                return replay
 
         def ended(card: Card) -> Card:
             if card.status is not CardStatus.VOIDED:
                 raise CardNotVoidable(card_id=card_id, status=card.status.value)
             return card
 
-        return self._change_card(customer_id, card_id, lambda w, now: w.void_card(card_id, now, reason), ended)
+        record = None if idempotency_key is None else (VOID_SCOPE, idempotency_key, fingerprint)
+        try:
+            return self._change_card(
+                customer_id,
+                card_id,
+                lambda w, now: w.void_card(card_id, now, asked.reason, asked.credits, asked.refund),
+                ended,
+                record,
+            )
+        except IdempotencyRace:
+            assert idempotency_key is not None
+            replay = self._replay(customer_id, idempotency_key, fingerprint, VOID_SCOPE)
+            assert replay is not None, "an idempotency race leaves the winner's record behind"
+            return replay
 
     def cancel_pending(self, customer_id: str, card_id: str, reason: str) -> CardResult:
         """Void a card whose payment failed or was abandoned, if it still waits for it; else change nothing."""
@@ -247,8 +289,10 @@ class WalletService:
         card_id: str,
         change: Callable[[Wallet, datetime], Outcome],
         ended: Callable[[Card], Card],
+        record: tuple[str, str, str] | None = None,
     ) -> CardResult:
-        """`change` one card of the wallet; a card no longer in it is answered by `ended(card)` (or not found)."""
+        """`change` one card of the wallet; a card no longer in it is answered by `ended(card)` (or not found).
+        `record`: (scope, idempotency key, request hash) to commit the answer under."""
 
         def attempt() -> CardResult:
             now = self._clock()
@@ -260,9 +304,12 @@ class WalletService:
                 if card is None:
                     raise
                 return CardResult(ended(card), wallet.balance(now), now)
+            refund = next((e.value for e in outcome.ledger if e.type is EntryType.REFUND), None)
+            result = CardResult(outcome.card(card_id), outcome.wallet.balance(now), now, refund=refund)
             if outcome.changed:  # an activated card activated again changes nothing: no new version
-                self._commit(wallet, outcome, now)
-            return CardResult(outcome.card(card_id), outcome.wallet.balance(now), now)
+                kept = None if record is None else IdempotencyRecord(*record, result)
+                self._commit(wallet, outcome, now, kept)
+            return result
 
         return self._retry.run(customer_id, attempt)
 

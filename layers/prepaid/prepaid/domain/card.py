@@ -157,8 +157,12 @@ class Card:
             payment = dataclasses.replace(payment, reference=reference)
         return dataclasses.replace(self, status=CardStatus.ACTIVE, payment=payment)
 
-    def void(self) -> Card:
-        return dataclasses.replace(self, remaining=ZERO, voided=self.voided + self.remaining, status=CardStatus.VOIDED)
+    def void(self, credits: Decimal | None = None) -> Card:
+        """Void `credits` of what remains (all of it by default); the card ends voided once nothing remains."""
+        taken = self.remaining if credits is None else credits
+        remaining = self.remaining - taken
+        status = CardStatus.VOIDED if remaining == ZERO else self.status
+        return dataclasses.replace(self, remaining=remaining, voided=self.voided + taken, status=status)
 
     def expire(self) -> Card:
         return dataclasses.replace(

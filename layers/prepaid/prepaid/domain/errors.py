@@ -79,6 +79,15 @@ class PaymentsUnavailable(DomainError):
 
 
 @dataclass(frozen=True)
+class CardNotRefundable(DomainError):
+    """A refund asked for a card with no payment to refund through (not paid through Stripe), or still pending."""
+
+    code: ClassVar[str] = "card_not_refundable"
+    card_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class PaymentDeclined(DomainError):
     """The provider declined the charge: the card was voided, nothing was granted."""
 

@@ -17,6 +17,7 @@ class EntryType(StrEnum):
     USAGE = "usage"
     OVERAGE_PAYOFF = "overage_payoff"
     VOID = "void"
+    REFUND = "refund"  # money returned for voided credits (recorded beside their void, which moves the credits)
     EXPIRY = "expiry"
 
 

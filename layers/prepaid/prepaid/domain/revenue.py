@@ -16,15 +16,18 @@ from prepaid.domain.numbers import ZERO
 
 # Where an entry's value goes. A purchase defers its price; usage and overage pay-off recognise what they drew;
 # expiry is breakage; a void takes what remained out of deferred revenue without recognising it. A pending card's
-# entry moves no money: its price is deferred when it is paid (the activation's purchase entry).
+# entry moves no money: its price is deferred when it is paid (the activation's purchase entry). A refund is money
+# returned for voided credits: of what was voided, how much went back to the customer (deferred revenue moved once,
+# with the void).
 MEASURE = {
     EntryType.PURCHASE: "purchased",
     EntryType.USAGE: "recognised",
     EntryType.OVERAGE_PAYOFF: "recognised",
     EntryType.EXPIRY: "breakage",
     EntryType.VOID: "voided",
+    EntryType.REFUND: "refunded",
 }
-MEASURES = ("purchased", "recognised", "breakage", "voided")
+MEASURES = ("purchased", "recognised", "breakage", "voided", "refunded")
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class CurrencyRevenue:
     breakage: Decimal
     voided: Decimal
     deferred_at_end: Decimal
+    refunded: Decimal = Decimal(0)
 
 
 def report(days: Iterable[DayRevenue], start: date, end: date) -> list[CurrencyRevenue]:
@@ -98,6 +102,7 @@ def report(days: Iterable[DayRevenue], start: date, end: date) -> list[CurrencyR
                 breakage=moved["breakage"],
                 voided=moved["voided"],
                 deferred_at_end=closing,
+                refunded=moved["refunded"],
             )
         )
     return result

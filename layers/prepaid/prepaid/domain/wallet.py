@@ -9,7 +9,14 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from prepaid.domain.card import LIVE, PAYMENT_FAILED_REASON, Card, CardSource, CardStatus, drawdown_order
-from prepaid.domain.errors import CardNotActivatable, CardNotFound, CardNotVoidable, TooManyLiveCards
+from prepaid.domain.errors import (
+    CardNotActivatable,
+    CardNotFound,
+    CardNotRefundable,
+    CardNotVoidable,
+    InvalidRequest,
+    TooManyLiveCards,
+)
 from prepaid.domain.events import (
     AUTO_RECHARGE_PURCHASED,
     AUTO_RECHARGE_SKIPPED,
@@ -17,6 +24,7 @@ from prepaid.domain.events import (
     CREDITS_EXPIRING_SOON,
     CREDITS_PENDING,
     CREDITS_PURCHASED,
+    CREDITS_REFUNDED,
     CREDITS_VOIDED,
     OVERAGE_RECORDED,
     PAYMENT_FAILED,
@@ -362,9 +370,18 @@ class Wallet:
             return Outcome(self)
         return self.void_card(card_id, at, reason)
 
-    def void_card(self, card_id: str, at: datetime, reason: str | None = None) -> Outcome:
-        """Void what remains of a card, for `reason`. Voiding a voided card changes nothing. A pending card's void
-        moves no money (its price was never deferred); with reason `payment_failed` it reports the failure."""
+    def void_card(
+        self,
+        card_id: str,
+        at: datetime,
+        reason: str | None = None,
+        credits: Decimal | None = None,
+        refund: bool = False,
+    ) -> Outcome:
+        """Void `credits` of what remains of a card (all of it by default), for `reason`. Voiding a voided card
+        changes nothing. A pending card's void moves no money (its price was never deferred) and is whole; with
+        reason `payment_failed` it reports the failure. `refund`: the value of the voided credits (credits x cost
+        basis) goes back through the card's payment, recorded as a `refund` entry beside the void."""
         card = self.card(card_id)
         if card.status is CardStatus.VOIDED:
             return Outcome(self)
@@ -372,20 +389,31 @@ class Wallet:
         if not pending and (card.status is not CardStatus.ACTIVE or card.is_expired_at(at)):
             status = CardStatus.EXPIRED if card.is_expired_at(at) else card.status
             raise CardNotVoidable(card_id=card_id, status=status.value)
+        taken = card.remaining if credits is None else credits
+        if taken <= 0 or taken > card.remaining or (pending and taken != card.remaining):
+            reason_of = "whole_pending_card_only" if pending else "between_0_and_remaining"
+            raise InvalidRequest(field="credits", reason=reason_of)
+        if refund and (pending or card.payment is None or card.payment.reference is None):
+            raise CardNotRefundable(card_id=card_id, reason="pending" if pending else "no_provider_payment")
         before = self.balance(at)
-        voided = card.void()
+        voided = card.void(taken)
         wallet = self._with({**self.cards, card_id: voided})
         after = wallet.balance(at)
-        value = None if pending else card.value_of(card.remaining)
-        entry = LedgerEntry(EntryType.VOID, card.remaining, at, after, card_id=card_id, value=value, reason=reason)
+        value = None if pending else card.value_of(taken)
+        entries = [LedgerEntry(EntryType.VOID, taken, at, after, card_id=card_id, value=value, reason=reason)]
         detail = {"customerId": self.customer_id, "balance": after, "cardId": card_id}
-        events = [DomainEvent(CREDITS_VOIDED, {**detail, "credits": card.remaining, "reason": reason, "card": voided})]
+        events = [DomainEvent(CREDITS_VOIDED, {**detail, "credits": taken, "reason": reason, "card": voided})]
+        if refund:
+            assert value is not None and card.payment is not None
+            entries.append(LedgerEntry(EntryType.REFUND, taken, at, after, card_id=card_id, value=value, reason=reason))
+            refunded = {**detail, "credits": taken, "amount": value, "reference": card.payment.reference}
+            events.append(DomainEvent(CREDITS_REFUNDED, {**refunded, "reason": reason, "card": voided}))
         if pending and reason == PAYMENT_FAILED_REASON:
             events.append(DomainEvent(PAYMENT_FAILED, {**detail, "amount": card.price, "card": voided}))
             if card.source is CardSource.AUTO_RECHARGE:  # the crossing it answered is left unanswered
                 events.append(DomainEvent(AUTO_RECHARGE_SKIPPED, {**detail, "reason": reason, "card": voided}))
         events.extend(balance_events(self.customer_id, before, after, self.settings.alert_thresholds))
-        return self._settle(wallet, (entry,), events)
+        return self._settle(wallet, entries, events)
 
     def draw(self, usage: RatedUsage, at: datetime) -> Outcome:
         """Draw one rated usage event (see `draw_batch`)."""

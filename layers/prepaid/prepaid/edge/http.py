@@ -60,6 +60,10 @@ _STATUS_AND_MESSAGE: dict[type[domain.DomainError], tuple[HTTPStatus, Callable[[
         HTTPStatus.UNPROCESSABLE_ENTITY,
         lambda e: f"payment collect {e.collect} is not configured in this deployment",
     ),
+    domain.CardNotRefundable: (
+        HTTPStatus.CONFLICT,
+        lambda e: f"card {e.card_id} cannot be refunded: {e.reason}",
+    ),
     domain.PaymentDeclined: (
         HTTPStatus.PAYMENT_REQUIRED,
         lambda e: f"the payment was declined ({e.decline_code}): card {e.card_id} was voided, nothing was granted",

@@ -14,6 +14,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     WithJsonSchema,
 )
@@ -131,9 +132,13 @@ VoidReason = Annotated[str, Field(pattern=REASON_PATTERN, examples=["payment_fai
 
 
 class VoidBody(Body):
-    """`POST .../void`; the body is optional."""
+    """`POST .../void`; the body is optional: without it, what remains is voided."""
 
     reason: VoidReason | None = None
+    credits: DecimalText | None = Field(default=None, description="how many of the remaining credits; all by default")
+    refund: StrictBool = Field(
+        default=False, description="return their value (credits x cost basis) through the card's Stripe payment"
+    )
 
 
 class AutoRechargeBody(Body):
@@ -234,6 +239,7 @@ class CardOut(BaseModel):
 class PurchaseOut(BaseModel):
     card: CardOut
     balance: str
+    refund: MoneyOut | None = Field(default=None, description="a void with refund: what goes back to the customer")
 
 
 class WalletOut(BaseModel):
@@ -365,6 +371,7 @@ class CurrencyRevenueOut(BaseModel):
     recognised: str
     breakage: str
     voided: str
+    refunded: str = Field(description="money returned for voided credits (part of voided, not more)")
     deferred: str
 
 

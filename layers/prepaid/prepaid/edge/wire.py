@@ -67,8 +67,9 @@ def payment(value: Payment) -> Json:
 
 
 def card_result(result: CardResult) -> Json:
-    """A purchase's or a void's answer."""
-    return {"card": card(result.card, result.at), "balance": to_wire(result.balance)}
+    """A purchase's or a void's answer (a void with refund says what goes back)."""
+    answer = {"card": card(result.card, result.at), "balance": to_wire(result.balance)}
+    return answer | ({"refund": money(result.refund)} if result.refund else {})
 
 
 def checkout(result: CardResult, page: CheckoutPage) -> Json:
@@ -279,6 +280,7 @@ def revenue_report(report: RevenueReport) -> Json:
                 "recognised": to_wire(r.recognised),
                 "breakage": to_wire(r.breakage),
                 "voided": to_wire(r.voided),
+                "refunded": to_wire(r.refunded),
                 "deferred": to_wire(r.deferred_at_end),
             }
             for r in report.currencies

@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.metrics import MetricUnit
 
 from prepaid import assembly
+from prepaid.application.wallets import VoidRequest
 from prepaid.edge import wire
 from prepaid.edge.http import json_response
 from prepaid.edge.schemas import CardId, CustomerId, IdempotencyKey, PurchaseBody, PurchaseOut, VoidBody
@@ -32,10 +33,15 @@ def purchase(
     return json_response(wire.card_result(result), HTTPStatus.CREATED, replayed)
 
 
-@router.post("/wallets/<customerId>/cards/<cardId>/void", summary="Void what remains of a card")
-def void_card(customerId: CustomerId, cardId: CardId, body: VoidBody | None = None) -> Response[PurchaseOut]:
-    reason = body.reason if body is not None else None
-    return json_response(wire.card_result(assembly.wallet_service().void(customerId, cardId, reason)))
+@router.post("/wallets/<customerId>/cards/<cardId>/void", summary="Void a card's remaining credits, or some")
+def void_card(
+    customerId: CustomerId, cardId: CardId, body: VoidBody | None = None, idempotency_key: IdempotencyKey = None
+) -> Response[PurchaseOut]:
+    asked = body or VoidBody()
+    request = VoidRequest(asked.reason, asked.credits, asked.refund)
+    result = assembly.payments().void(customerId, cardId, request, idempotency_key)
+    replayed = {"Idempotent-Replayed": "true"} if result.replayed else None
+    return json_response(wire.card_result(result), extra=replayed)
 
 
 @router.post("/wallets/<customerId>/cards/<cardId>/activate", summary="Activate a pending card once it is paid")
