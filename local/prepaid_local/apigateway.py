@@ -177,7 +177,7 @@ class Gateway:
         responses: dict[str, GatewayResponse] | None = None,
     ) -> None:
         self.routes = routes
-        self._invoke = invoke
+        self.invoke = invoke  # also for callers that invoke a function directly (a bus event, in tests)
         self.responses = responses or {}
 
     def route(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
@@ -204,7 +204,7 @@ class Gateway:
         route, params = found
         event = proxy_event(method, route, path, params, query, headers, body)
         event["isBase64Encoded"] = base64_body
-        answer: dict[str, Any] = self._invoke(route.function, event)
+        answer: dict[str, Any] = self.invoke(route.function, event)
         return answer
 
     def request(

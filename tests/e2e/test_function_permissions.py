@@ -277,7 +277,12 @@ def second_customer(server: LocalServer, recorder: AwsCallRecorder) -> None:
     settings = {
         "thresholds": ["50"],
         "webhookUrl": f"http://127.0.0.1:{closed_port()}/hooks",
-        "recurring": {"credits": "300", "dayOfMonth": fires.day, "expiresIn": "P60D"},
+        "recurring": {
+            "credits": "300",
+            "dayOfMonth": fires.day,
+            "expiresIn": "P60D",
+            "payment": {"collect": "stripe", "stripeCustomer": "cus_demo"},  # charged through Stripe
+        },
     }
     cards = [call(server, "POST", f"{wallet}/purchases", {"credits": credits}) for credits in ("100", "200")]
     assert [status for status, _ in cards] == [201, 201], cards

@@ -25,8 +25,7 @@ from support.usage import RATE_CARD, Queues, usage_event, wallet
 PRICE = {"amount": "12.50", "currency": "USD"}
 
 
-@pytest.fixture
-def stripe_standin(stack: Stack) -> Iterator[StripeStandIn]:
+def standin_for(stack: Stack) -> Iterator[StripeStandIn]:
     """The stand-in, its keys in the payments secret; its events kept for the test to deliver (or not)."""
     standin = StripeStandIn(deliver=False).start()
     connect_stripe(stack, standin)
@@ -34,6 +33,16 @@ def stripe_standin(stack: Stack) -> Iterator[StripeStandIn]:
     yield standin
     standin.stop()
     os.environ.pop("STRIPE_API_BASE", None)
+
+
+@pytest.fixture
+def stripe_standin(stack: Stack) -> Iterator[StripeStandIn]:
+    yield from standin_for(stack)
+
+
+@pytest.fixture
+def timed_standin(timed_stack: Stack) -> Iterator[StripeStandIn]:
+    yield from standin_for(timed_stack)
 
 
 def deliver(stack: Stack, standin: StripeStandIn, event: dict[str, Any], secret: str | None = None) -> ApiAnswer:
@@ -459,3 +468,60 @@ def test_refunds_are_refused_where_no_money_can_go_back(stack: Stack, stripe_sta
     ]
     assert stripe_standin.refunds == {}
     assert wallet(stack, "acme")["balance"] == "1100"
+
+
+def _answer_the_crossing(n: int, gateway: Gateway, low: dict[str, Any]) -> Any:
+    return gateway.invoke("AutoRechargeFunction", low)
+
+
+def test_six_environments_answering_one_crossing_at_once_charge_and_grant_once() -> None:
+    with moto_server() as server:
+        stack = server.stack
+        # Given a crossing of the auto-recharge threshold, its Balance Low committed but not yet answered
+        bus = BusTap(stack)
+        assert stack.api("PUT", "/rate-card", RATE_CARD).status == 200
+        auto = {"threshold": "100", "credits": "500", "maxPerDay": 3, "price": {"amount": "4.00", "currency": "USD"}}
+        payment = {"collect": "stripe", "stripeCustomer": "cus_demo"}
+        assert stack.api("PUT", "/wallets/acme/settings", {"autoRecharge": auto | {"payment": payment}}).status == 200
+        stack.api("POST", "/wallets/acme/purchases", {"credits": "300", "price": PRICE})
+        assert stack.api("POST", "/usage", {"events": [usage_event("u1", "acme", "500")]}).status == 202
+        stack.pump_queues()
+        stack.pump_streams()  # the outbox to the bus, not the bus to auto-recharge
+        (tapped,) = bus.of_type("Balance Low")
+        low = {**tapped, "account": stack.resolver.account}
+        # When six environments receive it at once
+        answers = run_environments(6, Environment.of(server), _answer_the_crossing, low)
+        # Then all say it was bought, Stripe charged once, and the credits were granted once
+        assert all(a["bought"] for a in answers), answers
+        assert len(server.stripe.payment_intents) == 1
+        read = stack.api("GET", "/wallets/acme").body
+        assert read["balance"] == "550"
+        assert [c["status"] for c in read["cards"] if c["source"] == "auto_recharge"] == ["active"]
+
+
+# -- recurring grants charged to the saved payment method ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("customer", "granted"), [("cus_demo", True), ("cus_declined", False)])
+def test_a_monthly_grant_that_stripe_charges_is_granted_only_when_paid(
+    timed_stack: Stack, timed_standin: StripeStandIn, customer: str, granted: bool
+) -> None:
+    stack = timed_stack
+    bus = BusTap(stack)
+    # Given a monthly grant of 1,000 credits for 12.50 USD, charged to the customer's saved card, due tomorrow
+    tomorrow = (stack.clock.now() + timedelta(days=1)).replace(hour=0, minute=5, second=30, microsecond=0)
+    payment = {"collect": "stripe", "stripeCustomer": customer}
+    grant = {"credits": "1000", "dayOfMonth": tomorrow.day, "price": PRICE, "payment": payment}
+    assert stack.api("PUT", "/wallets/acme/settings", {"recurring": grant}).status == 200
+    # When the daily job runs tomorrow and the day after
+    stack.set_time(tomorrow)
+    stack.pump()
+    stack.set_time(tomorrow + timedelta(days=1))
+    stack.pump()
+    # Then Stripe was asked once, and the credits are in the balance only if it paid
+    (intent,) = timed_standin.payment_intents.values()
+    assert (intent["amount"], intent["currency"]) == (1250, "usd")
+    read = stack.api("GET", "/wallets/acme").body
+    assert read["balance"] == ("1000" if granted else "0")
+    assert len(bus.of_type("Payment Failed")) == (0 if granted else 1)
+    assert len(bus.of_type("Credits Purchased")) == (1 if granted else 0)

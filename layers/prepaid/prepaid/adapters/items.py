@@ -208,6 +208,7 @@ def settings_item(settings: WalletSettings) -> Item:
             "dayOfMonth": recurring.day_of_month,
             "price": _money_item(recurring.price) if recurring.price else None,
             "expiresInSeconds": int(recurring.expires_in.total_seconds()) if recurring.expires_in else None,
+            "payment": _payment_item(recurring.payment) if recurring.payment else None,
         },
         "webhookUrl": settings.webhook_url,
     }
@@ -235,6 +236,7 @@ def settings_from_item(item: Item) -> WalletSettings:
             expires_in=timedelta(seconds=int(recurring["expiresInSeconds"]))
             if recurring.get("expiresInSeconds") is not None
             else None,
+            payment=_payment(recurring.get("payment")),
         ),
         webhook_url=item.get("webhookUrl"),
     )

@@ -22,8 +22,8 @@ from prepaid.application.ports import (
 from prepaid.application.provenance import CommittedEvents, committed
 from prepaid.application.retry import RetryPolicy
 from prepaid.application.wallets import PurchaseRequest, WalletService, add_card
-from prepaid.domain.card import CardSource
-from prepaid.domain.errors import IdempotencyKeyReused, TooManyLiveCards
+from prepaid.domain.card import CardSource, Payment
+from prepaid.domain.errors import IdempotencyKeyReused, PaymentDeclined, PaymentsUnavailable, TooManyLiveCards
 from prepaid.domain.events import BALANCE_LOW, CREDITS_PURCHASED
 
 if TYPE_CHECKING:
@@ -195,7 +195,8 @@ class CreditLifecycle:
             return bought
         assert self._payments is not None, "a recharge that Stripe collects needs the payments use case"
         # charged with the card's own key: a redelivered or concurrent crossing replays the purchase above and
-        # gets Stripe's first answer; a decline voids the card (Payment Failed, Auto Recharge Skipped) and raises
+        # gets Stripe's first answer; a decline voids the card (Payment Failed, Auto Recharge Skipped) and raises,
+        # for the handler to say why nothing was bought
         return self._payments().collect(customer_id, bought)
 
     # -- recurring grants --------------------------------------------------------------------------------------
@@ -213,15 +214,31 @@ class CreditLifecycle:
         if grant is None or grant_date(today.year, today.month, grant.day_of_month) > today:
             return None
         request = PurchaseRequest(
-            credits=grant.credits, price=grant.price, expires_in=grant.expires_in, source=CardSource.RECURRING
+            credits=grant.credits,
+            price=grant.price,
+            expires_in=grant.expires_in,
+            source=CardSource.RECURRING,
+            payment=grant.payment,
         )
         key = f"recurring:{today:%Y-%m}"
         try:
-            return self._wallets.buy(customer_id, request, key, add_card)
+            granted = self._wallets.buy(customer_id, request, key, add_card)
         except IdempotencyKeyReused:
             return None  # granted this month already, before the grant's settings changed
         except TooManyLiveCards:
             return None  # the wallet is full: no grant this month (a retry would not change that)
+        return self._collect(customer_id, granted, grant.payment)
+
+    def _collect(self, customer_id: str, bought: CardResult | None, payment: Payment | None) -> CardResult | None:
+        """Charge a card bought for Stripe to collect (its own key: a replay gets Stripe's first answer); a decline
+        voids it (Payment Failed) and grants nothing, which a retry would not change."""
+        if bought is None or payment is None or not payment.charged_off_session:
+            return bought
+        assert self._payments is not None, "a card that Stripe collects needs the payments use case"
+        try:
+            return self._payments().collect(customer_id, bought)
+        except (PaymentDeclined, PaymentsUnavailable):
+            return None
 
 
 def grant_date(year: int, month: int, day_of_month: int) -> date:

@@ -25,6 +25,7 @@ class RecurringGrant:
     day_of_month: int
     price: Money | None = None
     expires_in: timedelta | None = None
+    payment: Payment | None = None  # who collects each grant's price; None: the SaaS has it
 
 
 @dataclass(frozen=True)

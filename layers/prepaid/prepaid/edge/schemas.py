@@ -156,6 +156,9 @@ class RecurringBody(Body):
     price: MoneyBody | None = None
     day_of_month: Annotated[StrictInt, Field(ge=1, le=31)] = Field(alias="dayOfMonth")
     expires_in: Duration | None = Field(default=None, alias="expiresIn")
+    payment: PaymentBody | None = Field(
+        default=None, description="who collects each grant's price: absent, the SaaS has it; Stripe charges it"
+    )
 
 
 class SettingsBody(Body):

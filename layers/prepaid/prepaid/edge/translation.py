@@ -79,6 +79,7 @@ def wallet_settings(body: SettingsBody) -> WalletSettings:
             day_of_month=recurring.day_of_month,
             price=money(recurring.price),
             expires_in=recurring.expires_in,
+            payment=payment(recurring.payment),
         ),
         webhook_url=url,
     )

@@ -97,6 +97,7 @@ def settings(value: WalletSettings) -> Json:
             "price": money(recurring.price) if recurring.price else None,
             "dayOfMonth": recurring.day_of_month,
             "expiresIn": duration(recurring.expires_in) if recurring.expires_in else None,
+            "payment": payment(recurring.payment) if recurring.payment else None,
         },
         "webhookUrl": value.webhook_url,
     }
