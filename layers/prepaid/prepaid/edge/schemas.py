@@ -242,7 +242,10 @@ class CardOut(BaseModel):
 class PurchaseOut(BaseModel):
     card: CardOut
     balance: str
-    refund: MoneyOut | None = Field(default=None, description="a void with refund: what goes back to the customer")
+
+
+class VoidOut(PurchaseOut):
+    refund: MoneyOut | None = Field(default=None, description="with refund: what goes back to the customer")
 
 
 class WalletOut(BaseModel):

@@ -13,7 +13,7 @@ from prepaid import assembly
 from prepaid.application.wallets import VoidRequest
 from prepaid.edge import wire
 from prepaid.edge.http import json_response
-from prepaid.edge.schemas import CardId, CustomerId, IdempotencyKey, PurchaseBody, PurchaseOut, VoidBody
+from prepaid.edge.schemas import CardId, CustomerId, IdempotencyKey, PurchaseBody, PurchaseOut, VoidBody, VoidOut
 from prepaid.edge.translation import purchase_request
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves its __init__ unannotated
@@ -36,7 +36,7 @@ def purchase(
 @router.post("/wallets/<customerId>/cards/<cardId>/void", summary="Void a card's remaining credits, or some")
 def void_card(
     customerId: CustomerId, cardId: CardId, body: VoidBody | None = None, idempotency_key: IdempotencyKey = None
-) -> Response[PurchaseOut]:
+) -> Response[VoidOut]:
     asked = body or VoidBody()
     request = VoidRequest(asked.reason, asked.credits, asked.refund)
     result = assembly.payments().void(customerId, cardId, request, idempotency_key)
