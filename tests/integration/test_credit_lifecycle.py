@@ -126,3 +126,38 @@ def test_the_monthly_grant_comes_on_its_day_once(timed_stack: Stack) -> None:
     assert (card["source"], card["credits"]) == ("recurring", "1000")
     assert datetime.fromisoformat(card["expiresAt"]) - datetime.fromisoformat(card["effectiveAt"]) == timedelta(days=40)
     assert Decimal(wallet(stack, "acme")["balance"]) == Decimal(1000)
+
+
+def test_auto_recharge_stops_at_its_monthly_spend_cap_and_says_so_once(timed_stack: Stack) -> None:
+    stack = timed_stack
+    bus = BusTap(stack)
+    assert stack.api("PUT", "/rate-card", RATE_CARD).status == 200
+    # Given auto-recharge of 500 credits for 4.00 USD at 100, at most 6.00 USD a month
+    price, cap = {"amount": "4.00", "currency": "USD"}, {"amount": "6.00", "currency": "USD"}
+    auto = {"threshold": "100", "credits": "500", "maxPerDay": 5, "price": price, "maxSpendPerMonth": cap}
+    answer = stack.api("PUT", "/wallets/acme/settings", {"autoRecharge": auto})
+    assert answer.body["settings"]["autoRecharge"]["maxSpendPerMonth"] == cap
+    buy(stack, "300")
+    # When usage crosses the threshold twice
+    Queues(stack).send_usage({"events": [usage_event("u1", "acme", "500")]})
+    stack.pump()
+    Queues(stack).send_usage({"events": [usage_event("u2", "acme", "1000")]})
+    stack.pump()
+    # Then the first crossing bought 500 credits (4.00 USD), and the second, which would spend 8.00, bought nothing
+    assert len(bus.of_type("Auto Recharge Purchased")) == 1
+    (skipped,) = bus.of_type("Auto Recharge Skipped")
+    assert skipped["detail"]["reason"] == "monthly_cap"
+    assert (skipped["detail"]["spentThisMonth"], skipped["detail"]["maxSpendPerMonth"]) == (price, cap)
+    assert wallet(stack, "acme")["balance"] == "50"
+    # And when that crossing's Balance Low arrives again, it is not answered (or reported) twice
+    low = bus.of_type("Balance Low")[-1]
+    events = boto3.client("events", region_name=REGION)
+    bus_name, detail = stack.name("EventBus"), json.dumps(low["detail"])
+    events.put_events(
+        Entries=[
+            {"Source": low["source"], "DetailType": low["detail-type"], "Detail": detail, "EventBusName": bus_name}
+        ]
+    )
+    stack.pump()
+    assert len(bus.of_type("Auto Recharge Skipped")) == 1
+    assert wallet(stack, "acme")["balance"] == "50"

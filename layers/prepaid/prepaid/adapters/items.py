@@ -200,6 +200,7 @@ def settings_item(settings: WalletSettings) -> Item:
             "maxPerDay": auto.max_per_day,
             "price": _money_item(auto.price) if auto.price else None,
             "payment": _payment_item(auto.payment) if auto.payment else None,
+            "maxSpendPerMonth": _money_item(auto.max_spend_per_month) if auto.max_spend_per_month else None,
         },
         "recurring": None
         if recurring is None
@@ -226,6 +227,7 @@ def settings_from_item(item: Item) -> WalletSettings:
             max_per_day=int(auto["maxPerDay"]),
             price=_money(auto["price"]) if auto.get("price") else None,
             payment=_payment(auto.get("payment")),
+            max_spend_per_month=_money(auto["maxSpendPerMonth"]) if auto.get("maxSpendPerMonth") else None,
         ),
         recurring=None
         if recurring is None
@@ -360,9 +362,7 @@ def wallet_item(wallet: Wallet, layout: CardLayout | None = None) -> Item:
         "openHour": None if wallet.open_hour is None else _open_hour_text(wallet.open_hour),
         # the key of the sparse RecurringIndex: present only for wallets with a recurring grant
         "recurringDay": wallet.settings.recurring.day_of_month if wallet.settings.recurring else None,
-        "recharges": None
-        if wallet.recharges is None
-        else {"day": wallet.recharges.day.isoformat(), "count": wallet.recharges.count},
+        "recharges": None if wallet.recharges is None else _recharges_item(wallet.recharges),
     }
 
 
@@ -441,10 +441,20 @@ def wallet_from_item(item: Item, written: CardPages | None = None) -> Wallet:
         ),
         settings=settings_from_item(item["settings"]),
         open_hour=_open_hour(item.get("openHour")),
-        recharges=Recharges(date.fromisoformat(item["recharges"]["day"]), int(item["recharges"]["count"]))
-        if item.get("recharges")
-        else None,
+        recharges=_recharges(item["recharges"]) if item.get("recharges") else None,
     )
+
+
+def _recharges_item(recharges: Recharges) -> Item:
+    item: Item = {"day": recharges.day.isoformat(), "count": recharges.count}
+    if recharges.month:  # most wallets have no spend cap: no bytes
+        item |= {"month": recharges.month, "spent": recharges.spent}
+    return item
+
+
+def _recharges(item: Item) -> Recharges:
+    day, count = date.fromisoformat(item["day"]), int(item["count"])
+    return Recharges(day, count, str(item.get("month", "")), Decimal(item.get("spent", 0)))
 
 
 # -- ledger, outbox, idempotency -----------------------------------------------------------------------------------

@@ -169,9 +169,9 @@ class WalletService:
         self._lifetime(request, self._clock())
         fingerprint = request.fingerprint()
         if idempotency_key is not None:
-            replay = self._replay(customer_id, idempotency_key, fingerprint)
-            if replay is not None:
-                return replay
+            record = self._recorded(customer_id, idempotency_key, fingerprint, PURCHASE_SCOPE)
+            if record is not None:
+                return None if record.result is None else dataclasses.replace(record.result, replayed=True)
         price = request.price if request.price is not None else self.quote(request.credits).price
         card_id = self._new_id()
 
@@ -193,6 +193,15 @@ class WalletService:
             outcome = decide(wallet, card, now)
             if outcome is None:
                 return None
+            if card_id not in outcome.wallet.cards and card_id not in {c.card_id for c in outcome.retired}:
+                # decided not to buy, and recorded why (its events): once per key, as a purchase would be
+                skipped = (
+                    None
+                    if idempotency_key is None
+                    else IdempotencyRecord(PURCHASE_SCOPE, idempotency_key, fingerprint, None)
+                )
+                self._commit(wallet, outcome, now, skipped)
+                return None
             result = CardResult(outcome.card(card_id), outcome.wallet.balance(now), now)
             record = None
             if idempotency_key is not None:
@@ -204,9 +213,9 @@ class WalletService:
             return self._retry.run(customer_id, attempt)
         except IdempotencyRace:
             assert idempotency_key is not None
-            replay = self._replay(customer_id, idempotency_key, fingerprint)
-            assert replay is not None, "an idempotency race leaves the winner's record behind"
-            return replay
+            won = self._recorded(customer_id, idempotency_key, fingerprint, PURCHASE_SCOPE)
+            assert won is not None, "an idempotency race leaves the winner's record behind"
+            return None if won.result is None else dataclasses.replace(won.result, replayed=True)
 
     @staticmethod
     def _lifetime(request: PurchaseRequest, now: datetime) -> tuple[datetime, datetime | None]:
@@ -221,13 +230,18 @@ class WalletService:
             raise InvalidRequest(field="expiresAt", reason="not_after_effectiveAt")
         return effective_at, expires_at
 
-    def _replay(self, customer_id: str, key: str, fingerprint: str, scope: str = PURCHASE_SCOPE) -> CardResult | None:
+    def _recorded(self, customer_id: str, key: str, fingerprint: str, scope: str) -> IdempotencyRecord | None:
+        """The request made before with this key (its answer None when it decided to buy nothing)."""
         record = self._store.idempotency_record(customer_id, scope, key)
+        if record is not None and record.request_hash != fingerprint:
+            raise IdempotencyKeyReused(key=key)
+        return record
+
+    def _replay(self, customer_id: str, key: str, fingerprint: str, scope: str) -> CardResult | None:
+        record = self._recorded(customer_id, key, fingerprint, scope)
         if record is None:
             return None
-        if record.request_hash != fingerprint:
-            raise IdempotencyKeyReused(key=key)
-        assert record.result is not None, "a purchase's record keeps its answer"
+        assert record.result is not None, "a void's record keeps its answer"
         return dataclasses.replace(record.result, replayed=True)
 
     # -- other changes -----------------------------------------------------------------------------------------

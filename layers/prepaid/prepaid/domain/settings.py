@@ -17,6 +17,7 @@ class AutoRecharge:
     max_per_day: int
     price: Money | None = None
     payment: Payment | None = None  # who collects the price; None: the SaaS has it (the card is active at once)
+    max_spend_per_month: Money | None = None  # what recharges may cost in a UTC month, in the price's currency
 
 
 @dataclass(frozen=True)

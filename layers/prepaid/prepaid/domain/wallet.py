@@ -78,13 +78,19 @@ class Retired:
 
 @dataclass(frozen=True)
 class Recharges:
-    """How many auto-recharges one wallet bought on one UTC day, against `maxPerDay`."""
+    """How many auto-recharges one wallet bought on one UTC day, against `maxPerDay`, and what they cost in one
+    UTC month (`YYYY-MM`, in the price's currency), against `maxSpendPerMonth`."""
 
     day: date
     count: int
+    month: str = ""
+    spent: Decimal = ZERO
 
     def on(self, day: date) -> int:
         return self.count if self.day == day else 0
+
+    def spent_in(self, month: str) -> Decimal:
+        return self.spent if self.month == month else ZERO
 
 
 @dataclass(frozen=True)
@@ -321,7 +327,8 @@ class Wallet:
 
         It buys only if auto-recharge is set for that threshold, the balance is still at or below it (a purchase
         made since — another alert's, or a person's — already answered the crossing) and today's count is below
-        `maxPerDay`.
+        `maxPerDay`. Past `maxSpendPerMonth` (the card's price on top of this month's recharges) it buys nothing
+        and says so: the outcome holds `Auto Recharge Skipped` (reason `monthly_cap`) and no card.
         """
         auto = self.settings.auto_recharge
         if auto is None or auto.threshold != threshold or self.balance(at) > threshold:
@@ -330,8 +337,17 @@ class Wallet:
         bought = self.recharges.on(today) if self.recharges else 0
         if bought >= auto.max_per_day:
             return None
+        month = f"{today:%Y-%m}"
+        spent = self.recharges.spent_in(month) if self.recharges else ZERO
+        cap = auto.max_spend_per_month
+        if cap is not None and (card.price.currency != cap.currency or spent + card.price.amount > cap.amount):
+            detail = {"customerId": self.customer_id, "balance": self.balance(at), "threshold": threshold}
+            reason = "monthly_cap" if card.price.currency == cap.currency else "cap_in_another_currency"
+            spending = {"spentThisMonth": Money(spent, cap.currency), "maxSpendPerMonth": cap, "price": card.price}
+            return Outcome(self, events=(DomainEvent(AUTO_RECHARGE_SKIPPED, {**detail, "reason": reason, **spending}),))
         outcome = self.add_card(card, at)
-        wallet = dataclasses.replace(outcome.wallet, recharges=Recharges(today, bought + 1))
+        recharges = Recharges(today, bought + 1, month, spent + card.price.amount)
+        wallet = dataclasses.replace(outcome.wallet, recharges=recharges)
         event = DomainEvent(
             AUTO_RECHARGE_PURCHASED,
             {

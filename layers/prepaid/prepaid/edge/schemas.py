@@ -149,6 +149,11 @@ class AutoRechargeBody(Body):
     payment: PaymentBody | None = Field(
         default=None, description="who collects each recharge's price: absent, the SaaS has it; Stripe charges it"
     )
+    max_spend_per_month: MoneyBody | None = Field(
+        default=None,
+        alias="maxSpendPerMonth",
+        description="what recharges may cost in a UTC month; past it a crossing buys nothing (Auto Recharge Skipped)",
+    )
 
 
 class RecurringBody(Body):

@@ -71,6 +71,7 @@ def wallet_settings(body: SettingsBody) -> WalletSettings:
             max_per_day=auto.max_per_day,
             price=money(auto.price),
             payment=payment(auto.payment),
+            max_spend_per_month=money(auto.max_spend_per_month),
         ),
         recurring=None
         if recurring is None

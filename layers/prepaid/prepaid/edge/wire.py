@@ -89,6 +89,7 @@ def settings(value: WalletSettings) -> Json:
             "price": money(auto.price) if auto.price else None,
             "maxPerDay": auto.max_per_day,
             "payment": payment(auto.payment) if auto.payment else None,
+            "maxSpendPerMonth": money(auto.max_spend_per_month) if auto.max_spend_per_month else None,
         },
         "recurring": None
         if recurring is None
