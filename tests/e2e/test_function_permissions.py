@@ -562,11 +562,15 @@ def test_the_check_reports_a_call_the_role_does_not_allow(server: LocalServer, r
         # And a read is made outside any function
         dynamodb.scan(TableName=table)
 
-    # Then each part of each call was recorded with its resource and key, but the read outside a function
+    # Then each part of each call was recorded with its resource and key, but the read outside a function (the
+    # server's own work goes on meanwhile, e.g. an alert's retry from the test before: only these three functions'
+    # calls are this test's)
     schedules_arn = f"arn:aws:scheduler:us-east-1:{resolver.account}:schedule/{group}"
     drawdown, webhook = (resolver.attributes[(q, "Arn")] for q in ("DrawdownQueue", "WebhookQueue"))
     other_table = f"arn:aws:dynamodb:us-east-1:{resolver.account}:table/other-table"
-    assert {c.describe() for c in rec.accesses()} == {
+    made_here = [c for c in rec.accesses() if c.function in ("ApiFunction", "IngestFunction", "ExpiryFunction")]
+    assert [c.describe() for c in rec.accesses() if c.action == "dynamodb:Scan"] == []  # the one made outside
+    assert {c.describe() for c in made_here} == {
         f"ApiFunction dynamodb:PutItem {table_arn} key=W#a",
         f"ApiFunction dynamodb:DeleteItem {table_arn} key=W#b",
         f"ApiFunction dynamodb:PutItem {table_arn} key=CATALOG",
@@ -581,7 +585,7 @@ def test_the_check_reports_a_call_the_role_does_not_allow(server: LocalServer, r
     }
     # And the check reports the action the role lacks, the key prefix, the table, the queue and the role it does
     # not grant, while what it grants is not reported
-    assert not_allowed(rec.accesses(), roles) == sorted(
+    assert not_allowed(made_here, roles) == sorted(
         [
             f"ApiFunction dynamodb:DeleteItem {table_arn} key=W#b",
             f"ApiFunction dynamodb:PutItem {table_arn} key=D#x",

@@ -121,7 +121,7 @@ def test_bad_queries_and_unknown_wallets(stack: Stack) -> None:
     # When the query is malformed, or the wallet does not exist
     answers = {
         "limit": stack.api("GET", "/wallets/acme/ledger", query="limit=0"),
-        "type": stack.api("GET", "/wallets/acme/ledger", query="type=refund"),
+        "type": stack.api("GET", "/wallets/acme/ledger", query="type=cash"),
         "from": stack.api("GET", "/wallets/acme/ledger", query="from=yesterday"),
         "window": stack.api("GET", "/wallets/acme/ledger", query="from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z"),
         "unknown": stack.api("GET", "/wallets/nobody/ledger"),
