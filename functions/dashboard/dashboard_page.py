@@ -200,17 +200,17 @@ SCRIPT = r"""
       row.setAttribute("data-status", c.status);
       row.setAttribute("data-remaining", c.remaining);
       cell(row, c.source);
+      var status = cell(row, "");  // second: on a phone the table scrolls, and the status must show without it
+      var badge = document.createElement("span");
+      badge.className = "badge " + c.status + (soon[c.cardId] ? " expiring" : "");
+      badge.textContent = c.status + (soon[c.cardId] ? " \u00b7 expires unused" : "");
+      status.appendChild(badge);
       cell(row, amount(c.credits), "num");
       cell(row, amount(c.remaining), "num");
       cell(row, money(c.price), "num");
       cell(row, day(c.effectiveAt));
       var expires = cell(row, c.expiresAt ? when(c.expiresAt) : "never", "expires");
       if (c.expiresAt) { expires.setAttribute("data-expires-at", c.expiresAt); }
-      var status = cell(row, "");
-      var badge = document.createElement("span");
-      badge.className = "badge " + c.status + (soon[c.cardId] ? " expiring" : "");
-      badge.textContent = c.status + (soon[c.cardId] ? " \u00b7 expires unused" : "");
-      status.appendChild(badge);
       body.appendChild(row);
     });
     $("cards-empty").hidden = cards.length > 0;
@@ -511,8 +511,8 @@ BODY = """
     <h2>Credit cards</h2>
     <div class="scroll">
     <table id="cards">
-      <thead><tr><th>Source</th><th class="num">Credits</th><th class="num">Remaining</th><th class="num">Price</th>
-        <th>Effective</th><th>Expires</th><th>Status</th></tr></thead>
+      <thead><tr><th>Source</th><th>Status</th><th class="num">Credits</th><th class="num">Remaining</th>
+        <th class="num">Price</th><th>Effective</th><th>Expires</th></tr></thead>
       <tbody></tbody>
     </table>
     </div>
