@@ -2,9 +2,10 @@
 values anywhere) with payments on: never a 5xx, and money moves only as the contract says.
 
 Property, per delivery of one signed event: the answer is 200 (`{"received", "applied"}`) or a 4xx with the
-contract's error body (400 for a body that is no Stripe event, 422 for JSON that is no object); no card but the pending one ever changes; the pending card is either still pending, or active with its
-credits in the balance once (a paid notice for it), or voided with nothing granted (a failed or abandoned one); and
-the paid card is never taken back. Examples share one stack and start from the seeded table again.
+contract's error body (400 for a body that is no Stripe event, 422 for JSON that is no object); no card but the
+pending one ever changes; the pending card is either still pending, or active with its credits in the balance once
+(a paid notice for it), or voided with nothing granted (a failed or abandoned one); and the paid card is never taken
+back. Examples share one stack and start from the seeded table again.
 """
 
 from __future__ import annotations

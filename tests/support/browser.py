@@ -55,14 +55,18 @@ class Browser:
             stderr=subprocess.PIPE,
             text=True,
         )
-        port = self._debugging_port()
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        with opener.open(f"http://127.0.0.1:{port}/json/list", timeout=30) as answer:
-            pages = [t for t in json.load(answer) if t["type"] == "page"]
-        self._socket = websocket.create_connection(pages[0]["webSocketDebuggerUrl"], timeout=WAIT_SECONDS)
-        self._ids = itertools.count(1)
-        self.send("Page.enable")
-        self.send("Runtime.enable")
+        try:
+            port = self._debugging_port()
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            with opener.open(f"http://127.0.0.1:{port}/json/list", timeout=30) as answer:
+                pages = [t for t in json.load(answer) if t["type"] == "page"]
+            self._socket = websocket.create_connection(pages[0]["webSocketDebuggerUrl"], timeout=WAIT_SECONDS)
+            self._ids = itertools.count(1)
+            self.send("Page.enable")
+            self.send("Runtime.enable")
+        except BaseException:
+            self.close()  # no Chromium left running behind a failed start
+            raise
 
     def _debugging_port(self) -> int:
         assert self._process.stderr is not None
@@ -131,7 +135,8 @@ class Browser:
 
     def close(self) -> None:
         try:
-            self._socket.close()
+            if hasattr(self, "_socket"):
+                self._socket.close()
         finally:
             self._process.terminate()
             try:
