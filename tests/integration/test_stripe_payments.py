@@ -525,3 +525,34 @@ def test_a_monthly_grant_that_stripe_charges_is_granted_only_when_paid(
     assert read["balance"] == ("1000" if granted else "0")
     assert len(bus.of_type("Payment Failed")) == (0 if granted else 1)
     assert len(bus.of_type("Credits Purchased")) == (1 if granted else 0)
+
+
+def test_a_payment_that_comes_after_its_card_was_voided_goes_back_whole_once(
+    stack: Stack, stripe_standin: StripeStandIn
+) -> None:
+    # Given a checkout left unpaid, its card voided when the session expired
+    stack.api("PUT", "/price-book", BOOK)
+    stack.api("POST", "/wallets/acme/purchases", {"credits": "5", "price": PRICE})
+    _, answer = checkout_on_the_dashboard(stack, "1000")
+    press(stripe_standin, answer.body["checkoutUrl"], "cancel")
+    assert deliver(stack, stripe_standin, stripe_standin.events[0]).status == 200
+    (session,) = stripe_standin.sessions.values()
+    # When a payment for it is reported after all (an asynchronous method that cleared late), twice
+    stripe_standin.payment_intents["pi_late"] = {
+        "id": "pi_late",
+        "amount": 1000,
+        "currency": "usd",
+        "status": "succeeded",
+    }
+    late = {
+        "id": "evt_late_paid",
+        "object": "event",
+        "type": "checkout.session.async_payment_succeeded",
+        "data": {"object": {**session, "status": "complete", "payment_status": "paid", "payment_intent": "pi_late"}},
+    }
+    answers = [deliver(stack, stripe_standin, late) for _ in range(2)]
+    # Then nothing is granted, and the whole price went back to that payment once
+    assert [(a.status, a.body["applied"]) for a in answers] == [(200, False), (200, False)]
+    (refund,) = stripe_standin.refunds.values()
+    assert (refund["payment_intent"], refund["amount"], refund["currency"]) == ("pi_late", 1000, "usd")
+    assert stack.api("GET", "/wallets/acme").body["balance"] == "5"

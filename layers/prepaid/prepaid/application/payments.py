@@ -116,7 +116,7 @@ class PaymentNotice:
 class NoticeOutcome(StrEnum):
     APPLIED = "applied"  # the card changed, or already was as the notice says
     UNKNOWN_CARD = "unknown_card"  # not a card of this deployment (e.g. another product on the same account)
-    PAID_TOO_LATE = "paid_too_late"  # paid after the card was voided: for an operator to refund
+    REFUNDED_LATE_PAYMENT = "refunded_late_payment"  # paid after the card was voided: the payment went back
 
 
 # -- the use cases ---------------------------------------------------------------------------------------------------
@@ -208,8 +208,19 @@ class Payments:
         except (WalletNotFound, CardNotFound):
             return NoticeOutcome.UNKNOWN_CARD
         except CardNotActivatable:
-            return NoticeOutcome.PAID_TOO_LATE
+            self._refund_late_payment(notice)
+            return NoticeOutcome.REFUNDED_LATE_PAYMENT
         return NoticeOutcome.APPLIED
+
+    def _refund_late_payment(self, notice: PaymentNotice) -> None:
+        """A payment for a card voided before it was paid (its checkout expired, its charge was given up): no
+        credits are granted for it, so the whole price goes back, once (keyed by the card)."""
+        card = self._wallets.card(notice.customer_id, notice.card_id)
+        gateway = self._gateway()
+        if gateway is None or notice.reference is None or card.price.amount <= 0:
+            return
+        key = f"prepaid-late-refund-{card.card_id}"
+        gateway.refund(RefundRequest(notice.customer_id, card.card_id, notice.reference, card.price, key))
 
     def _provider(self, collect: Collect) -> PaymentGateway:
         gateway = self._gateway()

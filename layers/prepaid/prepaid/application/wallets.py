@@ -353,6 +353,16 @@ class WalletService:
             raise WalletNotFound(customer_id=customer_id)
         return wallet
 
+    def card(self, customer_id: str, card_id: str) -> Card:
+        """One card of the wallet, live or retired."""
+        wallet = self._existing(customer_id)
+        if card_id in wallet.cards:
+            return wallet.cards[card_id]
+        retired = self._store.retired_card(customer_id, card_id)
+        if retired is None:
+            raise CardNotFound(customer_id=customer_id, card_id=card_id)
+        return retired
+
     def wallet(self, customer_id: str) -> WalletView:
         """The wallet as it is now: balance, overage, live cards, next expiry, settings."""
         return WalletView(self._existing(customer_id), self._clock())

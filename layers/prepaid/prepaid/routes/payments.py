@@ -28,10 +28,12 @@ def stripe_webhook(stripe_signature: StripeSignature = None) -> Response[Receive
     if notice is None:
         return json_response({"received": True, "applied": False})
     outcome = assembly.payments().apply(notice)
-    if outcome is NoticeOutcome.PAID_TOO_LATE:
-        # money taken for a card voided before it was paid: nothing to grant; an operator refunds it
-        logger.error("payment for a voided card", extra={"notice": notice.notice_id, "cardId": notice.card_id})
-        metrics.add_metric(name="PaymentsForVoidedCards", unit=MetricUnit.Count, value=1)
+    if outcome is NoticeOutcome.REFUNDED_LATE_PAYMENT:
+        # money taken for a card voided before it was paid: nothing granted, the payment refunded whole
+        logger.warning(
+            "payment for a voided card refunded", extra={"notice": notice.notice_id, "cardId": notice.card_id}
+        )
+        metrics.add_metric(name="PaymentsForVoidedCardsRefunded", unit=MetricUnit.Count, value=1)
     else:
         logger.info("payment notice", extra={"notice": notice.notice_id, "kind": notice.kind, "outcome": outcome})
     return json_response({"received": True, "applied": outcome is NoticeOutcome.APPLIED})
