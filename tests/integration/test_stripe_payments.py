@@ -556,3 +556,17 @@ def test_a_payment_that_comes_after_its_card_was_voided_goes_back_whole_once(
     (refund,) = stripe_standin.refunds.values()
     assert (refund["payment_intent"], refund["amount"], refund["currency"]) == ("pi_late", 1000, "usd")
     assert stack.api("GET", "/wallets/acme").body["balance"] == "5"
+
+
+def test_a_large_stripe_event_is_read(stack: Stack, stripe_standin: StripeStandIn) -> None:
+    # Given a card paid through Stripe, and its succeeded event grown past 64 KiB (a large object)
+    buy(stack, "cus_demo")
+    (succeeded,) = [e for e in stripe_standin.events if e["type"] == "payment_intent.succeeded"]
+    large = {**succeeded, "data": {"object": {**succeeded["data"]["object"], "description": "x" * 200_000}}}
+    # When it is delivered, then one over a mebibyte
+    answer = deliver(stack, stripe_standin, large)
+    huge = {**large, "data": {"object": {**large["data"]["object"], "description": "x" * 1_100_000}}}
+    refused = deliver(stack, stripe_standin, huge)
+    # Then the first is read (and changes nothing: the card was paid), the second refused as too large
+    assert (answer.status, answer.body) == (200, {"received": True, "applied": True})
+    assert (refused.status, refused.body["error"]["code"]) == (413, "payload_too_large")

@@ -30,6 +30,9 @@ logger = Logger()
 MAX_BODY_BYTES = 64 * 1024
 MAX_USAGE_BODY_BYTES = 2 * 1024 * 1024  # POST /usage: 1,000 events of up to ~2 KiB each
 USAGE_RESOURCE = "/usage"
+# Routes whose bodies may be larger: usage batches, and Stripe's events (a Checkout Session with many line items
+# can pass 64 KiB; refusing one would have Stripe retry it for days, then disable the endpoint)
+BODY_LIMITS = {USAGE_RESOURCE: MAX_USAGE_BODY_BYTES, "/payments/stripe/webhook": 1024 * 1024}
 
 # Every answer: never cached or framed, no referrer sent on, no content sniffing; JSON needs no other source.
 COMMON_HEADERS = {
@@ -215,7 +218,7 @@ def unreadable_body(event: dict[str, Any]) -> dict[str, Any] | None:
     body = event.get("body")
     if not body:
         return None
-    limit = MAX_USAGE_BODY_BYTES if event.get("resource") == USAGE_RESOURCE else MAX_BODY_BYTES
+    limit = BODY_LIMITS.get(str(event.get("resource")), MAX_BODY_BYTES)
     content_type = _content_type(event)
     refusal = None
     if len(body.encode()) > limit:
