@@ -334,10 +334,12 @@ SCRIPT = r"""
   }
 
   // -- buying: a live quote from the price book, then the payment provider's checkout page --------------------
+  // Every request of the page: the token as a Bearer credential, nothing cached, no cookie, no referrer
   function call(method, path, body) {
+    var headers = {"Authorization": "Bearer " + token, "Accept": "application/json"};
+    if (body !== undefined) { headers["Content-Type"] = "application/json"; }
     return fetch(path, {
-      method: method, cache: "no-store", credentials: "omit", referrerPolicy: "no-referrer",
-      headers: {"Authorization": "Bearer " + token, "Accept": "application/json", "Content-Type": "application/json"},
+      method: method, cache: "no-store", credentials: "omit", referrerPolicy: "no-referrer", headers: headers,
       body: body === undefined ? undefined : JSON.stringify(body)
     }).then(function (response) {
       return response.json().then(function (answer) { return {status: response.status, body: answer}; });
@@ -449,16 +451,11 @@ SCRIPT = r"""
   if (window.location.hash) {
     window.history.replaceState(null, "", window.location.pathname + window.location.search);
   }
-  fetch("dashboard/data", {
-    headers: {"Authorization": "Bearer " + token, "Accept": "application/json"},
-    cache: "no-store", credentials: "omit", referrerPolicy: "no-referrer"
-  }).then(function (response) {
-    return response.json().then(function (body) {
-      if (response.status === 200) {
-        render(body);
-        if (outcome === "success" || outcome === "cancel") { showCheckout(outcome); }
-      } else { fail(response.status, body.error || {}); }
-    });
+  call("GET", "dashboard/data").then(function (answer) {
+    if (answer.status === 200) {
+      render(answer.body);
+      if (outcome === "success" || outcome === "cancel") { showCheckout(outcome); }
+    } else { fail(answer.status, answer.body.error || {}); }
   }).catch(function (error) {
     fail(0, {code: "unavailable", message: String(error)});
   });

@@ -8,7 +8,6 @@ timeout) gets Stripe's first answer instead of a second charge."""
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +26,7 @@ from prepaid.application.payments import (
 from prepaid.domain.errors import PaymentDeclined, PaymentProviderUnavailable, WebhookRefused
 from prepaid.domain.money import Money
 from prepaid.domain.numbers import minor_units, to_wire
-from prepaid.domain.rules import CARD_ID_PATTERN, CUSTOMER_ID
+from prepaid.domain.rules import CARD_ID, CUSTOMER_ID
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -36,7 +35,6 @@ if TYPE_CHECKING:
     from stripe.params import PaymentIntentCreateParams, RefundCreateParams
     from stripe.params.checkout import SessionCreateParams
 
-CARD_ID = re.compile(CARD_ID_PATTERN)
 # What each Stripe event type means for the card named in its object's metadata. A checkout page's PaymentIntent
 # carries no metadata (a declined attempt there is not the end: the customer may try another card), so its
 # `payment_intent.*` events are ignored and the session's own events decide.

@@ -22,7 +22,7 @@ from prepaid.application.ports import (
 from prepaid.application.provenance import CommittedEvents, committed
 from prepaid.application.retry import RetryPolicy
 from prepaid.application.wallets import PurchaseRequest, WalletService, add_card
-from prepaid.domain.card import CardSource, Payment
+from prepaid.domain.card import CardSource
 from prepaid.domain.errors import IdempotencyKeyReused, PaymentDeclined, PaymentsUnavailable, TooManyLiveCards
 from prepaid.domain.events import BALANCE_LOW, CREDITS_PURCHASED
 
@@ -191,13 +191,9 @@ class CreditLifecycle:
             )
         except TooManyLiveCards:
             return None  # nothing to retry: the wallet is full until cards are used up or voided
-        if bought is None or auto.payment is None or not auto.payment.charged_off_session:
-            return bought
-        assert self._payments is not None, "a recharge that Stripe collects needs the payments use case"
-        # charged with the card's own key: a redelivered or concurrent crossing replays the purchase above and
-        # gets Stripe's first answer; a decline voids the card (Payment Failed, Auto Recharge Skipped) and raises,
-        # for the handler to say why nothing was bought
-        return self._payments().collect(customer_id, bought)
+        # a decline voids the card (Payment Failed, Auto Recharge Skipped) and raises, for the handler to say why
+        # nothing was bought
+        return self._collect(customer_id, bought)
 
     # -- recurring grants --------------------------------------------------------------------------------------
 
@@ -227,18 +223,21 @@ class CreditLifecycle:
             return None  # granted this month already, before the grant's settings changed
         except TooManyLiveCards:
             return None  # the wallet is full: no grant this month (a retry would not change that)
-        return self._collect(customer_id, granted, grant.payment)
-
-    def _collect(self, customer_id: str, bought: CardResult | None, payment: Payment | None) -> CardResult | None:
-        """Charge a card bought for Stripe to collect (its own key: a replay gets Stripe's first answer); a decline
-        voids it (Payment Failed) and grants nothing, which a retry would not change."""
-        if bought is None or payment is None or not payment.charged_off_session:
-            return bought
-        assert self._payments is not None, "a card that Stripe collects needs the payments use case"
         try:
-            return self._payments().collect(customer_id, bought)
+            return self._collect(customer_id, granted)
         except (PaymentDeclined, PaymentsUnavailable):
+            return None  # voided (Payment Failed), nothing granted this month: a retry would not change that
+
+    def _collect(self, customer_id: str, bought: CardResult | None) -> CardResult | None:
+        """Charge a card bought for Stripe to collect, with the card's own key (a redelivery or a second run
+        replays the purchase and gets Stripe's first answer); any other card is as bought."""
+        if bought is None:
             return None
+        if self._payments is None:
+            payment = bought.card.payment
+            assert payment is None or not payment.charged_off_session, "Stripe's cards need the payments use case"
+            return bought
+        return self._payments().collect(customer_id, bought)
 
 
 def grant_date(year: int, month: int, day_of_month: int) -> date:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -105,6 +106,10 @@ class IdempotencyRecord:
     key: str
     request_hash: str
     result: CardResult | None = None
+
+    def replayed(self) -> CardResult | None:
+        """Its first answer, given again (None: the request decided to buy nothing)."""
+        return None if self.result is None else dataclasses.replace(self.result, replayed=True)
 
 
 @dataclass(frozen=True)

@@ -171,7 +171,7 @@ class WalletService:
         if idempotency_key is not None:
             record = self._recorded(customer_id, idempotency_key, fingerprint, PURCHASE_SCOPE)
             if record is not None:
-                return None if record.result is None else dataclasses.replace(record.result, replayed=True)
+                return record.replayed()
         price = request.price if request.price is not None else self.quote(request.credits).price
         card_id = self._new_id()
 
@@ -215,7 +215,7 @@ class WalletService:
             assert idempotency_key is not None
             won = self._recorded(customer_id, idempotency_key, fingerprint, PURCHASE_SCOPE)
             assert won is not None, "an idempotency race leaves the winner's record behind"
-            return None if won.result is None else dataclasses.replace(won.result, replayed=True)
+            return won.replayed()
 
     @staticmethod
     def _lifetime(request: PurchaseRequest, now: datetime) -> tuple[datetime, datetime | None]:
@@ -242,7 +242,7 @@ class WalletService:
         if record is None:
             return None
         assert record.result is not None, "a void's record keeps its answer"
-        return dataclasses.replace(record.result, replayed=True)
+        return record.replayed()
 
     # -- other changes -----------------------------------------------------------------------------------------
 

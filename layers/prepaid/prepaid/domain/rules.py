@@ -23,6 +23,7 @@ REASON_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"  # why a card was voided: a snake_cas
 CUSTOMER_ID = re.compile(CUSTOMER_ID_PATTERN)
 METER = re.compile(METER_PATTERN)
 EVENT_ID = re.compile(EVENT_ID_PATTERN)
+CARD_ID = re.compile(CARD_ID_PATTERN)
 
 # -- decimal text ----------------------------------------------------------------------------------------------------
 # Every decimal on the wire is a string of ASCII digits: no exponent, `_`, spaces, signs other than a leading `-`, or

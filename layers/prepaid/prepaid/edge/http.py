@@ -30,9 +30,10 @@ logger = Logger()
 MAX_BODY_BYTES = 64 * 1024
 MAX_USAGE_BODY_BYTES = 2 * 1024 * 1024  # POST /usage: 1,000 events of up to ~2 KiB each
 USAGE_RESOURCE = "/usage"
+STRIPE_WEBHOOK_RESOURCE = "/payments/stripe/webhook"
 # Routes whose bodies may be larger: usage batches, and Stripe's events (a Checkout Session with many line items
 # can pass 64 KiB; refusing one would have Stripe retry it for days, then disable the endpoint)
-BODY_LIMITS = {USAGE_RESOURCE: MAX_USAGE_BODY_BYTES, "/payments/stripe/webhook": 1024 * 1024}
+BODY_LIMITS = {USAGE_RESOURCE: MAX_USAGE_BODY_BYTES, STRIPE_WEBHOOK_RESOURCE: 1024 * 1024}
 
 # Every answer: never cached or framed, no referrer sent on, no content sniffing; JSON needs no other source.
 COMMON_HEADERS = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from prepaid.application.wallets import PurchaseRequest
+from prepaid.application.wallets import PurchaseRequest, VoidRequest
 from prepaid.config import webhook_url_settings
 from prepaid.domain.card import CardSource, Collect, Payment
 from prepaid.domain.errors import InvalidRequest
@@ -23,6 +23,7 @@ from prepaid.edge.schemas import (
     SettingsBody,
     StripePaymentBody,
     UnitRateBody,
+    VoidBody,
 )
 
 
@@ -41,6 +42,11 @@ def purchase_request(body: PurchaseBody) -> PurchaseRequest:
         effective_at=body.effective_at,
         payment=payment(body.payment),
     )
+
+
+def void_request(body: VoidBody | None) -> VoidRequest:
+    """A void's body (optional: without one, what remains is voided)."""
+    return VoidRequest() if body is None else VoidRequest(body.reason, body.credits, body.refund)
 
 
 def payment(body: PaymentBody | None) -> Payment | None:

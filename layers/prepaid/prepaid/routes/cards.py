@@ -10,11 +10,10 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.metrics import MetricUnit
 
 from prepaid import assembly
-from prepaid.application.wallets import VoidRequest
 from prepaid.edge import wire
 from prepaid.edge.http import json_response
 from prepaid.edge.schemas import CardId, CustomerId, IdempotencyKey, PurchaseBody, PurchaseOut, VoidBody, VoidOut
-from prepaid.edge.translation import purchase_request
+from prepaid.edge.translation import purchase_request, void_request
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves its __init__ unannotated
 metrics = Metrics()
@@ -37,9 +36,7 @@ def purchase(
 def void_card(
     customerId: CustomerId, cardId: CardId, body: VoidBody | None = None, idempotency_key: IdempotencyKey = None
 ) -> Response[VoidOut]:
-    asked = body or VoidBody()
-    request = VoidRequest(asked.reason, asked.credits, asked.refund)
-    result = assembly.payments().void(customerId, cardId, request, idempotency_key)
+    result = assembly.payments().void(customerId, cardId, void_request(body), idempotency_key)
     replayed = {"Idempotent-Replayed": "true"} if result.replayed else None
     return json_response(wire.card_result(result), extra=replayed)
 

@@ -9,7 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from prepaid import assembly
 from prepaid.application.payments import NoticeOutcome
-from prepaid.edge.http import json_response
+from prepaid.edge.http import STRIPE_WEBHOOK_RESOURCE, json_response
 from prepaid.edge.schemas import ReceivedOut, StripeSignature
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves its __init__ unannotated
@@ -18,7 +18,7 @@ metrics = Metrics()
 
 
 @router.post(
-    "/payments/stripe/webhook",
+    STRIPE_WEBHOOK_RESOURCE,
     summary="Stripe's events (no IAM: Stripe signs them)",
     responses={200: {"description": "received"}},
 )
