@@ -30,11 +30,14 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import stripe
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
+
+from prepaid.domain.numbers import minor_units
 
 log = logging.getLogger("prepaid_local.stripe")
 
@@ -333,11 +336,8 @@ class StripeStandIn:
                         self._expire(session)
             target = session["success_url"] if action == "pay" else (session["cancel_url"] or session["success_url"])
             return Response("", 303, {"Location": target.replace("{CHECKOUT_SESSION_ID}", session["id"])})
-        amount = (
-            f"{session['amount_total'] / 100:.2f}"
-            if session["currency"] not in ("jpy", "krw")
-            else str(session["amount_total"])
-        )
+        # the amount in the currency's major unit, by the same minor-unit rule the API prices with (no float)
+        amount = str(Decimal(session["amount_total"]).scaleb(-minor_units(session["currency"].upper())))
         return Response(
             _PAGE.format(
                 name=html.escape(session["line_items_name"]),
