@@ -1,4 +1,5 @@
-"""The customer dashboard (API Gateway REST, no IAM): `GET /dashboard` (the page) and `GET /dashboard/data`.
+"""The customer dashboard (API Gateway REST, no IAM): `GET /dashboard` (the page), `GET /dashboard/data` and the
+other routes the page reads.
 
 The token from `POST /wallets/{customerId}/dashboard-links` is the only credential: the link carries it in its
 fragment, and the page sends it as `Authorization: Bearer <token>` (never in a URL). Every data request opens it
@@ -49,6 +50,16 @@ def data() -> Response[Any]:
     shown = assembly.dashboard().data(_token())
     logger.append_keys(customer_id=shown.link.customer_id)
     return json_response(wire.dashboard_data(shown))
+
+
+@app.get("/dashboard/cards", include_in_schema=False)
+def cards(
+    cursor: Annotated[
+        str | None, Query(min_length=1, max_length=1024, description="nextCursor of the page before")
+    ] = None,
+) -> Response[Any]:
+    """Every card of the token's wallet, retired ones included, newest first, a page at a time ("All cards")."""
+    return json_response(wire.card_page(assembly.dashboard().cards(_token(), cursor)))
 
 
 @app.get("/dashboard/quote", include_in_schema=False)

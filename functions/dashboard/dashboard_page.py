@@ -216,6 +216,44 @@ SCRIPT = r"""
     $("cards-empty").hidden = cards.length > 0;
   }
 
+  // Every card, retired ones too, newest first: a page at a time, the next one on "More cards"
+  var moreCards = null;
+  function renderAllCards(page, append) {
+    var body = $("all-cards").querySelector("tbody");
+    if (!append) { while (body.firstChild) { body.removeChild(body.firstChild); } }
+    page.cards.forEach(function (c) {
+      var row = document.createElement("tr");
+      row.setAttribute("data-card-id", c.cardId);
+      row.setAttribute("data-status", c.status);
+      var status = cell(row, "");
+      var badge = document.createElement("span");
+      badge.className = "badge " + c.status;
+      badge.textContent = c.status;
+      status.appendChild(badge);
+      cell(row, c.source);
+      cell(row, amount(c.credits), "num");
+      cell(row, amount(c.remaining), "num");
+      cell(row, money(c.price), "num");
+      cell(row, day(c.effectiveAt));
+      cell(row, c.expiresAt ? day(c.expiresAt) : "never");
+      body.appendChild(row);
+    });
+    moreCards = page.nextCursor;
+    $("all-cards-more").hidden = !moreCards;
+    $("all-cards-empty").hidden = body.children.length > 0;
+    $("all-cards").setAttribute("data-rows", String(body.children.length));
+  }
+  function loadCards(append) {
+    var more = $("all-cards-more");
+    more.disabled = true;
+    call("GET", "dashboard/cards" + (append ? "?cursor=" + encodeURIComponent(moreCards) : "")).then(function (answer) {
+      more.disabled = false;
+      if (answer.status === 200) { renderAllCards(answer.body, append); }
+      else { $("all-cards-error").textContent = problem(answer); }
+    });
+  }
+  $("all-cards-more").addEventListener("click", function () { loadCards(true); });
+
   function renderUsage(usage) {
     var svg = $("usage-chart");
     var meters = usage.meters;
@@ -421,6 +459,7 @@ SCRIPT = r"""
     renderUsage(data.usage);
     renderForecast(data.forecast);
     quote();
+    loadCards(false);
     $("content").hidden = false;
     $("loading").hidden = true;
     document.body.setAttribute("data-state", "ready");
@@ -514,6 +553,19 @@ BODY = """
     </table>
     </div>
     <p id="cards-empty" class="note" hidden>No live cards.</p>
+  </section>
+  <section id="all-cards-section" class="wide">
+    <h2>All cards &middot; newest first, used up, expired and voided too</h2>
+    <div class="scroll">
+    <table id="all-cards">
+      <thead><tr><th>Status</th><th>Source</th><th class="num">Credits</th><th class="num">Remaining</th>
+        <th class="num">Price</th><th>Effective</th><th>Expires</th></tr></thead>
+      <tbody></tbody>
+    </table>
+    </div>
+    <p id="all-cards-empty" class="note" hidden>No cards yet.</p>
+    <p id="all-cards-error" class="note error-text" role="alert"></p>
+    <p><button id="all-cards-more" type="button" hidden>More cards</button></p>
   </section>
   <section id="usage-section" class="wide">
     <h2>Usage per meter &middot; credits per day, last 30 days</h2>

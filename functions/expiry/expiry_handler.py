@@ -40,7 +40,10 @@ class CardBought(BaseModel):
     card: dict[str, Any]
 
 
-class CreditsPurchased(EventBridgeModel):
+class CardEvent(EventBridgeModel):
+    """`Credits Purchased`, or `Credits Adjusted` (a card added, or its expiry moved)."""
+
+    detail_type: str = Field(alias="detail-type")  # checked against the outbox with the rest of the event
     detail: CardBought
 
 
@@ -50,9 +53,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     # The schedules target this function itself: its own ARN is the one the context was invoked as.
     service = assembly.credit_lifecycle(schedule_target_arn=context.invoked_function_arn)
     if "detail-type" in event:
-        purchased = parse(event=event, model=CreditsPurchased).detail
+        card_event = parse(event=event, model=CardEvent)
+        purchased = card_event.detail
         try:
-            done = service.schedule_expiry(purchased.customer_id, event["detail"])
+            done = service.schedule_expiry(purchased.customer_id, event["detail"], card_event.detail_type)
         except UncommittedEvent:
             logger.warning("refused: not an event this system committed", extra={"customerId": purchased.customer_id})
             metrics.add_metric(name="UncommittedEventsRefused", unit=MetricUnit.Count, value=1)
@@ -65,6 +69,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         expired = service.expire(step.customer_id, step.card_id, step.expires_at)
         metrics.add_metric(name="CardsExpired", unit=MetricUnit.Count, value=expired)
         return {"expired": expired}
-    warned = service.warn_expiring(step.customer_id, step.card_id)
+    warned = service.warn_expiring(step.customer_id, step.card_id, step.expires_at)
     metrics.add_metric(name="ExpiryWarnings", unit=MetricUnit.Count, value=int(warned))
     return {"warned": warned}

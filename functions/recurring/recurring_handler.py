@@ -1,5 +1,6 @@
-"""Recurring grants: a daily schedule grants each wallet's monthly credits on its day (the last day of a shorter
-month for days it lacks), once per customer and month, catching up on runs missed in the last two days."""
+"""Recurring grants: a daily schedule grants each wallet's credits on its day of the week, month, quarter or year
+(the last day of a shorter month for days it lacks), once per customer and period, catching up on runs missed in the
+last two days."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from PIL import Image
 
 from prepaid_demo.catalog import DEMO_RATE_CARD
 from prepaid_local.server import LocalServer
-from support.browser import CHROMIUM_FLAGS
+from support.browser import CHROMIUM_FLAGS, Browser
 from support.outside import call, local_server
 from support.waiting import eventually
 
@@ -190,8 +190,9 @@ def test_the_dashboard_renders_the_wallet_in_chromium(
 
     # Then the page rendered its data (not an error) and requested nothing but itself and its data route
     assert dom.all("body")[0].attrs.get("data-state") == "ready", dom.by_id("error").text
-    assert seen == [
+    assert sorted(seen) == [
         "DashboardFunction /dashboard",
+        "DashboardFunction /dashboard/cards",
         "DashboardFunction /dashboard/data",
         "DashboardFunction /dashboard/quote",
     ]
@@ -204,8 +205,8 @@ def test_the_dashboard_renders_the_wallet_in_chromium(
     assert balance.attrs["data-value"] == wallet["balance"] == "700"
     assert balance.text.replace(",", "") == wallet["balance"]
 
-    # And there is one row per card, with its expiry and status
-    rows = dom.all("tr")[1:]
+    # And there is one row per live card, with its expiry and status
+    rows = [e for e in dom.by_id("cards").walk() if e.tag == "tr"][1:]
     assert [r.attrs["data-card-id"] for r in rows] == [c["cardId"] for c in wallet["cards"]]
     for row, card in zip(rows, wallet["cards"], strict=True):
         (expires,) = [e for e in row.walk() if "expires" in e.classes()]
@@ -237,6 +238,14 @@ def test_the_dashboard_renders_the_wallet_in_chromium(
     shown = dom.by_id("recommendation").attrs["data-credits"]
     assert abs(int(shown) - int(recommended["credits"])) <= 1  # the page read its forecast a moment earlier
     assert "USD" in dom.by_id("recommended-price").text
+
+    # And "All cards" lists every card of the wallet, as the card listing does, with nothing more to load
+    listed = call(server, "GET", f"/wallets/{CUSTOMER}/cards")[1]
+    every = [e for e in dom.by_id("all-cards").walk() if e.tag == "tr"][1:]
+    assert [(r.attrs["data-card-id"], r.attrs["data-status"]) for r in every] == [
+        (c["cardId"], c["status"]) for c in listed["cards"]
+    ]
+    assert "hidden" in dom.by_id("all-cards-more").attrs
 
     # And nothing of the other customer is on the page
     text = "".join(e.text for e in dom.all("body")) + str([e.attrs for e in dom.root.walk()])
@@ -276,3 +285,65 @@ def test_an_altered_link_shows_the_403_page_in_chromium(
     assert (error.attrs["data-status"], error.attrs["data-code"]) == ("403", "invalid_token")
     assert "403 invalid_token" in error.text
     assert [b.text for b in dom.all(id="balance")] == [""]
+
+
+MANY = "dash-many"
+ROWS = "document.getElementById('all-cards').getAttribute('data-rows')"
+
+
+@pytest.fixture(scope="module")
+def many_cards_link(server: LocalServer) -> str:
+    """A customer with 25 cards, bought one after the other, the two oldest voided; its link."""
+    bought = []
+    for n in range(25):
+        status, answer = call(server, "POST", f"/wallets/{MANY}/purchases", {"credits": str(n + 1)})
+        assert status == 201, answer
+        bought.append(answer["card"]["cardId"])
+    for card_id in bought[:2]:
+        status, answer = call(server, "POST", f"/wallets/{MANY}/cards/{card_id}/void")
+        assert status == 200, answer
+    status, created = call(server, "POST", f"/wallets/{MANY}/dashboard-links", {"ttlSeconds": 3600})
+    assert status == 201, created
+    return str(created["url"])
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_all_cards_come_a_page_at_a_time_and_fit_the_screen(
+    chromium: str, server: LocalServer, many_cards_link: str, width: int
+) -> None:
+    listed = [c for page in _every_card_page(server, MANY) for c in page]
+    browser = Browser(chromium, width, 1400)
+    try:
+        # Given the dashboard of a wallet with more cards than a page shows
+        browser.open(many_cards_link)
+        browser.wait_for(f"document.body.getAttribute('data-state') === 'ready' && {ROWS} === '20'")
+        # Then the newest 20 are shown, and "More cards" offered
+        assert browser.value("!document.getElementById('all-cards-more').hidden")
+        # When the customer asks for more
+        browser.click("#all-cards-more")
+        browser.wait_for(f"{ROWS} === '25'")
+        # Then every card is listed once, newest first, the voided ones last, and nothing more is offered
+        shown = browser.value(
+            "Array.from(document.querySelectorAll('#all-cards tbody tr'))"
+            ".map(r => [r.getAttribute('data-card-id'), r.getAttribute('data-status')])"
+        )
+        assert shown == [[c["cardId"], c["status"]] for c in listed]
+        assert [status for _, status in shown[-2:]] == ["voided", "voided"]
+        assert browser.value("document.getElementById('all-cards-more').hidden")
+        # And nothing sticks out sideways: the page is no wider than the window
+        assert browser.value("document.documentElement.scrollWidth <= window.innerWidth"), browser.value(
+            "[document.documentElement.scrollWidth, window.innerWidth]"
+        )
+    finally:
+        browser.close()
+
+
+def _every_card_page(server: LocalServer, customer: str) -> list[list[dict[str, Any]]]:
+    pages, cursor = [], None
+    while True:
+        status, answer = call(server, "GET", f"/wallets/{customer}/cards" + (f"?cursor={cursor}" if cursor else ""))
+        assert status == 200, answer
+        pages.append(answer["cards"])
+        cursor = answer["nextCursor"]
+        if cursor is None:
+            return pages

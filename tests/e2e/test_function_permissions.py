@@ -349,20 +349,50 @@ def poison(server: LocalServer, recorder: AwsCallRecorder) -> None:
 
 
 def read_everything(server: LocalServer) -> None:
-    """The customer's dashboard (link, page, data) and the API's reads: forecast, usage, ledger, revenue."""
+    """The customer's dashboard (link, page, data, every card) and the API's reads: forecast, usage, ledger, cards,
+    the wallet list, revenue."""
     status, link = call(server, "POST", f"/wallets/{DEMO_CUSTOMER}/dashboard-links", {"ttlSeconds": 900})
     assert status == 201, link
     assert get_page(server, "/dashboard")[0] == 200
     status, data = call(server, "GET", "/dashboard/data", Authorization=f"Bearer {link['token']}")
     assert status == 200, data
+    status, cards = call(server, "GET", "/dashboard/cards", Authorization=f"Bearer {link['token']}")
+    assert status == 200, cards
     wallet = f"/wallets/{DEMO_CUSTOMER}"
-    for path in (f"{wallet}/forecast?horizonDays=30", f"{wallet}/usage?granularity=day", f"{wallet}/ledger?limit=5"):
+    reads = (f"{wallet}/forecast?horizonDays=30", f"{wallet}/usage?granularity=day", f"{wallet}/ledger?limit=5")
+    for path in (*reads, f"{wallet}/cards?limit=5", "/wallets?limit=5"):
         status, answer = call(server, "GET", path)
         assert status == 200, (path, answer)
     today = stack_now(server).date()
     start, end = (today - timedelta(days=2)).isoformat(), (today + timedelta(days=1)).isoformat()
     status, report = call(server, "GET", f"/reports/revenue?from={start}&to={end}")
     assert status == 200, report
+
+
+def grants_on_a_large_wallet(server: LocalServer) -> None:
+    """A wallet with more live cards than its item holds (the rest on card pages), some with metadata (kept beside
+    the wallet): more purchases, an adjustment each way, a card change, an authorization, its read and dashboard."""
+    wallet = "/wallets/perm-large"
+    price = {"amount": "1.00", "currency": "USD"}
+    for n in range(40):
+        body = {"credits": "10", "price": price, "metadata": {"n": str(n)}, "appliesTo": {"meters": ["api_calls"]}}
+        status, bought = call(server, "POST", f"{wallet}/purchases", body)
+        assert status == 201, bought
+    for adjustment in ({"credits": "+5", "reason": "goodwill"}, {"credits": "-7", "reason": "correction"}):
+        status, adjusted = call(server, "POST", f"{wallet}/adjustments", adjustment)
+        assert status == 201, adjusted
+    change = {"priority": 3, "reason": "first", "metadata": {"ticket": "T-1"}}
+    status, changed = call(server, "PATCH", f"{wallet}/cards/{bought['card']['cardId']}", change)
+    assert status == 200, changed
+    status, allowed = call(server, "POST", f"{wallet}/authorize", {"meter": "api_calls", "quantity": "2"})
+    assert status == 200, allowed
+    status, read = call(server, "GET", wallet)
+    assert status == 200 and read["cards"][0]["metadata"], read
+    status, link = call(server, "POST", f"{wallet}/dashboard-links", {"ttlSeconds": 900})
+    assert status == 201, link
+    for path in ("/dashboard/data", "/dashboard/cards"):
+        status, data = call(server, "GET", path, Authorization=f"Bearer {link['token']}")
+        assert status == 200, data
 
 
 def pay_with_stripe(server: LocalServer) -> None:
@@ -477,6 +507,7 @@ def test_every_aws_call_a_function_makes_is_allowed_by_its_role_and_needs_all_it
             second_customer(server, recorder)
             poison(server, recorder)
             read_everything(server)
+            grants_on_a_large_wallet(server)
             pay_with_stripe(server)
             eventually(all_ran)
             eventually(lambda: quiet(recorder))  # what is still under way is recorded too

@@ -161,3 +161,29 @@ def test_auto_recharge_stops_at_its_monthly_spend_cap_and_says_so_once(timed_sta
     stack.pump()
     assert len(bus.of_type("Auto Recharge Skipped")) == 1
     assert wallet(stack, "acme")["balance"] == "50"
+
+
+def test_a_card_whose_expiry_is_brought_forward_expires_at_the_new_instant(timed_stack: Stack) -> None:
+    stack = timed_stack
+    bus = BusTap(stack)
+    # Given a card expiring in 30 days, its schedules made
+    card = buy(stack, "100", expiresIn="P30D")
+    stack.pump()
+    assert schedules() == [f"expire-{card['cardId']}", f"warn-{card['cardId']}"]
+    # When a card change brings its expiry forward to an hour from now
+    sooner = datetime.fromisoformat(card["expiresAt"]) - timedelta(days=30) + timedelta(hours=1)
+    change = {"expiresAt": z(sooner), "reason": "contract ends early"}
+    assert stack.api("PATCH", f"/wallets/acme/cards/{card['cardId']}", change).status == 200
+    stack.pump()
+    # Then the move has schedules of its own (its notice was due at once) and the card expires at the new instant
+    moved = f"expire-{card['cardId']}-{int(datetime.fromisoformat(z(sooner)).timestamp())}"
+    assert moved in schedules()
+    stack.set_time(sooner + timedelta(seconds=2))
+    stack.pump()
+    (expired,) = bus.of_type("Credits Expired")
+    assert (expired["detail"]["cardId"], expired["detail"]["credits"]) == (card["cardId"], "100")
+    assert wallet(stack, "acme")["totals"]["expired"] == "100"
+    # And when the first schedules' time comes, they find nothing more to do
+    stack.set_time(datetime.fromisoformat(card["expiresAt"]) + timedelta(seconds=2))
+    stack.pump()
+    assert len(bus.of_type("Credits Expired")) == 1 and len(bus.of_type("Credits Expiring Soon")) == 1

@@ -33,7 +33,12 @@ EVENTS = ROOT / "events"
 FILES = sorted(EVENTS.glob("*.json"))
 SQS_SAMPLES = ["ingest_usage_batch", "drawdown_rated_usage"]
 # The rate card the SQS samples were rated with (their drawdown body holds the credits it gives).
-SAMPLE_RATE_CARD = {"meters": {"api_calls": {"creditsPerUnit": "0.5"}, "tokens": {"creditsPerUnit": "0.002"}}}
+SAMPLE_RATE_CARD = {
+    "meters": {
+        "api_calls": {"creditsPerUnit": "0.5"},
+        "tokens": {"creditsPerUnit": "0.002", "dimension": "model", "prices": {"large": "0.004"}},
+    }
+}
 # Maps whose keys are data, not shape: compared by their values only.
 DATA_MAPS = {"headers", "multiValueHeaders", "queryStringParameters", "multiValueQueryStringParameters"}
 DATA_MAPS |= {"messageAttributes"}
@@ -249,9 +254,10 @@ def test_the_drawdown_sample_runs_through_its_handler(stack: Stack) -> None:
     # Given a wallet of 1,000 credits
     purchase = {"credits": "1000", "price": {"amount": "10.00", "currency": "USD"}}
     assert stack.api("POST", "/wallets/acme-corp/purchases", purchase).status == 201
-    # When Lambda invokes the drawdown function with the sample (60 + 30.5 + 1.5 credits of usage)
+    # When Lambda invokes the drawdown function with the sample (60 + 61 + 1.5 credits of usage; the tokens priced
+    # by their model, `large`)
     answer = stack.invoke("DrawdownFunction", load_event("drawdown_rated_usage"))
     # Then nothing failed and the wallet was drawn by the sample's credits
     assert answer == {"batchItemFailures": []}
     wallet = stack.api("GET", "/wallets/acme-corp").body
-    assert (wallet["balance"], wallet["totals"]["rated"]) == ("908", "92")
+    assert (wallet["balance"], wallet["totals"]["rated"]) == ("877.5", "122.5")

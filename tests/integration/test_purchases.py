@@ -126,7 +126,15 @@ def test_voiding_twice_answers_the_same_and_the_card_leaves_the_wallet(stack: St
     # And the wallet lists only the live card, while its totals still account for the voided one
     wallet = stack.api("GET", "/wallets/acme").body
     assert [c["credits"] for c in wallet["cards"]] == ["100"]
-    totals = {"credits": "400", "drawn": "0", "expired": "0", "voided": "300", "pending": "0", "rated": "0"}
+    totals = {
+        "credits": "400",
+        "drawn": "0",
+        "expired": "0",
+        "voided": "300",
+        "pending": "0",
+        "rolledOver": "0",
+        "rated": "0",
+    }
     assert wallet["totals"] == totals
 
 

@@ -234,11 +234,12 @@ FIELD_NAMES: tuple[str, ...] = (
     "credits", "price", "amount", "currency", "expiresAt", "expiresIn", "effectiveAt", "priority", "source",
     "thresholds", "autoRecharge", "recurring", "threshold", "maxPerDay", "dayOfMonth", "webhookUrl", "mode", "tiers",
     "upTo", "unitPrice", "meters", "overrides", "creditsPerUnit", "events", "eventId", "customerId", "meter",
-    "quantity", "timestamp", "dimensions", "ttlSeconds",
+    "quantity", "timestamp", "dimensions", "ttlSeconds", "dimension", "prices", "pricedBy",
+    "targetBalance", "overagePolicy",
 )
 # fmt: on
 DECIMAL_FIELDS = frozenset(
-    {"credits", "amount", "threshold", "thresholds", "upTo", "unitPrice", "creditsPerUnit", "quantity"}
+    {"credits", "amount", "threshold", "thresholds", "upTo", "unitPrice", "creditsPerUnit", "quantity", "targetBalance"}
 )
 INSTANT_FIELDS = frozenset({"expiresAt", "effectiveAt", "timestamp"})
 DURATION_FIELDS = frozenset({"expiresIn"})
@@ -282,6 +283,7 @@ JSON_VALUES = json_values()
 EDGE_DECIMALS: tuple[Json, ...] = (
     "1e400", "-1e400", "1e-400", "1" * 41, "0." + "1" * 41, "1" * 20 + "." + "1" * 21, "9" * 39, "1e30", "-1000000",
     "NaN", "0.0000000001", "\uff11\uff10", "1_000", " 5 ", "+5", 10**40, -(10**40),
+    "25%", "100%", "100.000000001%", "0.0000000001%", "1e3%", "9" * 39 + "%",
 )  # fmt: skip
 EDGE_INSTANTS: tuple[str, ...] = (
     "9999-12-31T00:00:00Z", "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "0001-01-01T00:00:00Z",

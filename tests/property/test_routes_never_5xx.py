@@ -121,8 +121,11 @@ PRICE_BOOK: dict[str, Json] = {
     ],
 }
 RATE_CARD: dict[str, Json] = {
-    "meters": {"api_calls": {"creditsPerUnit": "0.5"}, "storage_gb": {"creditsPerUnit": "2"}},
-    "overrides": {"acme": {"api_calls": {"creditsPerUnit": "0.25"}}},
+    "meters": {
+        "api_calls": {"creditsPerUnit": "0.5"},
+        "storage_gb": {"creditsPerUnit": "2", "dimension": "region", "prices": {"eu": "3", "us": "1.5"}},
+    },
+    "overrides": {"acme": {"api_calls": {"creditsPerUnit": "0.25", "dimension": "model", "prices": {"gpt-4": "1"}}}},
 }
 
 
@@ -142,6 +145,25 @@ VALID_BODIES: dict[str, list[Json]] = {
         },
         {"credits": "100", "price": PRICE, "expiresAt": "2099-01-01T00:00:00Z", "effectiveAt": "2025-01-01T00:00:00Z"},
         {"credits": "100"},
+        {
+            "credits": "40",
+            "price": PRICE,
+            "appliesTo": {"meters": ["api_calls", "storage_gb"]},
+            "reference": "INV-42",
+            "metadata": {"contract": "C-7", "region": "eu"},
+        },
+    ],
+    "POST /wallets/{customerId}/adjustments": [
+        {"credits": "+25", "reason": "goodwill", "expiresIn": "P30D", "priority": 5, "appliesTo": {"meters": ["x"]}},
+        {"credits": "-5", "reason": "correction", "meter": "api_calls", "reference": "T-1", "metadata": {"k": "v"}},
+    ],
+    "PATCH /wallets/{customerId}/cards/{cardId}": [
+        {"expiresAt": "2099-01-01T00:00:00Z", "priority": 3, "reason": "renewal", "metadata": {"k": "v"}},
+        {"expiresAt": None, "reason": "no expiry"},
+    ],
+    "POST /wallets/{customerId}/authorize": [
+        {"meter": "api_calls", "quantity": "10"},
+        {"meter": "storage_gb", "quantity": "2.5", "dimensions": {"region": "eu"}},
     ],
     "PUT /wallets/{customerId}/settings": [
         {
@@ -159,7 +181,10 @@ VALID_BODIES: dict[str, list[Json]] = {
         {"events": [usage_event("ev-3")]},
     ],
     "POST /wallets/{customerId}/dashboard-links": [{"ttlSeconds": 900}, {}],
-    "POST /wallets/{customerId}/cards/{cardId}/void": [{}],
+    "POST /wallets/{customerId}/cards/{cardId}/void": [
+        {},
+        {"reason": "ended", "reference": "CN-1", "metadata": {"a": "b"}},
+    ],
 }
 KNOWN_QUERIES: dict[str, dict[str, list[str]]] = {
     "GET /quotes": {"credits": ["100", "10000", "250000"]},
@@ -187,7 +212,7 @@ KNOWN_PATH_VALUES: dict[str, list[str]] = {
     "cardId": [CARD, "nope", "A" * 64],
 }
 TOKEN_ROUTES = {"GET /dashboard", "GET /dashboard/data"}
-IDEMPOTENT_ROUTES = {"POST /wallets/{customerId}/purchases"}
+IDEMPOTENT_ROUTES = {"POST /wallets/{customerId}/purchases", "POST /wallets/{customerId}/adjustments"}
 
 
 def examples_for(route: ApiRoute) -> int:

@@ -14,9 +14,10 @@ from prepaid.application.ports import (
     VersionConflict,
     WalletChange,
 )
-from prepaid.domain.card import Card
+from prepaid.domain.card import Card, Metadata
 from prepaid.domain.price_book import PriceBook
 from prepaid.domain.rate_card import RateCard
+from prepaid.domain.recurrence import index_key
 from prepaid.domain.wallet import Wallet
 from prepaid.edge.wire import event_detail
 
@@ -33,6 +34,7 @@ class MemoryStore:
         self.published: list[str] = []
         self.outbox: list[OutboxEvent] = []
         self.outbox_customers: dict[str, str] = {}
+        self.notes: dict[tuple[str, str], Metadata] = {}
 
     def load(self, customer_id: str, usage_ids: Collection[str] = ()) -> Wallet | None:
         return self.wallets.get(customer_id)
@@ -42,6 +44,21 @@ class MemoryStore:
 
     def retired_card(self, customer_id: str, card_id: str) -> Card | None:
         return self.retired.get((customer_id, card_id))
+
+    def card_notes(self, customer_id: str, card_ids: Collection[str]) -> dict[str, Metadata]:
+        noted = ((card_id, self.notes.get((customer_id, card_id))) for card_id in card_ids)
+        return {card_id: pairs for card_id, pairs in noted if pairs}
+
+    def every_card(self, customer_id: str) -> list[Card] | None:
+        wallet = self.wallets.get(customer_id)
+        if wallet is None:
+            return None
+        retired = [card for (customer, _), card in self.retired.items() if customer == customer_id]
+        return [*wallet.cards.values(), *retired]
+
+    def wallets_after(self, after: str | None, count: int) -> list[Wallet]:
+        customers = sorted(c for c in self.wallets if after is None or c > after)
+        return [self.wallets[c] for c in customers[:count]]
 
     def commit(self, change: WalletChange) -> None:
         customer_id = change.wallet.customer_id
@@ -60,6 +77,9 @@ class MemoryStore:
             self.events[u.event_id] = RecordedEvent(u.event_id, customer_id, u.meter, u.quantity)
         for card in change.retired:
             self.retired[(customer_id, card.card_id)] = card
+        for card in change.noted:
+            assert card.metadata, "a noted card has metadata"
+            self.notes[(customer_id, card.card_id)] = card.metadata
         if record is not None:
             self.idempotency[(customer_id, record.scope, record.key)] = record
         self.ledger.extend((customer_id, change.wallet.version, entry) for entry in change.ledger)
@@ -82,12 +102,12 @@ class MemoryStore:
     def of_type(self, detail_type: str) -> list[StoredEvent]:
         return [e for e in self.published_events() if e.detail_type == detail_type]
 
-    def customers_granted_on(self, day_of_month: int) -> Iterator[str]:
+    def customers_granted_on(self, key: int) -> Iterator[str]:
         return iter(
             sorted(
                 c
                 for c, w in self.wallets.items()
-                if w.settings.recurring is not None and w.settings.recurring.day_of_month == day_of_month
+                if w.settings.recurring is not None and index_key(w.settings.recurring) == key
             )
         )
 

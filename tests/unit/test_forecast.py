@@ -8,12 +8,13 @@ the credits lost to expiry are counted exactly and the runway within 1 day.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from prepaid.domain.card import Card, CardSource
-from prepaid.domain.forecast import burn_rate, burn_rate_from_today, credits_to_buy, project
+from prepaid.domain.forecast import BurnRate, burn_rate, burn_rate_from_today, credits_to_buy, project
 from prepaid.domain.money import Money
 
 NOW = datetime(2026, 11, 24, 0, 0, tzinfo=UTC)  # a Tuesday, midnight: whole days from here
@@ -174,3 +175,20 @@ def test_a_huge_burn_is_projected_without_running_out_of_digits() -> None:
     # Then the totals are exact: 366 days burn 3.66 * 10^16, the card supplies 10^16, the rest is to buy
     assert result.projected_usage == Decimal("3.66E16") and result.supplied == Decimal(10) ** 16
     assert credits_to_buy(result.shortfall) == Decimal("2.66E16")
+
+
+def test_with_cards_scoped_to_a_meter_each_meter_is_projected_from_the_cards_that_pay_for_it() -> None:
+    # Given 100 credits for GPU seconds only and 50 for anything, and each meter burning 10 credits a day
+    gpu_only = dataclasses.replace(card("gpu", 100, priority=10), applies_to=frozenset({"gpu_seconds"}))
+    anything = card("any", 50)
+    ten = BurnRate(Decimal(10), None, 28)
+    by_meter = {"api_calls": ten, "gpu_seconds": ten}
+    # When the wallet is projected meter by meter
+    result = project([gpu_only, anything], Decimal(0), BurnRate(Decimal(20), None, 28), NOW, 30, by_meter)
+    # Then API calls run dry after 5 days (only the unscoped card pays them), GPU seconds after 10, and the wallet
+    # when the first meter does; one burn of 20 a day over all 150 credits would have said 7.5 days
+    dry = {m.meter: m.depletion_at for m in result.meters}
+    assert dry == {"api_calls": NOW + timedelta(days=5), "gpu_seconds": NOW + timedelta(days=10)}
+    assert result.depletion_at == NOW + timedelta(days=5)
+    pooled = project([gpu_only, anything], Decimal(0), BurnRate(Decimal(20), None, 28), NOW, 30)
+    assert pooled.depletion_at == NOW + timedelta(days=7, hours=12) and pooled.meters == ()

@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 
 from prepaid.application.drawdown import DrawdownService
-from prepaid.application.lifecycle import CreditLifecycle, NotYetDue, UncommittedEvent, grant_days
+from prepaid.application.lifecycle import CreditLifecycle, NotYetDue, UncommittedEvent
 from prepaid.application.wallets import PurchaseRequest, WalletService
 from prepaid.domain.card import CardSource
 from prepaid.domain.events import AUTO_RECHARGE_PURCHASED, BALANCE_LOW, CREDITS_EXPIRED, CREDITS_EXPIRING_SOON
 from prepaid.domain.ledger import EntryType
 from prepaid.domain.money import Money
+from prepaid.domain.recurrence import grant_days
 from prepaid.domain.settings import AutoRecharge, RecurringGrant, WalletSettings
 from prepaid.domain.wallet import RatedUsage
 from prepaid.edge.wire import card_result
@@ -244,6 +245,6 @@ def test_recurring_grants_come_once_a_month_and_on_the_last_day_of_a_short_month
 
 def test_grant_days_catch_up_and_cover_days_a_month_lacks() -> None:
     assert grant_days(date(2026, 2, 28)) == [26, 27, 28, 29, 30, 31]
-    assert grant_days(date(2026, 3, 1)) == [1]
+    assert grant_days(date(2026, 3, 1)) == [1, 27, 28, 29, 30, 31]  # February's last days, caught up
     assert grant_days(date(2026, 3, 15)) == [13, 14, 15]
     assert grant_days(date(2028, 2, 29)) == [27, 28, 29, 30, 31]

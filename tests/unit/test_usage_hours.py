@@ -9,6 +9,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from prepaid.domain.rate_card import PricedBy
 from prepaid.domain.usage_hours import HourUsage, MeterUsage, by_hour, merged_hours, tally
 
 START = datetime(2026, 11, 24, 0, tzinfo=UTC)
@@ -20,6 +21,7 @@ class Used:
     quantity: Decimal
     credits: Decimal
     at: datetime
+    priced_by: PricedBy | None = None
 
 
 used = st.builds(
@@ -28,6 +30,7 @@ used = st.builds(
     quantity=st.decimals(min_value=0, max_value=1000, places=3),
     credits=st.decimals(min_value=0, max_value=500, places=9),
     at=st.integers(min_value=0, max_value=6 * 3600 - 1).map(lambda s: START + timedelta(seconds=s)),
+    priced_by=st.sampled_from([None, PricedBy("model", "gpt-4"), PricedBy("model", "small"), PricedBy("region", "eu")]),
 )
 
 
@@ -38,7 +41,7 @@ def stored_after(batches: list[list[Used]]) -> tuple[HourUsage | None, dict[date
     for batch in batches:
         open_hour, closed = tally(open_hour, batch)
         for hour in closed:
-            store[hour.hour] = store.get(hour.hour, HourUsage(hour.hour)).plus(hour.meters)
+            store[hour.hour] = store.get(hour.hour, HourUsage(hour.hour)).merged(hour)
     return open_hour, store
 
 
@@ -48,10 +51,16 @@ def test_open_and_stored_hours_add_up_to_every_event(batches: list[list[Used]]) 
     # When every batch is tallied into the open hour and the store
     open_hour, store = stored_after(batches)
 
-    # Then the hours read back (open hour merged with the store) equal the events summed per hour
+    # Then the hours read back (open hour merged with the store) equal the events summed per hour, per meter and
+    # per meter and priced value
     expected = by_hour(u for batch in batches for u in batch)
     read = merged_hours(open_hour, store.values())
-    assert {h.hour: dict(h.meters) for h in read} == expected
+    assert {h.hour: (dict(h.meters), dict(h.priced)) for h in read} == {
+        hour: (dict(h.meters), dict(h.priced)) for hour, h in expected.items()
+    }
+    # And each priced part is the sum of exactly the events that value priced
+    priced_events = sum(1 for batch in batches for u in batch if u.priced_by is not None)
+    assert sum(u.events for h in read for u in h.priced.values()) == priced_events
     # And the open hour is the latest hour seen, never stored while it is open
     if expected:
         assert open_hour is not None and open_hour.hour == max(expected)

@@ -30,6 +30,7 @@ from prepaid.application.forecasting import Forecasts
 from prepaid.application.ingest import RateCards, UsageIntake, wallet_required
 from prepaid.application.ledger import Ledger
 from prepaid.application.lifecycle import CreditLifecycle
+from prepaid.application.listings import Listings
 from prepaid.application.revenue import Revenue
 from prepaid.application.signing import Signer
 from prepaid.application.usage_series import UsageSeries
@@ -52,6 +53,8 @@ if TYPE_CHECKING:
     from prepaid.application.payments import Payments
 
 LEDGER_CURSOR = "ledger-cursor"  # the purpose a ledger cursor is signed for
+CARD_CURSOR = "card-cursor"  # the purpose a card listing's cursor is signed for
+WALLET_CURSOR = "wallet-cursor"  # the purpose a wallet listing's cursor is signed for
 
 
 def now() -> datetime:
@@ -166,6 +169,12 @@ def ledger() -> Ledger:
 
 
 @cache
+def listings() -> Listings:
+    cards, wallets = (lambda: Signer(signing_key(), CARD_CURSOR)), (lambda: Signer(signing_key(), WALLET_CURSOR))
+    return Listings(wallet_store(), cards, wallets, now, completed=wallet_service().with_notes)
+
+
+@cache
 def revenue() -> Revenue:
     return Revenue(DynamoRevenueStore(client("dynamodb"), table_settings().table_name, now))
 
@@ -187,7 +196,7 @@ def dashboard_links() -> DashboardLinks:
 
 @cache
 def dashboard() -> Dashboard:
-    return Dashboard(dashboard_links(), wallet_service(), usage_series(), forecasts(), payments)
+    return Dashboard(dashboard_links(), wallet_service(), usage_series(), forecasts(), payments, listings())
 
 
 @cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import logging
 import math
 import time
@@ -29,7 +30,7 @@ from prepaid.application.ports import (
     VersionConflict,
     WalletChange,
 )
-from prepaid.domain.card import Card
+from prepaid.domain.card import Card, Metadata
 from prepaid.domain.ledger import LedgerEntry
 from prepaid.domain.price_book import PriceBook
 from prepaid.domain.rate_card import RateCard
@@ -362,8 +363,71 @@ class DynamoWalletStore:
         return items.outbox_from_item(item) if item else None
 
     def retired_card(self, customer_id: str, card_id: str) -> Card | None:
-        item = self._get(items.wallet_pk(customer_id), f"C#{card_id}")
+        item = self._get(items.wallet_pk(customer_id), items.retired_card_sk(card_id))
         return items.retired_card_from_item(item) if item else None
+
+    def card_notes(self, customer_id: str, card_ids: Collection[str]) -> dict[str, Metadata]:
+        pk = items.wallet_pk(customer_id)
+        found = self._read([_key(pk, items.card_note_sk(card_id)) for card_id in dict.fromkeys(card_ids)])
+        return {item["cardId"]: items.card_note_from_item(item) for item in found.values()}
+
+    def every_card(self, customer_id: str) -> list[Card] | None:
+        """The live cards of the wallet's current version (on its item and its pages), and every retired card: those
+        stored as their own items (one Query of the wallet's `C#` range) and those the version still owes. The
+        wallet is read first: a card retired between the two reads is listed once, retired."""
+        item, written = self._wallet_with_pages(customer_id)
+        if item is None:
+            return None
+        cards = dict(items.wallet_from_item(item, written).cards)
+        pk, prefix = items.wallet_pk(customer_id), items.RETIRED_CARD_PREFIX
+        retired = (items.retired_card_from_item(i) for i in self._query(pk, prefix, prefix + "~"))  # "~" after ids
+        cards.update((c.card_id, c) for c in (*retired, *items.owed_retired_cards(item)))
+        return list(cards.values())
+
+    def _wallet_with_pages(self, customer_id: str) -> tuple[items.Item | None, items.CardPages]:
+        """The wallet item and the cards of the pages it names (read again should a newer version drop a page)."""
+        for _ in range(PAGE_RACES):
+            item = self._get(items.wallet_pk(customer_id), items.WALLET_SK)
+            if item is None:
+                return None, {}
+            written = self._card_pages(customer_id, items.page_ids(item))
+            if written is not None:
+                return item, written
+        raise StorageError(["CardPagesMissing"])
+
+    def wallets_after(self, after: str | None, count: int) -> list[Wallet]:
+        """Up to `count` wallets in customer id order, after `after`: their keys from the sparse `WalletIndex`
+        (eventually consistent: a wallet created a moment ago may be missing), then each wallet read as `load`
+        reads it."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": items.WALLET_INDEX,
+            "KeyConditionExpression": "#list = :wallets",
+            "ExpressionAttributeNames": {"#list": items.WALLET_LIST_KEY},
+            "ExpressionAttributeValues": {":wallets": {"S": items.WALLET_LIST}},
+            "Limit": count,
+        }
+        if after is not None:
+            kwargs["ExclusiveStartKey"] = {
+                items.WALLET_LIST_KEY: {"S": items.WALLET_LIST},
+                **_key(items.wallet_pk(after), items.WALLET_SK),
+            }
+        customers = [
+            i["PK"]["S"].removeprefix(items.WALLET_PREFIX) for i in itertools.islice(self._paged_query(kwargs), count)
+        ]
+        keys = [_key(items.wallet_pk(c), items.WALLET_SK) for c in customers]
+        found = self._read(keys)
+        wallets = []
+        for customer_id in customers:
+            item = found.get((items.wallet_pk(customer_id), items.WALLET_SK))
+            if item is None:  # never so: a wallet is never deleted
+                continue
+            written = self._card_pages(customer_id, items.page_ids(item))
+            # a page dropped by a newer version meanwhile: that wallet is read again
+            wallet = items.wallet_from_item(item, written) if written is not None else self.load(customer_id)
+            if wallet is not None:
+                wallets.append(wallet)
+        return wallets
 
     def commit(self, change: WalletChange) -> None:
         customer_id = change.wallet.customer_id
@@ -537,7 +601,7 @@ class DynamoWalletStore:
         # an hour's items sort from `H#<hour>` to `H#<hour>#<version>`: "~" sorts after both
         for item in self._query(items.hours_pk(customer_id), items.hour_sk(start), items.hour_sk(end) + "~"):
             hour = items.hour_from_item(item)
-            hours[hour.hour] = hours[hour.hour].plus(hour.meters) if hour.hour in hours else hour
+            hours[hour.hour] = hours[hour.hour].merged(hour) if hour.hour in hours else hour
         return [h for h in hours.values() if start <= h.hour <= end]
 
     def _query(
@@ -587,13 +651,13 @@ class DynamoWalletStore:
         )
         return items.unstored_ledger(from_attributes(response.get("Item", {})))
 
-    def customers_granted_on(self, day_of_month: int) -> Iterator[str]:
-        """Customers whose recurring grant falls on that day (the sparse `RecurringIndex`)."""
+    def customers_granted_on(self, key: int) -> Iterator[str]:
+        """Customers whose recurring grant has that index key (the sparse `RecurringIndex`)."""
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": items.RECURRING_INDEX,
             "KeyConditionExpression": "recurringDay = :day",
-            "ExpressionAttributeValues": {":day": {"N": str(day_of_month)}},
+            "ExpressionAttributeValues": {":day": {"N": str(key)}},
         }
         yield from (i["PK"]["S"].removeprefix(items.WALLET_PREFIX) for i in self._paged_query(kwargs))
 

@@ -10,7 +10,8 @@ Keys (see docs/data-model.md):
   idempotency  PK=I#<customerId>#<scope>#<key>         SK=IDEMPOTENCY
   outbox       PK=O#<eventId>                          SK=OUTBOX
   usage event  PK=E#<usage eventId>                    SK=EVENT   (exactly once: written only if absent)
-  hourly usage PK=A#<customerId>                       SK=H#<hour, ISO 8601>   (q:/c:/n:<meter> per meter)
+  hourly usage PK=A#<customerId>                       SK=H#<hour, ISO 8601>   (q:/c:/n:<meter> per meter, and
+                                                       q:/c:/n:<meter>|<dimension>=<value> per priced value)
   catalog      PK=CATALOG                              SK=PRICE_BOOK | RATE_CARD
 """
 
@@ -30,6 +31,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from prepaid.application.ports import (
+    AdjustmentResult,
     CardResult,
     IdempotencyRecord,
     OutboxEvent,
@@ -37,12 +39,23 @@ from prepaid.application.ports import (
     StoredEvent,
     WalletChange,
 )
-from prepaid.domain.card import Card, CardSource, CardStatus, Collect, Payment, drawdown_order
-from prepaid.domain.ledger import Draw, EntryType, LedgerEntry
+from prepaid.domain.card import (
+    EMPTY_METADATA,
+    Card,
+    CardSource,
+    CardStatus,
+    Collect,
+    Metadata,
+    Payment,
+    drawdown_order,
+    metadata_of,
+)
+from prepaid.domain.ledger import CardTerms, Draw, EntryType, LedgerEntry
 from prepaid.domain.money import Money
 from prepaid.domain.price_book import PriceBook, PricingMode, Tier
-from prepaid.domain.rate_card import RateCard
-from prepaid.domain.settings import AutoRecharge, RecurringGrant, WalletSettings
+from prepaid.domain.rate_card import DimensionPrices, PricedBy, RateCard
+from prepaid.domain.recurrence import index_key
+from prepaid.domain.settings import AutoRecharge, Interval, OveragePolicy, RecurringGrant, Rollover, WalletSettings
 from prepaid.domain.text import instant
 from prepaid.domain.usage_hours import HourUsage, MeterUsage
 from prepaid.domain.wallet import EventDraw, Recharges, Retired, Wallet
@@ -83,6 +96,15 @@ def _drop_none(value: Any) -> Any:
 
 WALLET_PREFIX = "W#"
 RECURRING_INDEX = "RecurringIndex"
+# The sparse, KEYS_ONLY index that lists wallets (`GET /wallets`): every wallet item carries its key `wl` with this
+# one value, from the wallet's first write on. DynamoDB writes a global secondary index only when a table write
+# adds, changes or removes the index's key attributes (or a projected one): a wallet's later puts leave it as it
+# was, so the index costs one write per wallet, at its creation, and none on the usage path. The name is short
+# because every byte of the wallet item is paid for on every put (bench, steady: the wallet items' WRU/event was
+# 0.693 without it, 0.703 with a 13-byte `walletList: "all"`, 0.693 with these 3 bytes).
+WALLET_INDEX = "WalletIndex"
+WALLET_LIST_KEY = "wl"
+WALLET_LIST = "W"
 
 
 def wallet_pk(customer_id: str) -> str:
@@ -143,7 +165,12 @@ def card_item(card: Card) -> Item:
         "drawn": card.drawn,
         "expired": card.expired,
         "voided": card.voided,
+        **({"rolledOver": card.rolled_over} if card.rolled_over else {}),  # only an expired recurring card's
         **({"payment": _payment_item(card.payment)} if card.payment else {}),  # most cards have none: no bytes
+        **({"appliesTo": sorted(card.applies_to)} if card.applies_to is not None else {}),
+        **({"reference": card.reference} if card.reference is not None else {}),
+        # the pairs themselves are on the card's note item (`card_note_item`), written once
+        **({"noted": True} if card.metadata is None or card.metadata else {}),
     }
 
 
@@ -184,7 +211,11 @@ def card_from_item(item: Item) -> Card:
         drawn=Decimal(item["drawn"]),
         expired=Decimal(item["expired"]),
         voided=Decimal(item["voided"]),
+        rolled_over=Decimal(item.get("rolledOver", 0)),
         payment=_payment(item.get("payment")),
+        applies_to=frozenset(item["appliesTo"]) if item.get("appliesTo") is not None else None,
+        reference=item.get("reference"),
+        metadata=None if item.get("noted") else EMPTY_METADATA,
     )
 
 
@@ -192,11 +223,13 @@ def settings_item(settings: WalletSettings) -> Item:
     auto, recurring = settings.auto_recharge, settings.recurring
     return {
         "thresholds": list(settings.thresholds),
+        "percentThresholds": list(settings.percent_thresholds) or None,
         "autoRecharge": None
         if auto is None
         else {
             "threshold": auto.threshold,
             "credits": auto.credits,
+            "targetBalance": auto.target_balance,
             "maxPerDay": auto.max_per_day,
             "price": _money_item(auto.price) if auto.price else None,
             "payment": _payment_item(auto.payment) if auto.payment else None,
@@ -210,8 +243,16 @@ def settings_item(settings: WalletSettings) -> Item:
             "price": _money_item(recurring.price) if recurring.price else None,
             "expiresInSeconds": int(recurring.expires_in.total_seconds()) if recurring.expires_in else None,
             "payment": _payment_item(recurring.payment) if recurring.payment else None,
+            "interval": recurring.interval.value,
+            "dayOfWeek": recurring.day_of_week,
+            "month": recurring.month,
+            "rollover": _rollover_item(recurring.rollover) if recurring.rollover else None,
+            "appliesTo": sorted(recurring.applies_to) if recurring.applies_to is not None else None,
+            "reference": recurring.reference,
         },
         "webhookUrl": settings.webhook_url,
+        # only when not the default: this map rides on the wallet item, written per usage commit
+        **({"overagePolicy": settings.overage_policy.value} if settings.overage_policy is OveragePolicy.BLOCK else {}),
     }
 
 
@@ -219,12 +260,14 @@ def settings_from_item(item: Item) -> WalletSettings:
     auto, recurring = item.get("autoRecharge"), item.get("recurring")
     return WalletSettings(
         thresholds=tuple(item.get("thresholds", ())),
+        percent_thresholds=tuple(item.get("percentThresholds") or ()),
         auto_recharge=None
         if auto is None
         else AutoRecharge(
             threshold=auto["threshold"],
-            credits=auto["credits"],
+            credits=auto.get("credits"),
             max_per_day=int(auto["maxPerDay"]),
+            target_balance=auto.get("targetBalance"),
             price=_money(auto["price"]) if auto.get("price") else None,
             payment=_payment(auto.get("payment")),
             max_spend_per_month=_money(auto["maxSpendPerMonth"]) if auto.get("maxSpendPerMonth") else None,
@@ -233,19 +276,74 @@ def settings_from_item(item: Item) -> WalletSettings:
         if recurring is None
         else RecurringGrant(
             credits=recurring["credits"],
-            day_of_month=int(recurring["dayOfMonth"]),
+            day_of_month=_optional_int(recurring.get("dayOfMonth")),
             price=_money(recurring["price"]) if recurring.get("price") else None,
             expires_in=timedelta(seconds=int(recurring["expiresInSeconds"]))
             if recurring.get("expiresInSeconds") is not None
             else None,
             payment=_payment(recurring.get("payment")),
+            interval=Interval(recurring.get("interval", Interval.MONTH)),
+            day_of_week=_optional_int(recurring.get("dayOfWeek")),
+            month=_optional_int(recurring.get("month")),
+            rollover=_rollover(recurring["rollover"]) if recurring.get("rollover") else None,
+            applies_to=frozenset(recurring["appliesTo"]) if recurring.get("appliesTo") is not None else None,
+            reference=recurring.get("reference"),
         ),
         webhook_url=item.get("webhookUrl"),
+        overage_policy=OveragePolicy(item.get("overagePolicy", OveragePolicy.ALLOW)),
+    )
+
+
+RETIRED_CARD_PREFIX = "C#"
+
+
+def retired_card_sk(card_id: str) -> str:
+    return f"{RETIRED_CARD_PREFIX}{card_id}"
+
+
+def card_note_sk(card_id: str) -> str:
+    return f"N#{card_id}"
+
+
+def card_note_item(customer_id: str, card: Card) -> Item:
+    """A card's metadata, apart from the wallet: written once, when the card is made."""
+    assert card.metadata, "only a card with metadata has a note"
+    return {
+        "PK": wallet_pk(customer_id),
+        "SK": card_note_sk(card.card_id),
+        "itemType": "cardNote",
+        "cardId": card.card_id,
+        "metadata": dict(card.metadata),
+    }
+
+
+def card_note_from_item(item: Item) -> Metadata:
+    return metadata_of(item["metadata"])
+
+
+def _optional_int(value: Any) -> int | None:
+    return int(value) if value is not None else None
+
+
+def _rollover_item(rollover: Rollover) -> Item:
+    return {
+        "maxPercent": rollover.max_percent,
+        "maxCredits": rollover.max_credits,
+        "expiresInSeconds": int(rollover.expires_in.total_seconds()) if rollover.expires_in else None,
+    }
+
+
+def _rollover(item: Item) -> Rollover:
+    seconds = item.get("expiresInSeconds")
+    return Rollover(
+        max_percent=item.get("maxPercent"),
+        max_credits=item.get("maxCredits"),
+        expires_in=timedelta(seconds=int(seconds)) if seconds is not None else None,
     )
 
 
 def retired_card_item(customer_id: str, card: Card) -> Item:
-    return {"PK": wallet_pk(customer_id), "SK": f"C#{card.card_id}", "itemType": "card", **card_item(card)}
+    return {"PK": wallet_pk(customer_id), "SK": retired_card_sk(card.card_id), "itemType": "card", **card_item(card)}
 
 
 def retired_card_from_item(item: Item) -> Card:
@@ -352,6 +450,8 @@ def wallet_item(wallet: Wallet, layout: CardLayout | None = None) -> Item:
         "version": wallet.version,
         "createdAt": instant(wallet.created_at),
         "overage": wallet.overage,
+        # by meter, only while some is owed (most wallets owe none: no bytes)
+        "overageMeters": dict(wallet.overage_meters) or None,
         "rated": wallet.rated,
         "retired": dataclasses.asdict(wallet.retired),
         "settings": settings_item(wallet.settings),
@@ -360,9 +460,11 @@ def wallet_item(wallet: Wallet, layout: CardLayout | None = None) -> Item:
         "cards": packed([card_item(card) for card in layout.head]),
         "paged": packed({"pages": list(layout.pages), "gone": list(layout.gone)}) if layout.pages else None,
         "openHour": None if wallet.open_hour is None else _open_hour_text(wallet.open_hour),
+        WALLET_LIST_KEY: WALLET_LIST,  # the key of the sparse WalletIndex: the same on every version of every wallet
         # the key of the sparse RecurringIndex: present only for wallets with a recurring grant
-        "recurringDay": wallet.settings.recurring.day_of_month if wallet.settings.recurring else None,
+        "recurringDay": index_key(wallet.settings.recurring) if wallet.settings.recurring else None,
         "recharges": None if wallet.recharges is None else _recharges_item(wallet.recharges),
+        "funded": wallet.funded,
     }
 
 
@@ -405,7 +507,12 @@ def unpacked(blob: bytes | str) -> Any:
 
 def _open_hour_text(hour: HourUsage) -> str:
     meters = {m: [str(u.quantity), str(u.credits), u.events] for m, u in hour.meters.items()}
-    return json.dumps({"hour": instant(hour.hour), "meters": meters}, separators=(",", ":"))
+    document: dict[str, Any] = {"hour": instant(hour.hour), "meters": meters}
+    if hour.priced:  # only hours with usage priced by dimension carry the split: other wallets' bytes are as before
+        document["priced"] = [
+            [m, p.dimension, p.value, str(u.quantity), str(u.credits), u.events] for (m, p), u in hour.priced.items()
+        ]
+    return json.dumps(document, separators=(",", ":"))
 
 
 def _open_hour(text: str | None) -> HourUsage | None:
@@ -413,7 +520,10 @@ def _open_hour(text: str | None) -> HourUsage | None:
         return None
     value = json.loads(text)
     meters = {m: MeterUsage(Decimal(q), Decimal(c), int(n)) for m, (q, c, n) in value["meters"].items()}
-    return HourUsage(_at(value["hour"]), meters)
+    priced = {
+        (m, PricedBy(d, v)): MeterUsage(Decimal(q), Decimal(c), int(n)) for m, d, v, q, c, n in value.get("priced", ())
+    }
+    return HourUsage(_at(value["hour"]), meters, priced)
 
 
 def wallet_from_item(item: Item, written: CardPages | None = None) -> Wallet:
@@ -431,6 +541,7 @@ def wallet_from_item(item: Item, written: CardPages | None = None) -> Wallet:
         version=int(item["version"]),
         cards=cards,
         overage=item["overage"],
+        overage_meters=dict(item.get("overageMeters") or {}),
         rated=item["rated"],
         retired=Retired(
             credits=item["retired"]["credits"],
@@ -438,10 +549,12 @@ def wallet_from_item(item: Item, written: CardPages | None = None) -> Wallet:
             expired=item["retired"]["expired"],
             voided=item["retired"]["voided"],
             count=int(item["retired"]["count"]),
+            rolled_over=Decimal(item["retired"].get("rolled_over", 0)),
         ),
         settings=settings_from_item(item["settings"]),
         open_hour=_open_hour(item.get("openHour")),
         recharges=_recharges(item["recharges"]) if item.get("recharges") else None,
+        funded=item.get("funded"),
     )
 
 
@@ -462,11 +575,12 @@ def _recharges(item: Item) -> Recharges:
 
 def ledger_item(customer_id: str, version: int, commit_id: str, index: int, entry: LedgerEntry) -> Item:
     sk = ledger_sk(version, commit_id, index)
+    keys = {"PK": wallet_pk(customer_id), "SK": sk, "itemType": "ledger", "entryId": sk.removeprefix("L#")}
+    return {**keys, **_entry_fields(entry)}
+
+
+def _entry_fields(entry: LedgerEntry) -> Item:
     return {
-        "PK": wallet_pk(customer_id),
-        "SK": sk,
-        "itemType": "ledger",
-        "entryId": sk.removeprefix("L#"),
         "type": entry.type.value,
         "credits": entry.credits,
         "at": instant(entry.at),
@@ -480,7 +594,18 @@ def ledger_item(customer_id: str, version: int, commit_id: str, index: int, entr
         "quantity": entry.quantity,
         "events": entry.events or None,
         "reason": entry.reason,
+        "reference": entry.reference,
+        "metadata": dict(entry.metadata) or None,
+        "terms": [_terms_item(t) for t in entry.terms] if entry.terms else None,
     }
+
+
+def _terms_item(terms: CardTerms) -> Item:
+    return {"expiresAt": instant(terms.expires_at) if terms.expires_at else None, "priority": terms.priority}
+
+
+def _terms(item: Item) -> CardTerms:
+    return CardTerms(_optional_at(item.get("expiresAt")), int(item["priority"]))
 
 
 def entry_version(entry: Item) -> int:
@@ -540,6 +665,9 @@ def ledger_from_item(item: Item) -> LedgerEntry:
         quantity=item.get("quantity"),
         events=int(item.get("events", 0)),
         reason=item.get("reason"),
+        reference=item.get("reference"),
+        metadata=metadata_of(item.get("metadata") or {}),
+        terms=(_terms(item["terms"][0]), _terms(item["terms"][1])) if item.get("terms") else None,
     )
 
 
@@ -574,14 +702,31 @@ def idempotency_item(customer_id: str, record: IdempotencyRecord, now: datetime)
         "itemType": "idempotency",
         "requestHash": record.request_hash,
         "result": None if record.result is None else _card_result_item(record.result),
+        "adjustment": None if record.adjustment is None else _adjustment_item(record.adjustment),
         "createdAt": instant(now),
         "ttl": _epoch(now + IDEMPOTENCY_RETENTION),
     }
 
 
 def idempotency_from_item(scope: str, key: str, item: Item) -> IdempotencyRecord:
-    result = item.get("result")
-    return IdempotencyRecord(scope, key, item["requestHash"], _card_result(result) if result else None)
+    result, adjustment = item.get("result"), item.get("adjustment")
+    return IdempotencyRecord(
+        scope,
+        key,
+        item["requestHash"],
+        _card_result(result) if result else None,
+        _adjustment(adjustment) if adjustment else None,
+    )
+
+
+def _adjustment_item(result: AdjustmentResult) -> Item:
+    card = {"card": card_item(result.card)} if result.card else {}
+    return {"entry": _entry_fields(result.entry), "balance": result.balance, "at": instant(result.at), **card}
+
+
+def _adjustment(item: Item) -> AdjustmentResult:
+    card = card_from_item(item["card"]) if item.get("card") else None
+    return AdjustmentResult(ledger_from_item(item["entry"]), Decimal(item["balance"]), _at(item["at"]), card)
 
 
 def _card_result_item(result: CardResult) -> Item:
@@ -626,15 +771,29 @@ def rate_card_item(card: RateCard) -> Item:
         "version": card.version,
         "meters": dict(card.meters),
         "overrides": {customer: dict(meters) for customer, meters in card.overrides.items()},
+        # prices by dimension value: {meter: {"dimension", "prices": {value: rate}}}, overrides likewise per customer
+        "byDimension": _dimension_prices_item(card.by_dimension),
+        "overridesByDimension": {c: _dimension_prices_item(m) for c, m in card.overrides_by_dimension.items()},
     }
 
 
+def _dimension_prices_item(priced: Mapping[str, DimensionPrices]) -> Item:
+    return {meter: {"dimension": p.dimension, "prices": dict(p.prices)} for meter, p in priced.items()}
+
+
 def rate_card_from_item(item: Item) -> RateCard:
+    # cards stored before prices by dimension have neither attribute
     return RateCard(
         meters=dict(item["meters"]),
         overrides={customer: dict(meters) for customer, meters in item["overrides"].items()},
         version=int(item["version"]),
+        by_dimension=_dimension_prices(item.get("byDimension", {})),
+        overrides_by_dimension={c: _dimension_prices(m) for c, m in item.get("overridesByDimension", {}).items()},
     )
+
+
+def _dimension_prices(item: Item) -> dict[str, DimensionPrices]:
+    return {meter: DimensionPrices(p["dimension"], dict(p["prices"])) for meter, p in item.items()}
 
 
 # -- usage ---------------------------------------------------------------------------------------------------------
@@ -699,7 +858,8 @@ def recorded_event_from_item(item: Item) -> RecordedEvent:
 
 HOUR_PREFIX = "H#"
 # One item per customer and hour, a number attribute per meter and measure, so that one write covers every meter
-# (DynamoDB's ADD works on top-level attributes without reading the item first).
+# (DynamoDB's ADD works on top-level attributes without reading the item first). The part of a meter's usage priced
+# by a dimension value is named `<meter>|<dimension>=<value>`: neither a meter nor a dimension holds `|` or `=`.
 MEASURES = (("q:", "quantity"), ("c:", "credits"), ("n:", "events"))
 
 
@@ -724,25 +884,30 @@ def hour_item(customer_id: str, version: int, hour: HourUsage) -> Item:
 
 
 def hour_additions(hour: HourUsage) -> dict[str, Decimal | int]:
-    """The attributes to ADD to the hour's item: `q:<meter>`, `c:<meter>`, `n:<meter>`."""
-    return {
-        f"{prefix}{meter}": getattr(usage, field) for meter, usage in hour.meters.items() for prefix, field in MEASURES
+    """The attributes to ADD to the hour's item: `q:<meter>`, `c:<meter>`, `n:<meter>` (and per priced value)."""
+    named = {
+        **hour.meters,
+        **{f"{meter}|{p.dimension}={p.value}": usage for (meter, p), usage in hour.priced.items()},
     }
+    return {f"{prefix}{name}": getattr(usage, field) for name, usage in named.items() for prefix, field in MEASURES}
 
 
 def hour_from_item(item: Item) -> HourUsage:
-    meters: dict[str, dict[str, Any]] = {}
+    named: dict[str, dict[str, Any]] = {}
     for name, value in item.items():
         for prefix, field in MEASURES:
             if name.startswith(prefix):
-                meters.setdefault(name.removeprefix(prefix), {})[field] = value
-    return HourUsage(
-        _at(item["SK"].removeprefix(HOUR_PREFIX).split("#", 1)[0]),
-        {
-            m: MeterUsage(Decimal(v.get("quantity", 0)), Decimal(v.get("credits", 0)), int(v.get("events", 0)))
-            for m, v in meters.items()
-        },
-    )
+                named.setdefault(name.removeprefix(prefix), {})[field] = value
+    usage = {
+        n: MeterUsage(Decimal(v.get("quantity", 0)), Decimal(v.get("credits", 0)), int(v.get("events", 0)))
+        for n, v in named.items()
+    }
+    priced: dict[tuple[str, PricedBy], MeterUsage] = {}
+    for name in [n for n in usage if "|" in n]:
+        meter, _, dimension_value = name.partition("|")
+        dimension, _, value = dimension_value.partition("=")
+        priced[(meter, PricedBy(dimension, value))] = usage.pop(name)
+    return HourUsage(_at(item["SK"].removeprefix(HOUR_PREFIX).split("#", 1)[0]), usage, priced)
 
 
 # -- what a commit still owes ----------------------------------------------------------------------------------------
@@ -799,6 +964,7 @@ def _owed_parts(change: WalletChange) -> tuple[list[list[str]], list[Item]]:
     others = [
         *(outbox_item(change.wallet.customer_id, e) for e in change.events),
         *(retired_card_item(change.wallet.customer_id, card) for card in change.retired),
+        *(card_note_item(change.wallet.customer_id, card) for card in change.noted),
     ]
     return records, others
 
@@ -835,6 +1001,16 @@ def owed_ledger(item: Item) -> list[Item]:
     paged = (from_attributes(e) for e in owed.get("ledger", ()))
     unique = (from_attributes(i) for i in owed["unique"])
     return [*paged, *(i for i in unique if i.get("itemType") == "ledger")]
+
+
+def owed_retired_cards(item: Item) -> list[Card]:
+    """The cards a stored wallet version retired and still owes as their own items (written a moment after it, or
+    after a crash by the next change)."""
+    owed = _owed_document(item)
+    if owed is None:
+        return []
+    unique = (from_attributes(i) for i in owed["unique"])
+    return [retired_card_from_item(i) for i in unique if i.get("itemType") == "card"]
 
 
 def unstored_ledger(item: Item) -> list[Item]:

@@ -188,17 +188,21 @@ def rated_to_wire(customer_id: str, usages: Sequence[RatedUsage]) -> dict[str, A
     """Rated usage of one customer, as it travels to drawdown."""
     return {
         "customerId": customer_id,
-        "events": [
-            {
-                "eventId": u.event_id,
-                "meter": u.meter,
-                "quantity": to_wire(u.quantity),
-                "credits": to_wire(u.credits),
-                "timestamp": instant(u.at),
-            }
-            for u in usages
-        ],
+        "events": [_rated_event(u) for u in usages],
     }
+
+
+def _rated_event(usage: RatedUsage) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "eventId": usage.event_id,
+        "meter": usage.meter,
+        "quantity": to_wire(usage.quantity),
+        "credits": to_wire(usage.credits),
+        "timestamp": instant(usage.at),
+    }
+    if usage.priced_by is not None:  # absent for the base rate: a message without prices by dimension is as before
+        event["pricedBy"] = {"dimension": usage.priced_by.dimension, "value": usage.priced_by.value}
+    return event
 
 
 def rated_from_wire(body: str, now: datetime, group_id: str | None = None) -> RatedMessage:

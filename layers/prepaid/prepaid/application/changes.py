@@ -36,6 +36,11 @@ def change_of(
         retired=outcome.retired,
         usage=outcome.usage,
         hours=hours,
+        noted=tuple(
+            card
+            for card in (*outcome.wallet.cards.values(), *outcome.retired)
+            if card.metadata and card.card_id not in before.cards
+        ),
     )
 
 
@@ -48,5 +53,6 @@ def items_written(change: WalletChange) -> int:
         + len(change.retired)
         + len(change.usage)
         + len(change.hours)
+        + len(change.noted)
         + (1 if change.idempotency else 0)
     )

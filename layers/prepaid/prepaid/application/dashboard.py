@@ -24,6 +24,7 @@ from prepaid.domain.rules import CUSTOMER_ID
 from prepaid.domain.text import instant
 
 if TYPE_CHECKING:
+    from prepaid.application.listings import CardPage, Listings
     from prepaid.application.payments import CheckoutPage, Payments
     from prepaid.application.ports import CardResult
 
@@ -33,6 +34,7 @@ MIN_TTL_SECONDS = 60
 MAX_TTL_SECONDS = 24 * 60 * 60
 MAX_TOKEN_CHARS = 1024  # a genuine token is ~150 characters; anything far longer is refused unread
 FORECAST_HORIZON_DAYS = 30
+CARDS_PER_PAGE = 20  # the "All cards" list: a page, then "More cards"
 
 
 def dashboard_signer(key: bytes) -> Signer:
@@ -114,8 +116,10 @@ class Dashboard:
         usage: UsageSeries,
         forecasts: Forecasts,
         payments: Callable[[], Payments],
+        listings: Listings,
     ) -> None:
         self._links = links
+        self._listings = listings
         self._wallets = wallets
         self._usage = usage
         self._forecasts = forecasts
@@ -132,6 +136,12 @@ class Dashboard:
         """The token's customer buys `credits` on the payment provider's page: a pending card until paid."""
         link = self._links.open(token)
         return self._payments().checkout(link.customer_id, credits, success_url, cancel_url)
+
+    def cards(self, token: str | None, cursor: str | None = None) -> CardPage:
+        """Every card of the token's wallet, retired ones included, newest first, a page at a time (a cursor
+        handed out for another wallet does not open here: it is tied to the customer it listed)."""
+        link = self._links.open(token)
+        return self._listings.cards(link.customer_id, limit=CARDS_PER_PAGE, cursor=cursor)
 
     def data(self, token: str | None) -> DashboardData:
         """The wallet as its customer sees it, usage per meter per day over the last 30 days, and the 30-day

@@ -12,6 +12,7 @@ from prepaid.domain.errors import InvalidRequest, PriceBookMissing, WalletNotFou
 from prepaid.domain.forecast import (
     DAY,
     WINDOW_DAYS,
+    BurnRate,
     Forecast,
     burn_rate,
     burn_rate_from_today,
@@ -68,20 +69,34 @@ class Forecasts:
         today = now.date()
         window_start = datetime.combine(today - WINDOW_DAYS * DAY, time(), tzinfo=UTC)
         daily: dict[date, Decimal] = {}
+        by_meter: dict[str, dict[date, Decimal]] = {}
         for hour in hourly_usage(self._usage, wallet, window_start, now):
-            credits = sum((u.credits for u in hour.meters.values()), ZERO)
-            daily[hour.hour.date()] = daily.get(hour.hour.date(), ZERO) + credits
+            day = hour.hour.date()
+            for meter, used in hour.meters.items():
+                daily[day] = daily.get(day, ZERO) + used.credits
+                by_meter.setdefault(meter, {})[day] = by_meter.get(meter, {}).get(day, ZERO) + used.credits
         if wallet.created_at < window_start:
             first_usage: date | None = window_start.date()
         else:
             first_usage = min((d for d, c in daily.items() if c > 0), default=None)
+        burn = self._burn(daily, today, first_usage, now)
+        cards = list(wallet.cards.values())
+        # Meter by meter only when some card applies to some meters only: else every card pays every meter, and
+        # one burn rate over their sum is the same projection
+        meters = None
+        if any(c.applies_to is not None for c in cards):
+            meters = {m: self._burn(d, today, first_usage, now) for m, d in by_meter.items()}
+        result = project(cards, wallet.overage, burn, now, horizon_days, meters)
+        recommendation = self._recommendation(result.shortfall)
+        return ForecastView(customer_id, now, horizon_days, wallet.balance(now), result, recommendation)
+
+    @staticmethod
+    def _burn(daily: dict[date, Decimal], today: date, first_usage: date | None, now: datetime) -> BurnRate:
         burn = burn_rate(daily, today, first_usage)
         if burn.days_of_history == 0 and daily.get(today, ZERO) > 0:
             midnight = datetime.combine(today, time(), tzinfo=UTC)
             burn = burn_rate_from_today(daily[today], now - midnight)
-        result = project(list(wallet.cards.values()), wallet.overage, burn, now, horizon_days)
-        recommendation = self._recommendation(result.shortfall)
-        return ForecastView(customer_id, now, horizon_days, wallet.balance(now), result, recommendation)
+        return burn
 
     def _recommendation(self, shortfall: Decimal) -> Recommendation | None:
         credits = credits_to_buy(shortfall)

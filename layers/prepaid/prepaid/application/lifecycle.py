@@ -1,8 +1,7 @@
-"""The credit lifecycle: expiry on time, a notice before it, auto-recharge on a low balance, monthly grants."""
+"""The credit lifecycle: expiry on time, a notice before it, auto-recharge on a low balance, recurring grants."""
 
 from __future__ import annotations
 
-import calendar
 from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -25,6 +24,10 @@ from prepaid.application.wallets import PurchaseRequest, WalletService, add_card
 from prepaid.domain.card import CardSource
 from prepaid.domain.errors import IdempotencyKeyReused, PaymentDeclined, PaymentsUnavailable, TooManyLiveCards
 from prepaid.domain.events import BALANCE_LOW, CREDITS_PURCHASED
+from prepaid.domain.ledger import EntryType
+from prepaid.domain.money import Money
+from prepaid.domain.recurrence import due_period, index_keys
+from prepaid.domain.rules import decimal_from_text
 
 if TYPE_CHECKING:
     from prepaid.application.payments import Payments
@@ -32,7 +35,6 @@ if TYPE_CHECKING:
 EXPIRE = "expire"
 WARN = "warn"
 EXPIRING_SOON_SCOPE = "expiring_soon"
-CATCH_UP_DAYS = 2  # a monthly grant missed by up to this many daily runs is still made, in its own month
 
 
 class NotYetDue(Exception):
@@ -43,9 +45,11 @@ class NotYetDue(Exception):
         self.expires_at = expires_at
 
 
-def expiry_schedule_names(card_id: str) -> tuple[str, str]:
-    """The names of a card's two schedules (Scheduler allows 64 characters; card ids are 32)."""
-    return f"{EXPIRE}-{card_id}", f"{WARN}-{card_id}"
+def expiry_schedule_names(card_id: str, moved_to: datetime | None = None) -> tuple[str, str]:
+    """The names of a card's two schedules (Scheduler allows 64 characters; card ids are 32). An expiry moved by a
+    card change gets schedules of its own, named by the new instant (the first ones then find nothing due)."""
+    moved = f"-{int(moved_to.timestamp())}" if moved_to is not None else ""
+    return f"{EXPIRE}-{card_id}{moved}", f"{WARN}-{card_id}{moved}"
 
 
 class UncommittedEvent(Exception):
@@ -95,10 +99,13 @@ class CreditLifecycle:
         if committed(self._committed, event_id, detail_type, customer_id, detail) is None:
             raise UncommittedEvent(event_id, detail_type)
 
-    def schedule_expiry(self, customer_id: str, detail: Mapping[str, Any]) -> list[str]:
-        """For a card just bought (a `Credits Purchased` event's detail): schedule its expiry and, when there is
-        still time, its expiring-soon notice. Returns what was scheduled or done at once."""
-        self._check_committed(CREDITS_PURCHASED, customer_id, detail)
+    def schedule_expiry(
+        self, customer_id: str, detail: Mapping[str, Any], detail_type: str = CREDITS_PURCHASED
+    ) -> list[str]:
+        """For a card just bought or added (a `Credits Purchased` or `Credits Adjusted` event's detail), or whose
+        expiry a card change moved: schedule its expiry and, when there is still time, its expiring-soon notice.
+        Returns what was scheduled or done at once."""
+        self._check_committed(detail_type, customer_id, detail)
         card = detail.get("card")
         if not isinstance(card, dict) or not card.get("expiresAt"):
             return []
@@ -106,7 +113,8 @@ class CreditLifecycle:
         card_id = card["cardId"]
         expires_at = datetime.fromisoformat(card["expiresAt"])
         now = self._clock()
-        expire_name, warn_name = expiry_schedule_names(card_id)
+        moved = expires_at if detail.get("change") == EntryType.EXPIRY_CHANGE.value else None
+        expire_name, warn_name = expiry_schedule_names(card_id, moved)
         payload = {"customerId": customer_id, "cardId": card_id, "expiresAt": card["expiresAt"]}
         done = []
         if expires_at <= now:
@@ -143,8 +151,9 @@ class CreditLifecycle:
 
         return self._retry.run(customer_id, attempt)
 
-    def warn_expiring(self, customer_id: str, card_id: str) -> bool:
-        """Publish `Credits Expiring Soon` for a card, once (an idempotency record per card rides along)."""
+    def warn_expiring(self, customer_id: str, card_id: str, expires_at: datetime | None = None) -> bool:
+        """Publish `Credits Expiring Soon` for a card, once (an idempotency record per card rides along); given
+        the expiry a schedule was made for, not when a card change has moved it since."""
         if self._store.idempotency_record(customer_id, EXPIRING_SOON_SCOPE, card_id) is not None:
             return False
 
@@ -153,6 +162,9 @@ class CreditLifecycle:
             wallet = self._store.load(customer_id)
             if wallet is None:
                 return False
+            card = wallet.cards.get(card_id)
+            if expires_at is not None and card is not None and card.expires_at != expires_at:
+                return False  # moved since the schedule was made: the move has its own
             outcome = wallet.expiring_soon(card_id, now)
             if not outcome.events:
                 return False
@@ -174,20 +186,29 @@ class CreditLifecycle:
         wallet decides on every attempt's fresh read whether to buy at all (see `Wallet.auto_recharge`).
         """
         self._check_committed(BALANCE_LOW, customer_id, detail)
-        crossing_id, threshold = str(detail["eventId"]), Decimal(str(detail["threshold"]))
+        crossing_id = str(detail["eventId"])
+        threshold = decimal_from_text(str(detail["threshold"]))  # None for a percentage ("25%"): never auto-recharge's
         wallet = self._store.load(customer_id)
         auto = wallet.settings.auto_recharge if wallet else None
-        if auto is None or auto.threshold != threshold:
+        if auto is None or threshold is None or auto.threshold != threshold:
             return None
+        # With a target, the request names the target (the same for every delivery of this crossing, so the key's
+        # fingerprint holds); the wallet sizes and prices the card on the fresh read it commits on.
+        named = auto.credits if auto.credits is not None else auto.target_balance
+        assert named is not None, "auto-recharge holds credits or a target"
         request = PurchaseRequest(
-            credits=auto.credits, price=auto.price, source=CardSource.AUTO_RECHARGE, payment=auto.payment
+            credits=named,
+            price=auto.price,
+            source=CardSource.AUTO_RECHARGE,
+            payment=auto.payment,
         )
+        crossed = threshold
         try:
             bought = self._wallets.buy(
                 customer_id,
                 request,
                 f"auto-recharge:{crossing_id}",
-                lambda current, card, now: current.auto_recharge(card, now, threshold),
+                lambda current, card, now: current.auto_recharge(card, now, crossed, self._price_of),
             )
         except TooManyLiveCards:
             return None  # nothing to retry: the wallet is full until cards are used up or voided
@@ -195,19 +216,25 @@ class CreditLifecycle:
         # nothing was bought
         return self._collect(customer_id, bought)
 
+    def _price_of(self, credits: Decimal) -> Money:
+        return self._wallets.quote(credits).price
+
     # -- recurring grants --------------------------------------------------------------------------------------
 
     def recurring_due(self, today: date) -> Iterator[str]:
-        """Customers whose grant of this month falls on one of the last few days up to today."""
+        """Customers whose grant may fall on one of the last few days up to today (by day of the month, or by
+        weekday for weekly grants); `grant_recurring` decides whether it is due."""
         assert self._registry is not None
-        for day in grant_days(today):
-            yield from self._registry.customers_granted_on(day)
+        for key in index_keys(today):
+            yield from self._registry.customers_granted_on(key)
 
     def grant_recurring(self, customer_id: str, today: date) -> CardResult | None:
-        """This month's recurring grant, if due by `today` and not made yet (one per customer and month)."""
+        """This period's recurring grant, if due by `today` and not made yet (one per customer and period: see
+        `prepaid.domain.recurrence`)."""
         wallet = self._store.load(customer_id)
         grant = wallet.settings.recurring if wallet else None
-        if grant is None or grant_date(today.year, today.month, grant.day_of_month) > today:
+        period = due_period(grant, today) if grant else None
+        if grant is None or period is None:
             return None
         request = PurchaseRequest(
             credits=grant.credits,
@@ -215,18 +242,19 @@ class CreditLifecycle:
             expires_in=grant.expires_in,
             source=CardSource.RECURRING,
             payment=grant.payment,
+            applies_to=grant.applies_to,
+            reference=grant.reference,
         )
-        key = f"recurring:{today:%Y-%m}"
         try:
-            granted = self._wallets.buy(customer_id, request, key, add_card)
+            granted = self._wallets.buy(customer_id, request, period.key, add_card)
         except IdempotencyKeyReused:
-            return None  # granted this month already, before the grant's settings changed
+            return None  # granted this period already, before the grant's settings changed
         except TooManyLiveCards:
-            return None  # the wallet is full: no grant this month (a retry would not change that)
+            return None  # the wallet is full: no grant this period (a retry would not change that)
         try:
             return self._collect(customer_id, granted)
         except (PaymentDeclined, PaymentsUnavailable):
-            return None  # voided (Payment Failed), nothing granted this month: a retry would not change that
+            return None  # voided (Payment Failed), nothing granted this period: a retry would not change that
 
     def _collect(self, customer_id: str, bought: CardResult | None) -> CardResult | None:
         """Charge a card bought for Stripe to collect, with the card's own key (a redelivery or a second run
@@ -238,18 +266,3 @@ class CreditLifecycle:
             assert payment is None or not payment.charged_off_session, "Stripe's cards need the payments use case"
             return bought
         return self._payments().collect(customer_id, bought)
-
-
-def grant_date(year: int, month: int, day_of_month: int) -> date:
-    """The grant's day in a month; in a shorter month, its last day."""
-    return date(year, month, min(day_of_month, calendar.monthrange(year, month)[1]))
-
-
-def grant_days(today: date) -> list[int]:
-    """Days of the month whose grants are due today or were due in the last `CATCH_UP_DAYS` days: on the last day
-    of a short month, the days it does not have as well."""
-    last = calendar.monthrange(today.year, today.month)[1]
-    days = list(range(max(1, today.day - CATCH_UP_DAYS), today.day + 1))
-    if today.day == last:
-        days.extend(range(last + 1, 32))
-    return days

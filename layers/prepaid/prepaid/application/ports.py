@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from prepaid.domain.card import Card
+from prepaid.domain.card import Card, Metadata
 from prepaid.domain.ledger import LedgerEntry
 from prepaid.domain.money import Money
 from prepaid.domain.price_book import PriceBook
@@ -98,6 +98,18 @@ class CardResult:
 
 
 @dataclass(frozen=True)
+class AdjustmentResult:
+    """The answer to an adjustment: its ledger entry, the card it added (none when it took credits), the balance
+    after it. `replayed` when it is the first answer to the same idempotency key, given again."""
+
+    entry: LedgerEntry
+    balance: Decimal
+    at: datetime
+    card: Card | None = None
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
 class IdempotencyRecord:
     """A request made with an idempotency key: what it meant (`request_hash`) and its first answer, if it has one
     to give again (a purchase's card and balance)."""
@@ -106,6 +118,7 @@ class IdempotencyRecord:
     key: str
     request_hash: str
     result: CardResult | None = None
+    adjustment: AdjustmentResult | None = None  # an adjustment's first answer (it has no card result)
 
     def replayed(self) -> CardResult | None:
         """Its first answer, given again (None: the request decided to buy nothing)."""
@@ -126,6 +139,7 @@ class WalletChange:
     retired: tuple[Card, ...] = ()  # cards this change ended, moved out of the wallet into their own items
     usage: tuple[EventDraw, ...] = ()  # usage events drawn: one record each, keyed by event id (exactly once)
     hours: tuple[HourUsage, ...] = ()  # usage to add to stored hourly aggregates (the open hour is on the wallet)
+    noted: tuple[Card, ...] = ()  # new cards with metadata: it is written once, beside the wallet (`card_notes`)
 
 
 class WalletStore(Protocol):
@@ -141,6 +155,18 @@ class WalletStore(Protocol):
 
     def retired_card(self, customer_id: str, card_id: str) -> Card | None:
         """A card that left the wallet (depleted, expired or voided), as it ended."""
+        ...
+
+    def card_notes(self, customer_id: str, card_ids: Collection[str]) -> dict[str, Metadata]:
+        """The metadata of those of the cards that have some (written when each card was made)."""
+        ...
+
+    def every_card(self, customer_id: str) -> list[Card] | None:
+        """Every card the wallet holds or held: its live cards and its retired ones (None: no such wallet)."""
+        ...
+
+    def wallets_after(self, after: str | None, count: int) -> list[Wallet]:
+        """Up to `count` wallets in customer id order, those after the customer `after` when given."""
         ...
 
 
@@ -170,6 +196,7 @@ class Scheduler(Protocol):
 
 
 class RecurringRegistry(Protocol):
-    def customers_granted_on(self, day_of_month: int) -> Iterator[str]:
-        """Customers whose recurring grant falls on that day of the month."""
+    def customers_granted_on(self, key: int) -> Iterator[str]:
+        """Customers whose recurring grant has that index key: a day of the month, or 100 + an ISO weekday for a
+        weekly grant (`prepaid.domain.recurrence.index_key`)."""
         ...

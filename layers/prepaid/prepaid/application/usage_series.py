@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
 from prepaid.domain.errors import InvalidRequest, WalletNotFound
-from prepaid.domain.numbers import ZERO
+from prepaid.domain.rate_card import PricedBy
 from prepaid.domain.usage_hours import HourUsage, MeterUsage, hour_of, merged_hours
 from prepaid.domain.wallet import Wallet
 
@@ -54,10 +54,20 @@ class SeriesQuery:
 
 
 @dataclass(frozen=True)
+class PricedUsage:
+    """A meter's usage over the span rated at one dimension value's listed price; `priced_by` None: at the base rate."""
+
+    priced_by: PricedBy | None
+    usage: MeterUsage
+
+
+@dataclass(frozen=True)
 class MeterSeries:
     meter: str
     total: MeterUsage
     buckets: list[tuple[datetime, MeterUsage]]  # every bucket of the span, oldest first, zeros included
+    # the total split by priced dimension value, the base rate's part last; empty when nothing was priced by one
+    by_dimension: list[PricedUsage] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -92,25 +102,41 @@ class UsageSeries:
             raise WalletNotFound(customer_id=customer_id)
         hours = hourly_usage(self._reader, wallet, start, end)
         sums: dict[str, dict[datetime, MeterUsage]] = {}
+        priced: dict[str, dict[PricedBy, MeterUsage]] = {}
         for hour in hours:
             bucket = bucket_of(hour.hour, query.granularity)
             for meter, usage in hour.meters.items():
                 if query.meter is None or meter == query.meter:
                     by_bucket = sums.setdefault(meter, {})
                     by_bucket[bucket] = by_bucket.get(bucket, MeterUsage()).plus(usage)
+            for (meter, by), usage in hour.priced.items():
+                if query.meter is None or meter == query.meter:
+                    by_value = priced.setdefault(meter, {})
+                    by_value[by] = by_value.get(by, MeterUsage()).plus(usage)
         if query.meter is not None:
             sums.setdefault(query.meter, {})
         starts = [start + i * step for i in range(int((end - start) / step))]
-        meters = [
-            MeterSeries(
-                meter,
-                MeterUsage(
-                    sum((u.quantity for u in by_bucket.values()), ZERO),
-                    sum((u.credits for u in by_bucket.values()), ZERO),
-                    sum(u.events for u in by_bucket.values()),
-                ),
-                [(at, by_bucket.get(at, MeterUsage())) for at in starts],
-            )
-            for meter, by_bucket in sorted(sums.items())
-        ]
+        meters = []
+        for meter, by_bucket in sorted(sums.items()):
+            total = _sum(by_bucket.values())
+            buckets = [(at, by_bucket.get(at, MeterUsage())) for at in starts]
+            meters.append(MeterSeries(meter, total, buckets, _by_dimension(total, priced.get(meter, {}))))
         return UsageSeriesView(customer_id, query.granularity, start, end, meters)
+
+
+def _sum(usages: Iterable[MeterUsage]) -> MeterUsage:
+    total = MeterUsage()
+    for usage in usages:
+        total = total.plus(usage)
+    return total
+
+
+def _by_dimension(total: MeterUsage, priced: dict[PricedBy, MeterUsage]) -> list[PricedUsage]:
+    """A meter's total split by priced value; what no listed price rated (a value not listed, or absent) is the
+    rest of the total, so the parts always add up to it."""
+    if not priced:
+        return []
+    parts = [PricedUsage(by, usage) for by, usage in sorted(priced.items(), key=lambda p: (p[0].dimension, p[0].value))]
+    listed = _sum(p.usage for p in parts)
+    rest = MeterUsage(total.quantity - listed.quantity, total.credits - listed.credits, total.events - listed.events)
+    return parts + ([PricedUsage(None, rest)] if rest.events else [])

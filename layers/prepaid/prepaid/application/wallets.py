@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from prepaid.application.changes import change_of
 from prepaid.application.ports import (
+    AdjustmentResult,
     CardResult,
     CatalogStore,
     Clock,
@@ -22,9 +23,10 @@ from prepaid.application.ports import (
     WalletStore,
 )
 from prepaid.application.retry import RetryPolicy
-from prepaid.domain.card import DEFAULT_PRIORITY, Card, CardSource, CardStatus, Payment
+from prepaid.domain.card import DEFAULT_PRIORITY, EMPTY_METADATA, Card, CardSource, CardStatus, Metadata, Payment
 from prepaid.domain.errors import (
     CardNotActivatable,
+    CardNotChangeable,
     CardNotFound,
     CardNotVoidable,
     IdempotencyKeyReused,
@@ -33,19 +35,23 @@ from prepaid.domain.errors import (
     RateCardMissing,
     WalletNotFound,
 )
-from prepaid.domain.ledger import EntryType
-from prepaid.domain.money import Money
+from prepaid.domain.ledger import CardTerms, EntryType
+from prepaid.domain.money import DEFAULT_CURRENCY, Money
 from prepaid.domain.numbers import exact_credits, to_wire
 from prepaid.domain.price_book import PriceBook, Quote
 from prepaid.domain.rate_card import RateCard
 from prepaid.domain.rules import CUSTOMER_ID
-from prepaid.domain.settings import WalletSettings
-from prepaid.domain.text import duration, optional_instant
+from prepaid.domain.settings import OveragePolicy, WalletSettings
+from prepaid.domain.text import duration, instant, optional_instant
+from prepaid.domain.usage import Rejection, parse_usage, rate
 from prepaid.domain.wallet import Outcome, Wallet
 
 Catalogued = TypeVar("Catalogued", PriceBook, RateCard)
+Answer = TypeVar("Answer")
 PURCHASE_SCOPE = "purchase"
 VOID_SCOPE = "void"
+ADJUSTMENT_SCOPE = "adjustment"
+AUTHORIZE_EVENT_ID = "authorize"  # the usage event an authorization rates: never drawn, never stored
 
 
 def check_customer_id(customer_id: str) -> str:
@@ -64,6 +70,9 @@ class PurchaseRequest:
     source: CardSource = CardSource.PURCHASE
     effective_at: datetime | None = None
     payment: Payment | None = None  # who still collects the price; None: the SaaS has it, the card is active
+    applies_to: frozenset[str] | None = None  # the meters whose usage may draw the card; None: every meter
+    reference: str | None = None
+    metadata: Metadata = EMPTY_METADATA
 
     def fingerprint(self) -> str:
         """Hash of the request's meaning, so that key order or number spelling in the body do not matter."""
@@ -76,6 +85,9 @@ class PurchaseRequest:
             "source": self.source.value,
             "effectiveAt": optional_instant(self.effective_at),
             "payment": self._payment_terms(),
+            "appliesTo": sorted(self.applies_to) if self.applies_to is not None else None,
+            "reference": self.reference,
+            "metadata": list(self.metadata),
         }
         return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
@@ -90,6 +102,12 @@ def _as_is(card: Card) -> Card:
     return card
 
 
+def _adjusted_again(record: IdempotencyRecord) -> AdjustmentResult:
+    """An adjustment's first answer, given again."""
+    assert record.adjustment is not None, "an adjustment's record keeps its answer"
+    return dataclasses.replace(record.adjustment, replayed=True)
+
+
 @dataclass(frozen=True)
 class VoidRequest:
     """What a void asks: why, how many of the remaining credits (all when None), and whether their value goes back
@@ -98,10 +116,92 @@ class VoidRequest:
     reason: str | None = None
     credits: Decimal | None = None
     refund: bool = False
+    reference: str | None = None
+    metadata: Metadata = EMPTY_METADATA
 
     def fingerprint(self, card_id: str) -> str:
-        terms = [card_id, self.reason, to_wire(self.credits) if self.credits is not None else None, self.refund]
+        credits = to_wire(self.credits) if self.credits is not None else None
+        terms = [card_id, self.reason, credits, self.refund, self.reference, list(self.metadata)]
         return hashlib.sha256(json.dumps(terms).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class AdjustmentRequest:
+    """Credits added by hand (`credits` > 0: a new card, source `adjustment`) or taken (< 0: in card order, from
+    the cards that apply to `meter` when given), with why."""
+
+    credits: Decimal
+    reason: str
+    reference: str | None = None
+    metadata: Metadata = EMPTY_METADATA
+    expires_at: datetime | None = None
+    expires_in: timedelta | None = None
+    priority: int | None = None
+    applies_to: frozenset[str] | None = None
+    meter: str | None = None
+
+    def fingerprint(self) -> str:
+        terms = {
+            "credits": to_wire(self.credits),
+            "reason": self.reason,
+            "reference": self.reference,
+            "metadata": list(self.metadata),
+            "expiresAt": optional_instant(self.expires_at),
+            "expiresIn": duration(self.expires_in) if self.expires_in else None,
+            "priority": self.priority,
+            "appliesTo": sorted(self.applies_to) if self.applies_to is not None else None,
+            "meter": self.meter,
+        }
+        return hashlib.sha256(json.dumps(terms, sort_keys=True).encode()).hexdigest()
+
+    def grant(self) -> PurchaseRequest:
+        """What an addition buys: a card of the credits, free, with the request's terms."""
+        return PurchaseRequest(
+            credits=self.credits,
+            expires_at=self.expires_at,
+            expires_in=self.expires_in,
+            priority=DEFAULT_PRIORITY if self.priority is None else self.priority,
+            source=CardSource.ADJUSTMENT,
+            applies_to=self.applies_to,
+            reference=self.reference,
+            metadata=self.metadata,
+        )
+
+
+@dataclass(frozen=True)
+class CardChange:
+    """`PATCH .../cards/{cardId}`: the terms to change (None: keep; `remove_expiry`: no expiry), and why."""
+
+    reason: str
+    expires_at: datetime | None = None
+    remove_expiry: bool = False
+    priority: int | None = None
+    metadata: Metadata = EMPTY_METADATA
+
+    def terms(self, card: Card) -> CardTerms:
+        expires_at = None if self.remove_expiry else (self.expires_at or card.expires_at)
+        return CardTerms(expires_at, card.priority if self.priority is None else self.priority)
+
+
+@dataclass(frozen=True)
+class AuthorizeRequest:
+    meter: str
+    quantity: Decimal
+    dimensions: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """Whether usage may go ahead and what it would do to the wallet now: exactly what the drawdown would do with
+    the same event on the same wallet version (it is that computation, not committed)."""
+
+    allowed: bool
+    credits: Decimal
+    balance_after: Decimal
+    overage_after: Decimal
+    available: Decimal  # what the meter's cards hold now
+    policy: OveragePolicy
+    at: datetime
 
 
 # How a new card joins a wallet: the outcome to commit, or None to buy nothing.
@@ -177,20 +277,8 @@ class WalletService:
 
         def attempt() -> CardResult | None:
             now = self._clock()
-            effective_at, expires_at = self._lifetime(request, now)
             wallet = self._store.load(customer_id) or Wallet(customer_id=customer_id, created_at=now)
-            card = Card.issue(
-                card_id=card_id,
-                credits=request.credits,
-                price=price,
-                source=request.source,
-                priority=request.priority,
-                effective_at=effective_at,
-                expires_at=expires_at,
-                created_at=now,
-                payment=request.payment,
-            )
-            outcome = decide(wallet, card, now)
+            outcome = decide(wallet, self._issue(card_id, request, price, now), now)
             if outcome is None:
                 return None
             if card_id not in outcome.wallet.cards and card_id not in {c.card_id for c in outcome.retired}:
@@ -209,13 +297,119 @@ class WalletService:
             self._commit(wallet, outcome, now, record)
             return result
 
+        keyed = (idempotency_key, fingerprint, PURCHASE_SCOPE)
+        return self._run_keyed(customer_id, keyed, attempt, IdempotencyRecord.replayed)
+
+    def _run_keyed(
+        self,
+        customer_id: str,
+        keyed: tuple[str | None, str, str],
+        attempt: Callable[[], Answer],
+        replay: Callable[[IdempotencyRecord], Answer],
+    ) -> Answer:
+        """Run `attempt` (again on a concurrent change); when a concurrent request with the same key (`keyed`: key,
+        request hash, scope) committed first, answer as it did."""
         try:
             return self._retry.run(customer_id, attempt)
         except IdempotencyRace:
-            assert idempotency_key is not None
-            won = self._recorded(customer_id, idempotency_key, fingerprint, PURCHASE_SCOPE)
+            key, fingerprint, scope = keyed
+            assert key is not None
+            won = self._recorded(customer_id, key, fingerprint, scope)
             assert won is not None, "an idempotency race leaves the winner's record behind"
-            return won.replayed()
+            return replay(won)
+
+    def _issue(self, card_id: str, request: PurchaseRequest, price: Money, now: datetime) -> Card:
+        effective_at, expires_at = self._lifetime(request, now)
+        return Card.issue(
+            card_id=card_id,
+            credits=request.credits,
+            price=price,
+            source=request.source,
+            priority=request.priority,
+            effective_at=effective_at,
+            expires_at=expires_at,
+            created_at=now,
+            payment=request.payment,
+            applies_to=request.applies_to,
+            reference=request.reference,
+            metadata=request.metadata,
+        )
+
+    # -- adjustments -------------------------------------------------------------------------------------------
+
+    def adjust(
+        self, customer_id: str, request: AdjustmentRequest, idempotency_key: str | None = None
+    ) -> AdjustmentResult:
+        """Add credits as a free card (source `adjustment`) or take them in card order (never into overage:
+        `InsufficientCredits`), recorded as an `adjustment` entry with the request's reason. With a key, the same
+        adjustment again answers as the first time and changes nothing."""
+        check_customer_id(customer_id)
+        grant = self._adjustment_terms(request)
+        fingerprint = request.fingerprint()
+        if idempotency_key is not None:
+            record = self._recorded(customer_id, idempotency_key, fingerprint, ADJUSTMENT_SCOPE)
+            if record is not None:
+                return _adjusted_again(record)
+        card_id = self._new_id()
+        book = self._catalog.price_book()
+        free = Money.of(Decimal(0), book.currency if book else DEFAULT_CURRENCY)
+
+        def attempt() -> AdjustmentResult:
+            now = self._clock()
+            if grant is not None:
+                wallet = self._store.load(customer_id) or Wallet(customer_id=customer_id, created_at=now)
+                outcome = wallet.credit(self._issue(card_id, grant, free, now), now, request.reason)
+            else:
+                wallet = self._existing(customer_id)
+                taken = -request.credits
+                outcome = wallet.debit(taken, now, request.reason, request.reference, request.metadata, request.meter)
+            entry = next(e for e in outcome.ledger if e.type is EntryType.ADJUSTMENT)
+            card = outcome.card(card_id) if grant is not None else None
+            result = AdjustmentResult(entry, outcome.wallet.balance(now), now, card)
+            record = None
+            if idempotency_key is not None:
+                record = IdempotencyRecord(ADJUSTMENT_SCOPE, idempotency_key, fingerprint, adjustment=result)
+            self._commit(wallet, outcome, now, record)
+            return result
+
+        return self._run_keyed(customer_id, (idempotency_key, fingerprint, ADJUSTMENT_SCOPE), attempt, _adjusted_again)
+
+    def _adjustment_terms(self, request: AdjustmentRequest) -> PurchaseRequest | None:
+        """The card an addition makes (None for a taking), once its terms are checked."""
+        if request.credits == 0:
+            raise InvalidRequest(field="credits", reason="zero")
+        exact_credits(abs(request.credits))
+        if request.credits > 0:
+            if request.meter is not None:
+                raise InvalidRequest(field="meter", reason="taken_credits_only")
+            grant = request.grant()
+            if grant.expires_at is not None and grant.expires_in is not None:
+                raise InvalidRequest(field="expiresIn", reason="exclusive_with_expiresAt")
+            self._lifetime(grant, self._clock())
+            return grant
+        added_only = {
+            "expiresAt": request.expires_at,
+            "expiresIn": request.expires_in,
+            "priority": request.priority,
+            "appliesTo": request.applies_to,
+        }
+        for name, value in added_only.items():
+            if value is not None:
+                raise InvalidRequest(field=name, reason="added_credits_only")
+        return None
+
+    def change_card(self, customer_id: str, card_id: str, change: CardChange) -> CardResult:
+        """Change a live card's expiry or priority (an `expiry_change` entry with the reason). The same terms
+        again change nothing and answer the same."""
+
+        def ended(card: Card) -> Card:
+            raise CardNotChangeable(card_id=card_id, status=card.status.value)
+
+        def changed(wallet: Wallet, now: datetime) -> Outcome:
+            terms = change.terms(wallet.card(card_id))
+            return wallet.change_terms(card_id, terms, now, change.reason, change.metadata)
+
+        return self._change_card(customer_id, card_id, changed, ended)
 
     @staticmethod
     def _lifetime(request: PurchaseRequest, now: datetime) -> tuple[datetime, datetime | None]:
@@ -283,7 +477,9 @@ class WalletService:
             return self._change_card(
                 customer_id,
                 card_id,
-                lambda w, now: w.void_card(card_id, now, asked.reason, asked.credits, asked.refund),
+                lambda w, now: w.void_card(
+                    card_id, now, asked.reason, asked.credits, asked.refund, asked.reference, asked.metadata
+                ),
                 ended,
                 record,
             )
@@ -354,18 +550,53 @@ class WalletService:
         return wallet
 
     def card(self, customer_id: str, card_id: str) -> Card:
-        """One card of the wallet, live or retired."""
+        """One card of the wallet, live or retired, with its metadata."""
         wallet = self._existing(customer_id)
-        if card_id in wallet.cards:
-            return wallet.cards[card_id]
-        retired = self._store.retired_card(customer_id, card_id)
-        if retired is None:
+        card = wallet.cards.get(card_id) or self._store.retired_card(customer_id, card_id)
+        if card is None:
             raise CardNotFound(customer_id=customer_id, card_id=card_id)
-        return retired
+        return self.with_notes(customer_id, [card])[0]
+
+    def with_notes(self, customer_id: str, cards: list[Card]) -> list[Card]:
+        """`cards` with their metadata, which the store keeps apart from the wallet (read only for those that
+        have some)."""
+        apart = [c.card_id for c in cards if c.metadata is None]
+        notes = self._store.card_notes(customer_id, apart) if apart else {}
+        return [
+            dataclasses.replace(c, metadata=notes.get(c.card_id, EMPTY_METADATA)) if c.metadata is None else c
+            for c in cards
+        ]
 
     def wallet(self, customer_id: str) -> WalletView:
-        """The wallet as it is now: balance, overage, live cards, next expiry, settings."""
-        return WalletView(self._existing(customer_id), self._clock())
+        """The wallet as it is now: balance, overage, live cards (with their metadata), next expiry, settings."""
+        wallet = self._existing(customer_id)
+        cards = self.with_notes(customer_id, list(wallet.cards.values()))
+        return WalletView(dataclasses.replace(wallet, cards={c.card_id: c for c in cards}), self._clock())
+
+    def authorize(self, customer_id: str, request: AuthorizeRequest) -> Authorization:
+        """Whether usage may go ahead, from the rate card and one wallet read: the drawdown of the same event on
+        this wallet version, computed and not committed. `overagePolicy: block` refuses usage that would run
+        into overage; ingestion itself never refuses usage for lack of credits."""
+        wallet = self._existing(customer_id)
+        now = self._clock()
+        raw = {
+            "eventId": AUTHORIZE_EVENT_ID,
+            "customerId": customer_id,
+            "meter": request.meter,
+            "quantity": format(request.quantity, "f"),
+            "timestamp": instant(now),
+            "dimensions": dict(request.dimensions),
+        }
+        event = parse_usage(raw, now)
+        rated = rate(event, self.rate_card()) if not isinstance(event, Rejection) else event
+        if isinstance(rated, Rejection):
+            raise InvalidRequest(field=rated.field or "body", reason=rated.reason)
+        drawn = wallet.draw(rated, now)
+        policy = wallet.settings.overage_policy
+        allowed = policy is OveragePolicy.ALLOW or drawn.usage[0].overage == 0
+        after = drawn.wallet
+        available = wallet.available_for(request.meter, now)
+        return Authorization(allowed, rated.credits, after.balance(now), after.overage, available, policy, now)
 
     def quote(self, credits: Decimal) -> Quote:
         """Price `credits` from the price book."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -17,6 +18,8 @@ class CardSource(StrEnum):
     PROMOTION = "promotion"
     AUTO_RECHARGE = "auto_recharge"
     RECURRING = "recurring"
+    ADJUSTMENT = "adjustment"  # credits added by hand (POST .../adjustments), with a reason
+    ROLLOVER = "rollover"  # what a recurring card still held at expiry, moved on (its cost basis kept)
 
 
 class CardStatus(StrEnum):
@@ -53,6 +56,14 @@ class Payment:
         return self.collect is Collect.STRIPE and self.stripe_customer is not None
 
 
+Metadata = tuple[tuple[str, str], ...]  # string pairs, sorted by key: a value, so frozen cards stay comparable
+EMPTY_METADATA: Metadata = ()
+
+
+def metadata_of(pairs: Mapping[str, str]) -> Metadata:
+    return tuple(sorted(pairs.items()))
+
+
 DEFAULT_PRIORITY = 50
 NEVER = datetime.max.replace(tzinfo=UTC)  # sorts cards without expiry together, after every dated one
 
@@ -66,7 +77,7 @@ def cost_basis(price: Money, credits: Decimal) -> Decimal:
 
 @dataclass(frozen=True)
 class Card:
-    """A credit block. `credits = remaining + drawn + expired + voided` always holds."""
+    """A credit block. `credits = remaining + drawn + expired + voided + rolled_over` always holds."""
 
     card_id: str
     credits: Decimal
@@ -82,7 +93,13 @@ class Card:
     drawn: Decimal = ZERO
     expired: Decimal = ZERO
     voided: Decimal = ZERO
+    rolled_over: Decimal = ZERO  # moved into a `rollover` card when it expired (the rest of `remaining` broke)
     payment: Payment | None = None
+    applies_to: frozenset[str] | None = None  # the meters whose usage may draw the card; None: every meter
+    reference: str | None = None  # the SaaS's own name for it (an invoice id, a contract line)
+    # The SaaS's string pairs. None: the card has some, kept apart from the wallet (a store keeps them in their
+    # own item, so that a card's metadata never rides on every write of the wallet) and not read with it.
+    metadata: Metadata | None = EMPTY_METADATA
 
     @classmethod
     def issue(
@@ -97,6 +114,9 @@ class Card:
         expires_at: datetime | None,
         created_at: datetime,
         payment: Payment | None = None,
+        applies_to: frozenset[str] | None = None,
+        reference: str | None = None,
+        metadata: Metadata = EMPTY_METADATA,
     ) -> Card:
         """A new card: `pending` until paid when someone still has to collect its price, else `active`."""
         return cls(
@@ -112,11 +132,19 @@ class Card:
             status=CardStatus.ACTIVE if payment is None else CardStatus.PENDING,
             created_at=created_at,
             payment=payment,
+            applies_to=applies_to,
+            reference=reference,
+            metadata=metadata,
         )
 
     def is_expired_at(self, at: datetime) -> bool:
         """A card expires exactly at `expires_at`: usable strictly before it."""
         return self.status is CardStatus.EXPIRED or (self.expires_at is not None and at >= self.expires_at)
+
+    def status_at(self, at: datetime) -> CardStatus:
+        """The status as the API shows it at `at`: a live card past its expiry is expired, whether or not the expiry
+        job has run; a retired card keeps the status it ended with (depleted, expired or voided)."""
+        return CardStatus.EXPIRED if self.status in LIVE and self.is_expired_at(at) else self.status
 
     def counts_at(self, at: datetime) -> bool:
         """Whether the card's remaining credits are in the balance at `at` (active and not expired)."""
@@ -132,6 +160,10 @@ class Card:
         """
         effective_by = at if now is None else max(at, now)
         return self.counts_at(at) and self.effective_at <= effective_by and self.remaining > 0
+
+    def applies_to_meter(self, meter: str) -> bool:
+        """Whether usage of `meter` may draw the card."""
+        return self.applies_to is None or meter in self.applies_to
 
     def exact_value(self, credits: Decimal) -> Decimal:
         """Money value of `credits` of this card at its price, unrounded."""
@@ -164,9 +196,21 @@ class Card:
         status = CardStatus.VOIDED if remaining == ZERO else self.status
         return dataclasses.replace(self, remaining=remaining, voided=self.voided + taken, status=status)
 
-    def expire(self) -> Card:
+    def take(self, amount: Decimal) -> Card:
+        """Credits taken by a negative adjustment: they leave unused, as voided ones do, but the card is not voided
+        by it: once nothing remains it is depleted, as by usage."""
+        remaining = self.remaining - amount
+        status = CardStatus.DEPLETED if remaining == 0 else self.status
+        return dataclasses.replace(self, remaining=remaining, voided=self.voided + amount, status=status)
+
+    def expire(self, rolled_over: Decimal = ZERO) -> Card:
+        """The card ends: `rolled_over` of what remains moves on to a rollover card, the rest is breakage."""
         return dataclasses.replace(
-            self, remaining=ZERO, expired=self.expired + self.remaining, status=CardStatus.EXPIRED
+            self,
+            remaining=ZERO,
+            expired=self.expired + self.remaining - rolled_over,
+            rolled_over=self.rolled_over + rolled_over,
+            status=CardStatus.EXPIRED,
         )
 
 

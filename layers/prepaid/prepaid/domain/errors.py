@@ -64,6 +64,22 @@ class CardNotVoidable(DomainError):
 
 
 @dataclass(frozen=True)
+class InsufficientCredits(DomainError):
+    """A negative adjustment asks for more than the cards it may draw hold (adjustments never make overage)."""
+
+    code: ClassVar[str] = "insufficient_credits"
+    requested: str
+    available: str
+
+
+@dataclass(frozen=True)
+class CardNotChangeable(DomainError):
+    code: ClassVar[str] = "card_not_changeable"
+    card_id: str
+    status: str
+
+
+@dataclass(frozen=True)
 class CardNotActivatable(DomainError):
     code: ClassVar[str] = "card_not_activatable"
     card_id: str

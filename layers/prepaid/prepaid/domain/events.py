@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from prepaid.domain.numbers import ZERO
+from prepaid.domain.settings import percent_text
 
 SOURCE = "prepaid.credits"
 CREDITS_PURCHASED = "Credits Purchased"
@@ -23,6 +24,7 @@ CREDITS_REFUNDED = "Credits Refunded"
 CREDITS_PENDING = "Credits Pending"
 PAYMENT_SUCCEEDED = "Payment Succeeded"
 PAYMENT_FAILED = "Payment Failed"
+CREDITS_ADJUSTED = "Credits Adjusted"
 
 
 @dataclass(frozen=True)
@@ -35,22 +37,51 @@ class DomainEvent:
     detail: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class PercentThreshold:
+    """A threshold given as a percentage of the balance right after the wallet was last funded, over one change:
+    the credits it meant before the change and after it (they differ only when the change funded the wallet)."""
+
+    percent: Decimal
+    before: Decimal
+    after: Decimal
+
+    @property
+    def shown(self) -> str:
+        return percent_text(self.percent)
+
+
 def balance_events(
-    customer_id: str, before: Decimal, after: Decimal, thresholds: tuple[Decimal, ...], *, was_funded: bool = True
+    customer_id: str,
+    before: Decimal,
+    after: Decimal,
+    thresholds: tuple[Decimal, ...],
+    *,
+    was_funded: bool = True,
+    percents: tuple[PercentThreshold, ...] = (),
 ) -> list[DomainEvent]:
     """Threshold crossings between two balances.
 
     A wallet is "low" for a threshold when its balance is at or below it, so crossing downward is
     `before > t >= after` and upward `before <= t < after`. Zero acts as the threshold of depletion. A wallet
     that never had credits (`was_funded=False`) does not "recover" with its first card: it was never low.
+    A percentage threshold is judged the same way, `before` against what it meant before the change and `after`
+    against what it means after; its event shows it as configured ("25%") and the credits it meant.
     """
     events: list[DomainEvent] = []
     base: dict[str, Any] = {"customerId": customer_id, "balance": after, "previousBalance": before}
-    for threshold in sorted(set(thresholds), reverse=after < before):
-        detail = {**base, "threshold": threshold}
-        if before > threshold >= after:
+    # (sort key, low at or below before, low at or below after, what the event shows of the threshold)
+    judged: list[tuple[tuple[Decimal, bool], Decimal, Decimal, dict[str, Any]]] = [
+        ((t, False), t, t, {"threshold": t}) for t in set(thresholds)
+    ]
+    judged += [
+        ((p.after, True), p.before, p.after, {"threshold": p.shown, "thresholdCredits": p.after}) for p in percents
+    ]
+    for _, low_before, low_after, shown in sorted(judged, key=lambda j: j[0], reverse=after < before):
+        detail = {**base, **shown}
+        if before > low_before and after <= low_after:
             events.append(DomainEvent(BALANCE_LOW, detail))
-        elif before <= threshold < after and was_funded:
+        elif before <= low_before and after > low_after and was_funded:
             events.append(DomainEvent(BALANCE_RECOVERED, detail))
     if before > ZERO >= after:
         events.append(DomainEvent(BALANCE_DEPLETED, base))

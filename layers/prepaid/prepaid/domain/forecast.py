@@ -65,6 +65,15 @@ class ProjectedDay:
 
 
 @dataclass(frozen=True)
+class MeterForecast:
+    """One meter's part of a projection made meter by meter (when some card applies only to some meters)."""
+
+    meter: str
+    burn: BurnRate
+    depletion_at: datetime | None  # when the cards that apply to the meter can no longer pay for it
+
+
+@dataclass(frozen=True)
 class Forecast:
     burn: BurnRate
     depletion_at: datetime | None  # None: not within MAX_PROJECTION_DAYS (or no burn)
@@ -73,6 +82,7 @@ class Forecast:
     supplied: Decimal  # what the cards supply of it
     shortfall: Decimal  # projected usage the cards cannot supply over the horizon, plus overage owed
     days: tuple[ProjectedDay, ...]  # the horizon, day by day
+    meters: tuple[MeterForecast, ...] = ()  # by meter, when the projection was made meter by meter
 
 
 def burn_rate(daily: Mapping[date, Decimal], today: date, first_usage: date | None) -> BurnRate:
@@ -104,50 +114,77 @@ def burn_rate_from_today(credits_today: Decimal, elapsed: timedelta) -> BurnRate
     return BurnRate((credits_today * MICROSECONDS_PER_DAY / micros).quantize(RATE_QUANTUM), None, 0)
 
 
-def project(cards: Sequence[Card], overage: Decimal, burn: BurnRate, now: datetime, horizon_days: int) -> Forecast:
-    """Draw the projected burn from the cards, from `now`, and see when they run out."""
+def project(
+    cards: Sequence[Card],
+    overage: Decimal,
+    burn: BurnRate,
+    now: datetime,
+    horizon_days: int,
+    by_meter: Mapping[str, BurnRate] | None = None,
+) -> Forecast:
+    """Draw the projected burn from the cards, from `now`, and see when they run out. With `by_meter` (each
+    meter's own burn rate; `burn` is then their sum, for show), each meter's burn is drawn only from the cards that
+    apply to it, meter after meter in name order within each stretch of time, and the wallet runs dry when the
+    first meter does."""
     # 38 digits, as everywhere credits are computed: totals of 10^16 credits and more still hold 12 decimals
     with localcontext(DECIMAL_CONTEXT):
-        return _project(cards, overage, burn, now, horizon_days)
+        burns: dict[str | None, BurnRate] = {None: burn} if by_meter is None else dict(sorted(by_meter.items()))
+        return _project(cards, overage, burn, burns, now, horizon_days)
 
 
-def _project(cards: Sequence[Card], overage: Decimal, burn: BurnRate, now: datetime, horizon_days: int) -> Forecast:
+def _project(
+    cards: Sequence[Card],
+    overage: Decimal,
+    burn: BurnRate,
+    burns: Mapping[str | None, BurnRate],
+    now: datetime,
+    horizon_days: int,
+) -> Forecast:
     live = sorted((c for c in cards if c.counts_at(now) and c.remaining > 0), key=drawdown_order)
     left = {c.card_id: c.remaining for c in live}
     horizon_end = now + horizon_days * DAY
     expiring: list[ExpiringUnused] = []
     days: list[ProjectedDay] = []
     depletion: datetime | None = None
+    dry: dict[str | None, datetime] = {}  # when each meter ran dry
     projected = supplied = ZERO
     cursor = now
     limit = now + MAX_PROJECTION_DAYS * DAY
     while cursor < limit and (depletion is None or cursor < horizon_end):
         day_end = datetime.combine(cursor.date() + DAY, time(), tzinfo=cursor.tzinfo)
-        rate = burn.on(cursor.date())  # credits per day
+        rates = {meter: rate.on(cursor.date()) for meter, rate in burns.items()}  # credits per day
         burned_today = ZERO
         # pieces of the day between card expiries, effective times and the horizon's end: within a piece the
         # same cards are usable and the piece is wholly inside or outside the horizon
         instants = [e for c in live for e in (c.expires_at, c.effective_at) if e is not None] + [horizon_end]
         start = cursor
         for end in [*sorted({e for e in instants if cursor < e < day_end}), day_end]:
-            wanted = rate * days_in(end - start)
-            need = wanted
-            for card in live:
-                if need <= 0:
-                    break
-                have = left[card.card_id]
-                if have > 0 and card.effective_at <= start and (card.expires_at is None or start < card.expires_at):
-                    take = min(have, need)
-                    left[card.card_id] = have - take
-                    need -= take
-            if start < horizon_end:
-                projected += wanted
-                supplied += wanted - need
-                burned_today += wanted
-            if need > 0 and depletion is None:
-                # dry inside this piece, after the share of it the cards could still pay for
-                share = (wanted - need) / wanted
-                depletion = start + MICROSECOND * int((((end - start) // MICROSECOND) * share).to_integral_value())
+            for meter, rate in rates.items():
+                wanted = rate * days_in(end - start)
+                need = wanted
+                for card in live:
+                    if need <= 0:
+                        break
+                    have = left[card.card_id]
+                    if (
+                        have > 0
+                        and (meter is None or card.applies_to_meter(meter))
+                        and card.effective_at <= start
+                        and (card.expires_at is None or start < card.expires_at)
+                    ):
+                        take = min(have, need)
+                        left[card.card_id] = have - take
+                        need -= take
+                if start < horizon_end:
+                    projected += wanted
+                    supplied += wanted - need
+                    burned_today += wanted
+                if need > 0 and meter not in dry:
+                    # dry inside this piece, after the share of it the cards could still pay for
+                    share = (wanted - need) / wanted
+                    micros = int((((end - start) // MICROSECOND) * share).to_integral_value())
+                    dry[meter] = start + MICROSECOND * micros
+                    depletion = dry[meter] if depletion is None else min(depletion, dry[meter])
             for card in live:
                 if card.expires_at == end and left[card.card_id] > 0:
                     if end <= horizon_end:
@@ -158,11 +195,12 @@ def _project(cards: Sequence[Card], overage: Decimal, burn: BurnRate, now: datet
             usable = sum((left[c.card_id] for c in live if c.expires_at is None or c.expires_at > day_end), ZERO)
             days.append(ProjectedDay(cursor.date(), burned_today, usable))
         cursor = day_end
-        if burn.per_day == 0 and cursor >= horizon_end:
-            break  # nothing is burned: the rest is expiries only, already seen within the horizon
+        if cursor >= horizon_end and all(rate.per_day == 0 or meter in dry for meter, rate in burns.items()):
+            break  # every meter burns nothing or has run dry: the rest is expiries only, seen within the horizon
     projected, supplied = projected.quantize(TOTAL_QUANTUM), supplied.quantize(TOTAL_QUANTUM)
     shortfall = max(ZERO, projected - supplied) + overage
-    return Forecast(burn, depletion, tuple(expiring), projected, supplied, shortfall, tuple(days))
+    meters = tuple(MeterForecast(m, rate, dry.get(m)) for m, rate in burns.items() if m is not None)
+    return Forecast(burn, depletion, tuple(expiring), projected, supplied, shortfall, tuple(days), meters)
 
 
 def credits_to_buy(shortfall: Decimal) -> Decimal:

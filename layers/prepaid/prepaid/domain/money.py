@@ -8,6 +8,8 @@ from decimal import Decimal
 from prepaid.domain.errors import InvalidAmount
 from prepaid.domain.numbers import MAX_CREDITS, finite, minor_units, round_money
 
+DEFAULT_CURRENCY = "USD"  # a free card's currency when no price book names one
+
 
 @dataclass(frozen=True)
 class Money:

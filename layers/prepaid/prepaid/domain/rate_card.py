@@ -1,4 +1,5 @@
-"""The rate card: what a unit of each meter costs in credits, with per-customer overrides."""
+"""The rate card: what a unit of each meter costs in credits, with per-customer overrides and prices by the value
+of one event dimension (e.g. `model`: `gpt-4` costs more than `small`)."""
 
 from __future__ import annotations
 
@@ -28,20 +29,65 @@ def check_rate(value: Decimal, field: str) -> Decimal:
 
 
 @dataclass(frozen=True)
+class PricedBy:
+    """The dimension value whose listed price rated a usage event (e.g. `model` = `gpt-4`)."""
+
+    dimension: str
+    value: str
+
+
+@dataclass(frozen=True)
+class DimensionPrices:
+    """A meter's prices by the value of one event dimension; a value not listed (or absent) pays the base rate."""
+
+    dimension: str
+    prices: Mapping[str, Decimal]
+
+
+@dataclass(frozen=True)
+class UnitPrice:
+    """What one unit of a meter costs a customer, and the dimension value that set it (None: the base rate)."""
+
+    credits_per_unit: Decimal
+    priced_by: PricedBy | None = None
+
+
+@dataclass(frozen=True)
 class RateCard:
+    """`meters` and `overrides` hold base rates; `by_dimension` and `overrides_by_dimension` the prices by dimension
+    value of the same meters. A customer's override of a meter replaces the whole rate: its base rate and its
+    prices by dimension (its own, or none)."""
+
     meters: Mapping[str, Decimal]
     overrides: Mapping[str, Mapping[str, Decimal]] = field(default_factory=dict)
     version: int = 0
+    by_dimension: Mapping[str, DimensionPrices] = field(default_factory=dict)
+    overrides_by_dimension: Mapping[str, Mapping[str, DimensionPrices]] = field(default_factory=dict)
 
-    def credits_per_unit(self, customer_id: str, meter: str) -> Decimal:
+    def unit_price(self, customer_id: str, meter: str, dimensions: Mapping[str, str] | None = None) -> UnitPrice:
+        """The price of one unit for this customer and event dimensions; `UnknownMeter` for a meter not listed."""
         override = self.overrides.get(customer_id, {}).get(meter)
         if override is not None:
-            return override
-        try:
-            return self.meters[meter]
-        except KeyError:
-            raise UnknownMeter(meter=meter) from None
+            base, priced = override, self.overrides_by_dimension.get(customer_id, {}).get(meter)
+        elif meter in self.meters:
+            base, priced = self.meters[meter], self.by_dimension.get(meter)
+        else:
+            raise UnknownMeter(meter=meter)
+        value = (dimensions or {}).get(priced.dimension) if priced is not None else None
+        if priced is None or value is None or value not in priced.prices:
+            return UnitPrice(base)
+        return UnitPrice(priced.prices[value], PricedBy(priced.dimension, value))
 
-    def rate(self, customer_id: str, meter: str, quantity: Decimal) -> Decimal:
+    def credits_per_unit(self, customer_id: str, meter: str, dimensions: Mapping[str, str] | None = None) -> Decimal:
+        return self.unit_price(customer_id, meter, dimensions).credits_per_unit
+
+    def rate(
+        self, customer_id: str, meter: str, quantity: Decimal, dimensions: Mapping[str, str] | None = None
+    ) -> Decimal:
         """Credits for `quantity` units, rounded half-even to 9 fractional digits."""
-        return round_credits(EXACT_PRODUCT.multiply(quantity, self.credits_per_unit(customer_id, meter)))
+        return self.cost(quantity, self.credits_per_unit(customer_id, meter, dimensions))
+
+    @staticmethod
+    def cost(quantity: Decimal, credits_per_unit: Decimal) -> Decimal:
+        """`quantity` units at `credits_per_unit`, rounded once, half-even, to 9 fractional digits."""
+        return round_credits(EXACT_PRODUCT.multiply(quantity, credits_per_unit))

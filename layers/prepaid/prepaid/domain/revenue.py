@@ -18,7 +18,8 @@ from prepaid.domain.numbers import ZERO
 # expiry is breakage; a void takes what remained out of deferred revenue without recognising it. A pending card's
 # entry moves no money: its price is deferred when it is paid (the activation's purchase entry). A refund is money
 # returned for voided credits: of what was voided, how much went back to the customer (deferred revenue moved once,
-# with the void).
+# with the void). A rollover moves what an expiring recurring card still held to a new card at the same cost basis:
+# deferred revenue stays deferred (neither recognised nor breakage); `rolledOver` says how much of it moved.
 MEASURE = {
     EntryType.PURCHASE: "purchased",
     EntryType.USAGE: "recognised",
@@ -26,8 +27,17 @@ MEASURE = {
     EntryType.EXPIRY: "breakage",
     EntryType.VOID: "voided",
     EntryType.REFUND: "refunded",
+    EntryType.ROLLOVER: "rolledOver",
 }
-MEASURES = ("purchased", "recognised", "breakage", "voided", "refunded")
+MEASURES = ("purchased", "recognised", "breakage", "voided", "refunded", "rolledOver")
+
+
+def measure_of(entry: LedgerEntry) -> str | None:
+    """Where an entry's value goes. An adjustment that added credits made a card (its price, usually 0, is
+    deferred as a purchase's); one that took credits drew them from cards, unused: voided, as a void's."""
+    if entry.type is EntryType.ADJUSTMENT:
+        return "voided" if entry.draws else "purchased"
+    return MEASURE.get(entry.type)
 
 
 @dataclass(frozen=True)
@@ -50,7 +60,7 @@ def movements(entries: Iterable[LedgerEntry]) -> list[DayRevenue]:
     """The entries' values summed per day, currency and measure (entries without a value move no money)."""
     sums: dict[tuple[date, str], dict[str, Decimal]] = {}
     for entry in entries:
-        measure = MEASURE.get(entry.type)
+        measure = measure_of(entry)
         if entry.value is None or measure is None:
             continue
         amounts = sums.setdefault((entry.at.date(), entry.value.currency), {})
@@ -68,6 +78,7 @@ class CurrencyRevenue:
     voided: Decimal
     deferred_at_end: Decimal
     refunded: Decimal = Decimal(0)
+    rolled_over: Decimal = Decimal(0)  # deferred revenue moved from expiring recurring cards to rollover cards
 
 
 def report(days: Iterable[DayRevenue], start: date, end: date) -> list[CurrencyRevenue]:
@@ -103,6 +114,7 @@ def report(days: Iterable[DayRevenue], start: date, end: date) -> list[CurrencyR
                 voided=moved["voided"],
                 deferred_at_end=closing,
                 refunded=moved["refunded"],
+                rolled_over=moved["rolledOver"],
             )
         )
     return result

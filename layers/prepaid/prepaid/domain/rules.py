@@ -20,8 +20,21 @@ CARD_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 # Stripe's object ids: a prefix (cus_, pm_, pi_, ...) and a tail
 STRIPE_ID_PATTERN = r"^[a-z]{2,8}_[A-Za-z0-9_]{1,250}$"
 REASON_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"  # why a card was voided: a snake_case code such as payment_failed
+# The event dimension a meter may be priced by (a key of a usage event's `dimensions`), and a value given its own
+# price. Neither holds `|` or `=`, which join meter, dimension and value in a stored hour's attribute names.
+DIMENSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+DIMENSION_VALUE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$"
+# What the SaaS attaches to a card or a change: its own reference (an invoice id) and string pairs
+REFERENCE_PATTERN = r"^[\x21-\x7e]([\x20-\x7e]{0,126}[\x21-\x7e])?$"  # printable ASCII, no edge spaces, <= 128
+MAX_METADATA_PAIRS = 20
+MAX_METADATA_KEY = 40  # characters
+MAX_METADATA_VALUE = 500  # characters
+MAX_NOTE_TEXT = 500  # characters of an adjustment's or a card change's reason
+MAX_APPLIES_TO_METERS = 50  # meters one card may be scoped to
 CUSTOMER_ID = re.compile(CUSTOMER_ID_PATTERN)
 METER = re.compile(METER_PATTERN)
+DIMENSION = re.compile(DIMENSION_PATTERN)
+DIMENSION_VALUE = re.compile(DIMENSION_VALUE_PATTERN)
 EVENT_ID = re.compile(EVENT_ID_PATTERN)
 CARD_ID = re.compile(CARD_ID_PATTERN)
 
@@ -42,6 +55,19 @@ def decimal_from_text(value: object) -> Decimal | None:
         return Decimal(value)
     except InvalidOperation:  # pragma: no cover - the pattern admits only what Decimal reads
         return None
+
+
+# A balance threshold given as a share of the balance right after the wallet was last funded: "25%", "12.5%".
+PERCENT_TEXT_PATTERN = r"^[0-9]+(\.[0-9]+)?%$"
+MAX_PERCENT = Decimal(100)
+
+
+def percent_from_text(value: object) -> Decimal | None:
+    """The percentage of a text such as "25%" when it is more than 0 and at most 100, else None."""
+    if not isinstance(value, str) or not value.endswith("%"):
+        return None
+    number = decimal_from_text(value[:-1])
+    return number if number is not None and 0 < number <= MAX_PERCENT else None
 
 
 # -- instants --------------------------------------------------------------------------------------------------------
@@ -65,3 +91,4 @@ def duration_in_range(span: timedelta) -> bool:
 MAX_LIVE_CARDS = 500  # cards active or pending in one wallet (the wallet item holds them; DynamoDB caps it at 400 KB)
 MAX_JSON_DEPTH = 32  # nesting of arrays and objects in any JSON a function reads (the deepest valid body has 5)
 MAX_EVENTS_PER_REQUEST = 1000  # POST /usage, and one usage-queue message
+MAX_PRICED_VALUES = 100  # dimension values a meter (or a customer's override of it) lists a price for

@@ -11,6 +11,11 @@ def instant(value: datetime) -> str:
     return text.replace("+00:00", "Z")
 
 
+def to_milliseconds(value: datetime) -> datetime:
+    """An instant as `instant` keeps it (stored and shown to the millisecond)."""
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
 def optional_instant(value: datetime | None) -> str | None:
     return instant(value) if value is not None else None
 

@@ -11,14 +11,23 @@ from typing import Any
 
 from prepaid.domain.errors import DomainError, UnknownMeter
 from prepaid.domain.numbers import CREDIT_QUANTUM, DECIMAL_CONTEXT, MAX_CREDITS
-from prepaid.domain.rate_card import RateCard
-from prepaid.domain.rules import CUSTOMER_ID, EVENT_ID, METER, decimal_from_text, instant_in_range
+from prepaid.domain.rate_card import PricedBy, RateCard
+from prepaid.domain.rules import (
+    CUSTOMER_ID,
+    DIMENSION,
+    DIMENSION_VALUE,
+    EVENT_ID,
+    METER,
+    decimal_from_text,
+    instant_in_range,
+)
 from prepaid.domain.wallet import RatedUsage
 
 FIELDS = frozenset({"eventId", "customerId", "meter", "quantity", "timestamp", "dimensions"})
 MAX_QUANTITY = MAX_CREDITS
 MAX_RATED_CREDITS = MAX_CREDITS  # what one event may cost: a larger cost is a wrong rate or quantity, refused
 RATED_FIELDS = frozenset({"eventId", "meter", "quantity", "credits", "timestamp"})
+RATED_OPTIONAL = frozenset({"pricedBy"})  # only on events rated at a dimension value's price
 MAX_DIMENSIONS = 20
 FUTURE_TOLERANCE = timedelta(minutes=5)
 ID_REUSED = "event_id_reused_with_other_content"  # the reason given when an event id comes back with other content
@@ -150,14 +159,15 @@ def rate(event: UsageEvent, rate_card: RateCard) -> RatedUsage | Rejection:
     """The event's cost in credits by the rate card, or why it cannot be rated: its meter is unknown, or its cost
     is out of range (a rate that makes one event cost more than 10^12 credits, or that is not a finite number)."""
     try:
-        credits = rate_card.rate(event.customer_id, event.meter, event.quantity)
+        price = rate_card.unit_price(event.customer_id, event.meter, event.dimensions)
+        credits = rate_card.cost(event.quantity, price.credits_per_unit)
     except UnknownMeter:
         return Rejection("unknown_meter", "meter", event.event_id)
     except (DomainError, ArithmeticError):
         return Rejection("credits_out_of_range", "quantity", event.event_id)
     if credits > MAX_RATED_CREDITS:
         return Rejection("credits_out_of_range", "quantity", event.event_id)
-    return RatedUsage(event.event_id, event.meter, event.quantity, credits, event.timestamp)
+    return RatedUsage(event.event_id, event.meter, event.quantity, credits, event.timestamp, price.priced_by)
 
 
 def parse_rated(raw: Any, now: datetime) -> RatedUsage | Rejection:
@@ -166,8 +176,9 @@ def parse_rated(raw: Any, now: datetime) -> RatedUsage | Rejection:
     10^12. Whoever put it on the queue, a message that fails here changes no wallet."""
     if not isinstance(raw, dict):
         return Rejection("not_an_object")
-    if set(raw) != RATED_FIELDS:
-        return Rejection("unexpected_fields", ",".join(sorted(set(raw) ^ RATED_FIELDS))[:200])
+    if not RATED_FIELDS <= set(raw) <= RATED_FIELDS | RATED_OPTIONAL:
+        odd = (set(raw) - RATED_FIELDS - RATED_OPTIONAL) | (RATED_FIELDS - set(raw))
+        return Rejection("unexpected_fields", ",".join(sorted(odd))[:200])
     event_id = raw["eventId"]
     if not isinstance(event_id, str) or not EVENT_ID.fullmatch(event_id):
         return Rejection("invalid_event_id", "eventId")
@@ -175,9 +186,26 @@ def parse_rated(raw: Any, now: datetime) -> RatedUsage | Rejection:
     quantity = _amount(raw["quantity"], "quantity", MAX_QUANTITY)
     credits = _amount(raw["credits"], "credits", MAX_RATED_CREDITS)
     timestamp = _timestamp(raw["timestamp"], now)
-    for part in (meter, quantity, credits, timestamp):
+    priced_by = _priced_by(raw.get("pricedBy"))
+    for part in (meter, quantity, credits, timestamp, priced_by):
         if isinstance(part, Rejection):
             return Rejection(part.reason, part.field, event_id)
     assert isinstance(meter, str) and isinstance(quantity, Decimal) and isinstance(credits, Decimal)
-    assert isinstance(timestamp, datetime)
-    return RatedUsage(event_id, meter, quantity, credits, timestamp)
+    assert isinstance(timestamp, datetime) and not isinstance(priced_by, Rejection)
+    return RatedUsage(event_id, meter, quantity, credits, timestamp, priced_by)
+
+
+def _priced_by(value: Any) -> PricedBy | Rejection | None:
+    """A rated event's `{"dimension", "value"}` as ingest writes it (absent for the base rate)."""
+    if value is None:
+        return None
+    if (
+        not isinstance(value, dict)
+        or set(value) != {"dimension", "value"}
+        or not isinstance(value["dimension"], str)
+        or not isinstance(value["value"], str)
+        or not DIMENSION.fullmatch(value["dimension"])
+        or not DIMENSION_VALUE.fullmatch(value["value"])
+    ):
+        return Rejection("invalid_priced_by", "pricedBy")
+    return PricedBy(value["dimension"], value["value"])

@@ -5,6 +5,9 @@ real time costs no write beyond the wallet's own; an hour is closed (added to it
 hour opens. Usage for any other hour (late events) is added to that hour's stored aggregate directly. Hours
 only ever open forward, so the open hour never has a stored aggregate while it is open: a reader who finds one
 knows the hour was closed after it read the wallet.
+
+Usage rated at a dimension value's listed price (`RatedUsage.priced_by`) is also summed per meter and value, beside
+its meter's total, in the same hour: the split costs no write of its own.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from prepaid.domain.numbers import ZERO
+from prepaid.domain.rate_card import PricedBy
 
 
 @dataclass(frozen=True)
@@ -30,18 +34,33 @@ class MeterUsage:
         return MeterUsage(self.quantity + other.quantity, self.credits + other.credits, self.events + other.events)
 
 
+PricedMeter = tuple[str, PricedBy]  # a meter, and the dimension value that priced part of its usage
+Key = TypeVar("Key", str, PricedMeter)
+
+
 @dataclass(frozen=True)
 class HourUsage:
-    """Usage of one customer in one hour, per meter."""
+    """Usage of one customer in one hour, per meter; `priced` is the part of it rated at a dimension value's price."""
 
     hour: datetime
     meters: Mapping[str, MeterUsage] = field(default_factory=dict)
+    priced: Mapping[PricedMeter, MeterUsage] = field(default_factory=dict)
 
-    def plus(self, other: Mapping[str, MeterUsage]) -> HourUsage:
-        merged = dict(self.meters)
-        for meter, usage in other.items():
-            merged[meter] = merged.get(meter, MeterUsage()).plus(usage)
-        return HourUsage(self.hour, merged)
+    def plus(
+        self, other: Mapping[str, MeterUsage], priced: Mapping[PricedMeter, MeterUsage] | None = None
+    ) -> HourUsage:
+        return HourUsage(self.hour, _summed(self.meters, other), _summed(self.priced, priced or {}))
+
+    def merged(self, other: HourUsage) -> HourUsage:
+        """This hour with `other`'s usage (of the same hour) added."""
+        return self.plus(other.meters, other.priced)
+
+
+def _summed(left: Mapping[Key, MeterUsage], right: Mapping[Key, MeterUsage]) -> dict[Key, MeterUsage]:
+    merged = dict(left)
+    for key, usage in right.items():
+        merged[key] = merged.get(key, MeterUsage()).plus(usage)
+    return merged
 
 
 class Metered(Protocol):
@@ -55,18 +74,22 @@ class Metered(Protocol):
     def credits(self) -> Decimal: ...
     @property
     def at(self) -> datetime: ...
+    @property
+    def priced_by(self) -> PricedBy | None: ...
 
 
 def hour_of(at: datetime) -> datetime:
     return at.replace(minute=0, second=0, microsecond=0)
 
 
-def by_hour(usages: Iterable[Metered]) -> dict[datetime, dict[str, MeterUsage]]:
-    """Usage per hour and meter."""
-    hours: dict[datetime, dict[str, MeterUsage]] = {}
+def by_hour(usages: Iterable[Metered]) -> dict[datetime, HourUsage]:
+    """Usage per hour and meter (and meter and priced value)."""
+    hours: dict[datetime, HourUsage] = {}
     for u in usages:
-        meters = hours.setdefault(hour_of(u.at), {})
-        meters[u.meter] = meters.get(u.meter, MeterUsage()).plus(MeterUsage(u.quantity, u.credits, 1))
+        hour = hour_of(u.at)
+        one = {u.meter: MeterUsage(u.quantity, u.credits, 1)}
+        priced = {(u.meter, u.priced_by): one[u.meter]} if u.priced_by is not None else None
+        hours[hour] = hours.get(hour, HourUsage(hour)).plus(one, priced)
     return hours
 
 
@@ -82,14 +105,14 @@ def tally(open_hour: HourUsage | None, usages: Iterable[Metered]) -> tuple[HourU
     latest = max(hours)
     if open_hour is not None and open_hour.hour >= latest:
         latest = open_hour.hour
-    stored = [HourUsage(hour, meters) for hour, meters in sorted(hours.items()) if hour != latest]
+    stored = [usage for hour, usage in sorted(hours.items()) if hour != latest]
     if open_hour is None or open_hour.hour == latest:
         current = open_hour or HourUsage(latest)
-        return current.plus(hours.get(latest, {})), tuple(stored)
+        return current.merged(hours.get(latest, HourUsage(latest))), tuple(stored)
     closed = next((h for h in stored if h.hour == open_hour.hour), None)
     stored = [h for h in stored if h.hour != open_hour.hour]
-    stored.append(open_hour.plus(closed.meters) if closed else open_hour)
-    return HourUsage(latest, hours[latest]), tuple(sorted(stored, key=lambda h: h.hour))
+    stored.append(open_hour.merged(closed) if closed else open_hour)
+    return hours[latest], tuple(sorted(stored, key=lambda h: h.hour))
 
 
 def merged_hours(open_hour: HourUsage | None, stored: Iterable[HourUsage]) -> list[HourUsage]:

@@ -56,6 +56,11 @@ _STATUS_AND_MESSAGE: dict[type[domain.DomainError], tuple[HTTPStatus, Callable[[
     domain.WalletNotFound: (HTTPStatus.NOT_FOUND, lambda e: f"no wallet for customer {e.customer_id}"),
     domain.CardNotFound: (HTTPStatus.NOT_FOUND, lambda e: f"no card {e.card_id} in the wallet of {e.customer_id}"),
     domain.CardNotVoidable: (HTTPStatus.CONFLICT, lambda e: f"card {e.card_id} is {e.status} and cannot be voided"),
+    domain.CardNotChangeable: (HTTPStatus.CONFLICT, lambda e: f"card {e.card_id} is {e.status} and cannot be changed"),
+    domain.InsufficientCredits: (
+        HTTPStatus.CONFLICT,
+        lambda e: f"the cards hold {e.available} credits, less than the {e.requested} asked for",
+    ),
     domain.CardNotActivatable: (
         HTTPStatus.CONFLICT,
         lambda e: f"card {e.card_id} is {e.status}: only a pending card can be activated",

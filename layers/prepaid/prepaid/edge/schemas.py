@@ -25,13 +25,24 @@ from prepaid.domain.rules import (
     CARD_ID_PATTERN,
     CUSTOMER_ID_PATTERN,
     DECIMAL_TEXT_PATTERN,
+    DIMENSION_PATTERN,
+    DIMENSION_VALUE_PATTERN,
     IDEMPOTENCY_KEY_PATTERN,
+    MAX_APPLIES_TO_METERS,
+    MAX_METADATA_KEY,
+    MAX_METADATA_PAIRS,
+    MAX_METADATA_VALUE,
+    MAX_NOTE_TEXT,
+    MAX_PRICED_VALUES,
     METER_PATTERN,
+    PERCENT_TEXT_PATTERN,
     REASON_PATTERN,
+    REFERENCE_PATTERN,
     STRIPE_ID_PATTERN,
     decimal_from_text,
     duration_in_range,
     instant_in_range,
+    percent_from_text,
 )
 
 
@@ -41,6 +52,12 @@ def _decimal_text(value: Any) -> Any:
     if number is None:
         raise ValueError('must be a decimal string such as "12.5" (ASCII digits, no exponent)')
     return number
+
+
+def _threshold_text(value: Any) -> Any:
+    if decimal_from_text(value) is None and percent_from_text(value) is None:
+        raise ValueError('must be credits such as "500" or a percentage such as "25%" (more than 0, at most 100)')
+    return value
 
 
 def _text_only(value: Any) -> Any:
@@ -77,6 +94,18 @@ Duration = Annotated[
     BeforeValidator(_text_only),
     AfterValidator(_duration_in_range),
     WithJsonSchema({"type": "string", "format": "duration", "examples": ["P30D", "PT12H"]}),
+]
+# A balance threshold: credits ("500") or a percentage of the balance right after the last funding ("25%")
+ThresholdText = Annotated[
+    str,
+    BeforeValidator(_threshold_text),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": f"({DECIMAL_TEXT_PATTERN})|({PERCENT_TEXT_PATTERN})",
+            "examples": ["500", "25%"],
+        }
+    ),
 ]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["USD"])]
 CustomerId = Annotated[str, Path(pattern=CUSTOMER_ID_PATTERN, description="The SaaS's customer id")]
@@ -115,7 +144,33 @@ class StripePaymentBody(Body):
 PaymentBody = Annotated[ManualPaymentBody | StripePaymentBody, Field(discriminator="collect")]
 
 
-class PurchaseBody(Body):
+MeterName = Annotated[str, Field(pattern=METER_PATTERN)]
+MetadataKey = Annotated[str, Field(min_length=1, max_length=MAX_METADATA_KEY)]
+MetadataBody = Annotated[
+    dict[MetadataKey, Annotated[str, Field(max_length=MAX_METADATA_VALUE)]],
+    Field(max_length=MAX_METADATA_PAIRS, description="the SaaS's own string pairs, echoed in the ledger and events"),
+]
+Reference = Annotated[
+    str,
+    Field(pattern=REFERENCE_PATTERN, description="the SaaS's own id for it, e.g. an invoice", examples=["INV-0042"]),
+]
+NoteText = Annotated[str, Field(min_length=1, max_length=MAX_NOTE_TEXT, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+class AppliesToBody(Body):
+    """The meters whose usage may draw the card (absent: every meter)."""
+
+    meters: Annotated[list[MeterName], Field(min_length=1, max_length=MAX_APPLIES_TO_METERS)]
+
+
+class Noted(Body):
+    """What the SaaS may attach to a card or a change."""
+
+    reference: Reference | None = None
+    metadata: MetadataBody | None = None
+
+
+class PurchaseBody(Noted):
     credits: DecimalText
     price: MoneyBody | None = None
     expires_at: Instant | None = Field(default=None, alias="expiresAt")
@@ -126,12 +181,53 @@ class PurchaseBody(Body):
     payment: PaymentBody | None = Field(
         default=None, description="absent: the price is already collected and the card is active at once"
     )
+    applies_to: AppliesToBody | None = Field(default=None, alias="appliesTo")
+
+
+# "+n" adds a card, "-n" takes credits in card order: the one decimal on the wire that may carry a plus sign
+SignedCredits = Annotated[str, Field(pattern=r"^[+-]?[0-9]+(\.[0-9]+)?$", max_length=40, examples=["+500", "-120.5"])]
+
+
+class AdjustmentBody(Noted):
+    """`POST /wallets/{customerId}/adjustments`: credits added as a new card, or taken in card order."""
+
+    credits: SignedCredits
+    reason: NoteText
+    expires_at: Instant | None = Field(default=None, alias="expiresAt", description="added credits only")
+    expires_in: Duration | None = Field(default=None, alias="expiresIn", description="added credits only")
+    priority: Annotated[StrictInt, Field(ge=0, le=100)] | None = Field(default=None, description="added credits only")
+    applies_to: AppliesToBody | None = Field(default=None, alias="appliesTo", description="added credits only")
+    meter: MeterName | None = Field(
+        default=None, description="taken credits only: take them from the cards that apply to this meter"
+    )
+
+
+class CardChangeBody(Body):
+    """`PATCH /wallets/{customerId}/cards/{cardId}`: a new expiry (null: none) or priority, and why."""
+
+    expires_at: Instant | None = Field(default=None, alias="expiresAt")
+    priority: Annotated[StrictInt, Field(ge=0, le=100)] | None = None
+    reason: NoteText
+    metadata: MetadataBody | None = None
+
+
+DimensionMap = Annotated[
+    dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=256)]], Field(max_length=20)
+]
+
+
+class AuthorizeBody(Body):
+    """`POST /wallets/{customerId}/authorize`: may this usage go ahead, and what would it cost?"""
+
+    meter: MeterName
+    quantity: DecimalText
+    dimensions: DimensionMap | None = None
 
 
 VoidReason = Annotated[str, Field(pattern=REASON_PATTERN, examples=["payment_failed", "requested_by_customer"])]
 
 
-class VoidBody(Body):
+class VoidBody(Noted):
     """`POST .../void`; the body is optional: without it, what remains is voided."""
 
     reason: VoidReason | None = None
@@ -142,8 +238,16 @@ class VoidBody(Body):
 
 
 class AutoRechargeBody(Body):
+    """What a crossing of `threshold` downward buys: `credits`, or `targetBalance` (exactly one of the two)."""
+
     threshold: DecimalText
-    credits: DecimalText
+    credits: DecimalText | None = Field(default=None, description="the credits each recharge buys")
+    target_balance: DecimalText | None = Field(
+        default=None,
+        alias="targetBalance",
+        description="buy what lifts the balance to this (target - balance + overage), priced by the price book; "
+        "more than threshold; no price with it",
+    )
     price: MoneyBody | None = None
     max_per_day: Annotated[StrictInt, Field(ge=1, le=100)] = Field(alias="maxPerDay")
     payment: PaymentBody | None = Field(
@@ -156,21 +260,53 @@ class AutoRechargeBody(Body):
     )
 
 
+class RolloverBody(Body):
+    """What a recurring card still holds at expiry moves into a new `rollover` card, up to both caps (none: all)."""
+
+    max_percent: DecimalText | None = Field(
+        default=None, alias="maxPercent", description="of the expiring card's original credits, 0 to 100"
+    )
+    max_credits: DecimalText | None = Field(default=None, alias="maxCredits")
+    expires_in: Duration | None = Field(
+        default=None, alias="expiresIn", description="the rollover card's life from the expiry; absent: no expiry"
+    )
+
+
 class RecurringBody(Body):
+    """One grant per `interval`: weekly on `dayOfWeek` (ISO, 1 = Monday); monthly, quarterly (January, April,
+    July, October) and yearly (in `month`, January by default) on `dayOfMonth` (a shorter month: its last day)."""
+
     credits: DecimalText
     price: MoneyBody | None = None
-    day_of_month: Annotated[StrictInt, Field(ge=1, le=31)] = Field(alias="dayOfMonth")
+    interval: Literal["week", "month", "quarter", "year"] = "month"
+    day_of_month: Annotated[StrictInt, Field(ge=1, le=31)] | None = Field(
+        default=None, alias="dayOfMonth", description="every interval but week"
+    )
+    day_of_week: Annotated[StrictInt, Field(ge=1, le=7)] | None = Field(
+        default=None, alias="dayOfWeek", description="week only: ISO weekday, 1 (Monday) to 7 (Sunday)"
+    )
+    month: Annotated[StrictInt, Field(ge=1, le=12)] | None = Field(
+        default=None, description="year only: the grant's month (January when absent)"
+    )
     expires_in: Duration | None = Field(default=None, alias="expiresIn")
     payment: PaymentBody | None = Field(
         default=None, description="who collects each grant's price: absent, the SaaS has it; Stripe charges it"
     )
+    rollover: RolloverBody | None = None
+    applies_to: AppliesToBody | None = Field(default=None, alias="appliesTo", description="each grant's meters")
+    reference: Reference | None = Field(default=None, description="on each grant's card (no metadata on grants)")
 
 
 class SettingsBody(Body):
-    thresholds: Annotated[list[DecimalText], Field(max_length=20)] = Field(default_factory=list)
+    thresholds: Annotated[list[ThresholdText], Field(max_length=20)] = Field(default_factory=list)
     auto_recharge: AutoRechargeBody | None = Field(default=None, alias="autoRecharge")
     recurring: RecurringBody | None = None
     webhook_url: Annotated[str, Field(max_length=2048)] | None = Field(default=None, alias="webhookUrl")
+    overage_policy: Literal["allow", "block"] = Field(
+        default="allow",
+        alias="overagePolicy",
+        description="what authorize answers when usage would run past the balance; ingestion never refuses usage",
+    )
 
 
 class TierBody(Body):
@@ -184,11 +320,23 @@ class PriceBookBody(Body):
     tiers: Annotated[list[TierBody], Field(min_length=1, max_length=50)]
 
 
+DimensionValue = Annotated[str, Field(pattern=DIMENSION_VALUE_PATTERN)]
+
+
 class UnitRateBody(Body):
-    credits_per_unit: DecimalText = Field(alias="creditsPerUnit")
+    credits_per_unit: DecimalText = Field(alias="creditsPerUnit", description="the base rate: credits per unit")
+    dimension: Annotated[str, Field(pattern=DIMENSION_PATTERN)] | None = Field(
+        default=None, description="the event dimension priced by value (e.g. `model`); needs `prices`"
+    )
+    prices: Annotated[dict[DimensionValue, DecimalText], Field(min_length=1, max_length=MAX_PRICED_VALUES)] | None = (
+        Field(
+            default=None,
+            description="credits per unit by the dimension's value; an event whose value is not listed (or absent) "
+            "pays `creditsPerUnit`",
+        )
+    )
 
 
-MeterName = Annotated[str, Field(pattern=METER_PATTERN)]
 CustomerName = Annotated[str, Field(pattern=CUSTOMER_ID_PATTERN)]
 
 
@@ -242,6 +390,11 @@ class CardOut(BaseModel):
         description='who collects the price and, once paid, the payment at the provider: {"collect": "manual"}, '
         '{"collect": "stripe", "stripeCustomer": "cus_...", "reference": "pi_..."}',
     )
+    appliesTo: dict[str, list[str]] | None = Field(default=None, description='{"meters": [...]}; null: every meter')
+    reference: str | None = None
+    metadata: dict[str, str] | None = Field(
+        default=None, description="null only in an event about a later change of the card (not read for it)"
+    )
 
 
 class PurchaseOut(BaseModel):
@@ -257,6 +410,9 @@ class WalletOut(BaseModel):
     customerId: str
     balance: str
     available: str
+    availableByMeter: dict[str, str] = Field(
+        description='what each meter a card is scoped to may draw now; "*": any other meter (unscoped cards)'
+    )
     overage: str
     cards: list[CardOut]
     nextExpiry: InstantText | None
@@ -296,9 +452,21 @@ class UsageOut(BaseModel):
     rejected: list[RejectedOut]
 
 
+def _absent(value: Any) -> bool:
+    return value is None
+
+
+class UnitRateOut(BaseModel):
+    """A meter's rate as PUT takes it: `dimension` and `prices` only for a meter priced by dimension value."""
+
+    creditsPerUnit: str
+    dimension: str | None = Field(default=None, exclude_if=_absent)
+    prices: dict[str, str] | None = Field(default=None, exclude_if=_absent)
+
+
 class RateCardOut(BaseModel):
-    meters: dict[str, dict[str, str]]
-    overrides: dict[str, dict[str, dict[str, str]]]
+    meters: dict[str, UnitRateOut]
+    overrides: dict[str, dict[str, UnitRateOut]]
     version: int
 
 
@@ -322,6 +490,11 @@ class LedgerEntryOut(BaseModel):
     quantity: str | None = None
     events: int | None = None
     reason: str | None = None
+    reference: str | None = None
+    metadata: dict[str, str] | None = None
+    terms: dict[str, dict[str, Any]] | None = Field(
+        default=None, description='an expiry_change: {"before": {"expiresAt", "priority"}, "after": {...}}'
+    )
 
 
 class LedgerOut(BaseModel):
@@ -329,8 +502,42 @@ class LedgerOut(BaseModel):
     nextCursor: str | None
 
 
+class CardListOut(BaseModel):
+    """Every card of a wallet, retired ones included, newest first (createdAt, then cardId)."""
+
+    cards: list[CardOut]
+    nextCursor: str | None
+
+
+class WalletSummaryOut(BaseModel):
+    customerId: str
+    balance: str
+    overage: str
+    liveCards: int = Field(description="cards pending or active")
+    retiredCards: int = Field(description="cards depleted, expired or voided")
+    nextExpiry: InstantText | None
+    version: int
+    createdAt: InstantText
+
+
+class WalletListOut(BaseModel):
+    """Wallets in customer id order."""
+
+    wallets: list[WalletSummaryOut]
+    nextCursor: str | None
+    asOf: InstantText
+
+
 class UsageBucketOut(BaseModel):
     start: InstantText
+    quantity: str
+    credits: str
+    events: int
+
+
+class PricedUsageOut(BaseModel):
+    dimension: str | None = Field(description="null: the part rated at the meter's base rate")
+    value: str | None
     quantity: str
     credits: str
     events: int
@@ -342,6 +549,9 @@ class MeterSeriesOut(BaseModel):
     credits: str
     events: int
     buckets: list[UsageBucketOut]
+    byDimension: list[PricedUsageOut] = Field(
+        description="the span's total split by the dimension value that priced it (empty when none did)"
+    )
 
 
 class UsageSeriesOut(BaseModel):
@@ -366,6 +576,9 @@ class ForecastOut(BaseModel):
     creditsExpiringUnused: str
     expiringUnused: list[dict[str, str]]
     recommendedPurchase: dict[str, Any] | None
+    meters: list[dict[str, str | None]] = Field(
+        description="with cards scoped to some meters: each meter's burn and when its cards run dry (else empty)"
+    )
     days: list[dict[str, str]]
 
 
@@ -383,6 +596,9 @@ class CurrencyRevenueOut(BaseModel):
     breakage: str
     voided: str
     refunded: str = Field(description="money returned for voided credits (part of voided, not more)")
+    rolledOver: str = Field(
+        description="deferred revenue moved from expiring recurring cards to rollover cards (stays deferred)"
+    )
     deferred: str
 
 
@@ -403,6 +619,35 @@ class ReceivedOut(BaseModel):
     applied: bool = Field(description="whether the event changed a card of this deployment (or found it changed)")
 
 
+class AdjustmentEntryOut(BaseModel):
+    type: Literal["adjustment"]
+    credits: str
+    at: InstantText
+    balanceAfter: str
+    draws: list[DrawOut] | None = None
+    value: MoneyOut | None = None
+    meter: str | None = None
+    reason: str
+    reference: str | None = None
+    metadata: dict[str, str] | None = None
+
+
+class AdjustmentOut(BaseModel):
+    adjustment: AdjustmentEntryOut
+    card: CardOut | None = Field(description="the card an addition made; null when credits were taken")
+    balance: str
+
+
+class AuthorizeOut(BaseModel):
+    allowed: bool = Field(description="false only with overagePolicy block and usage the cards cannot cover")
+    credits: str = Field(description="what the usage costs by the rate card")
+    balanceAfter: str
+    overageAfter: str
+    available: str = Field(description="what the cards that apply to the meter hold now")
+    overagePolicy: Literal["allow", "block"]
+    at: InstantText
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str
@@ -411,3 +656,19 @@ class ErrorDetail(BaseModel):
 
 class ErrorOut(BaseModel):
     error: ErrorDetail
+
+
+ERROR_MEANINGS = {
+    400: "not JSON, or a malformed query or header",
+    404: "no such wallet or card",
+    409: "a conflict: the key reused with another body, or the card's state forbids it",
+    413: "the body is too large",
+    422: "a value the contract refuses (the details name the field)",
+}
+
+
+def error_responses(*statuses: int) -> dict[int, Any]:
+    """The error answers a route documents, each with the contract's body (`{"error": {"code", "message",
+    "details"?}}`), for the `responses` of a route's decorator."""
+    json_error = {"application/json": {"model": ErrorOut}}
+    return {status: {"description": ERROR_MEANINGS[status], "content": json_error} for status in statuses}

@@ -15,21 +15,23 @@ from prepaid.application.dashboard import DashboardData, DashboardLink
 from prepaid.application.forecasting import METHOD, ForecastView, Recommendation
 from prepaid.application.ingest import Refused, Screening
 from prepaid.application.ledger import LedgerPage
+from prepaid.application.listings import CardPage, WalletPage
 from prepaid.application.payments import CheckoutPage
-from prepaid.application.ports import CardResult
+from prepaid.application.ports import AdjustmentResult, CardResult
 from prepaid.application.revenue import RevenueReport
 from prepaid.application.usage_series import UsageSeriesView
-from prepaid.application.wallets import PricedQuote, WalletView
-from prepaid.domain.card import Card, CardStatus, Payment
+from prepaid.application.wallets import Authorization, PricedQuote, WalletView
+from prepaid.domain.card import Card, Payment
 from prepaid.domain.forecast import days_in
-from prepaid.domain.ledger import LedgerEntry
+from prepaid.domain.ledger import CardTerms, LedgerEntry
 from prepaid.domain.money import Money
 from prepaid.domain.numbers import CREDIT_QUANTUM, ZERO, to_wire
 from prepaid.domain.price_book import PriceBook
-from prepaid.domain.rate_card import RateCard
-from prepaid.domain.settings import WalletSettings
+from prepaid.domain.rate_card import DimensionPrices, RateCard
+from prepaid.domain.settings import Rollover, WalletSettings, percent_text
 from prepaid.domain.text import duration, instant, optional_instant
 from prepaid.domain.usage_hours import MeterUsage
+from prepaid.domain.wallet import Wallet
 
 Json = dict[str, Any]
 
@@ -44,7 +46,7 @@ def money(value: Money) -> Json:
 
 def card(value: Card, at: datetime | None = None) -> Json:
     """A card as the API shows it; given `at`, a card past its expiry shows as expired even before the job ran."""
-    status = CardStatus.EXPIRED if at is not None and value.is_expired_at(at) else value.status
+    status = value.status_at(at) if at is not None else value.status
     return {
         "cardId": value.card_id,
         "credits": to_wire(value.credits),
@@ -57,6 +59,10 @@ def card(value: Card, at: datetime | None = None) -> Json:
         "expiresAt": optional_instant(value.expires_at),
         "status": status.value,
         "payment": payment(value.payment) if value.payment else None,
+        "appliesTo": {"meters": sorted(value.applies_to)} if value.applies_to is not None else None,
+        "reference": value.reference,
+        # null only in an event about a later change of the card: its metadata was not read for it
+        "metadata": dict(value.metadata) if value.metadata is not None else None,
     }
 
 
@@ -80,12 +86,13 @@ def checkout(result: CardResult, page: CheckoutPage) -> Json:
 def settings(value: WalletSettings) -> Json:
     auto, recurring = value.auto_recharge, value.recurring
     return {
-        "thresholds": [to_wire(t) for t in value.thresholds],
+        "thresholds": [to_wire(t) for t in value.thresholds] + [percent_text(p) for p in value.percent_thresholds],
         "autoRecharge": None
         if auto is None
         else {
             "threshold": to_wire(auto.threshold),
-            "credits": to_wire(auto.credits),
+            "credits": to_wire(auto.credits) if auto.credits is not None else None,
+            "targetBalance": to_wire(auto.target_balance) if auto.target_balance is not None else None,
             "price": money(auto.price) if auto.price else None,
             "maxPerDay": auto.max_per_day,
             "payment": payment(auto.payment) if auto.payment else None,
@@ -99,8 +106,23 @@ def settings(value: WalletSettings) -> Json:
             "dayOfMonth": recurring.day_of_month,
             "expiresIn": duration(recurring.expires_in) if recurring.expires_in else None,
             "payment": payment(recurring.payment) if recurring.payment else None,
+            "interval": recurring.interval.value,
+            "dayOfWeek": recurring.day_of_week,
+            "month": recurring.month,
+            "rollover": _rollover(recurring.rollover) if recurring.rollover else None,
+            "appliesTo": {"meters": sorted(recurring.applies_to)} if recurring.applies_to is not None else None,
+            "reference": recurring.reference,
         },
         "webhookUrl": value.webhook_url,
+        "overagePolicy": value.overage_policy.value,
+    }
+
+
+def _rollover(value: Rollover) -> Json:
+    return {
+        "maxPercent": _optional(value.max_percent),
+        "maxCredits": _optional(value.max_credits),
+        "expiresIn": duration(value.expires_in) if value.expires_in else None,
     }
 
 
@@ -112,6 +134,7 @@ def wallet(view: WalletView) -> Json:
         "customerId": found.customer_id,
         "balance": to_wire(totals.balance),
         "available": to_wire(found.available(at)),
+        "availableByMeter": {meter: to_wire(credits) for meter, credits in found.available_by_meter(at).items()},
         "overage": to_wire(found.overage),
         "cards": [card(c, at) for c in (*found.live_cards(at), *found.pending_cards())],
         "nextExpiry": optional_instant(found.next_expiry(at)),
@@ -122,6 +145,7 @@ def wallet(view: WalletView) -> Json:
             "expired": to_wire(totals.expired),
             "voided": to_wire(totals.voided),
             "pending": to_wire(totals.pending),
+            "rolledOver": to_wire(totals.rolled_over),
             "rated": to_wire(totals.rated),
         },
         "version": found.version,
@@ -156,12 +180,66 @@ def ledger_entry(entry_id: str, entry: LedgerEntry) -> Json:
         "quantity": _optional(entry.quantity),
         "events": entry.events or None,
         "reason": entry.reason,
+        "reference": entry.reference,
+        "metadata": dict(entry.metadata) or None,
+        "terms": {"before": card_terms(entry.terms[0]), "after": card_terms(entry.terms[1])} if entry.terms else None,
     }
     return {k: v for k, v in shown.items() if v is not None}
 
 
+def card_terms(terms: CardTerms) -> Json:
+    return {"expiresAt": optional_instant(terms.expires_at), "priority": terms.priority}
+
+
+def adjustment(result: AdjustmentResult) -> Json:
+    """An adjustment's answer: its ledger entry, the card it added (null when it took credits), the balance."""
+    shown = ledger_entry("", result.entry)
+    del shown["entryId"]  # named when committed; the ledger route lists it with its id
+    card_shown = card(result.card, result.at) if result.card is not None else None
+    return {"adjustment": shown, "card": card_shown, "balance": to_wire(result.balance)}
+
+
+def authorization(result: Authorization) -> Json:
+    return {
+        "allowed": result.allowed,
+        "credits": to_wire(result.credits),
+        "balanceAfter": to_wire(result.balance_after),
+        "overageAfter": to_wire(result.overage_after),
+        "available": to_wire(result.available),
+        "overagePolicy": result.policy.value,
+        "at": instant(result.at),
+    }
+
+
 def ledger_page(page: LedgerPage) -> Json:
     return {"entries": [ledger_entry(i, e) for i, e in page.entries], "nextCursor": page.next_cursor}
+
+
+def card_page(page: CardPage) -> Json:
+    """`GET /wallets/{customerId}/cards`: each card as the wallet read shows it."""
+    return {"cards": [card(c, page.at) for c in page.cards], "nextCursor": page.next_cursor}
+
+
+def wallet_summary(found: Wallet, at: datetime) -> Json:
+    """A wallet as `GET /wallets` lists it."""
+    return {
+        "customerId": found.customer_id,
+        "balance": to_wire(found.balance(at)),
+        "overage": to_wire(found.overage),
+        "liveCards": len(found.cards),
+        "retiredCards": found.retired.count,
+        "nextExpiry": optional_instant(found.next_expiry(at)),
+        "version": found.version,
+        "createdAt": instant(found.created_at),
+    }
+
+
+def wallet_page(page: WalletPage) -> Json:
+    return {
+        "wallets": [wallet_summary(w, page.at) for w in page.wallets],
+        "nextCursor": page.next_cursor,
+        "asOf": instant(page.at),
+    }
 
 
 def price_book(book: PriceBook) -> Json:
@@ -175,12 +253,23 @@ def price_book(book: PriceBook) -> Json:
 
 def rate_card(value: RateCard) -> Json:
     return {
-        "meters": {m: {"creditsPerUnit": to_wire(r)} for m, r in value.meters.items()},
+        "meters": _unit_rates(value.meters, value.by_dimension),
         "overrides": {
-            c: {m: {"creditsPerUnit": to_wire(r)} for m, r in meters.items()} for c, meters in value.overrides.items()
+            c: _unit_rates(meters, value.overrides_by_dimension.get(c, {})) for c, meters in value.overrides.items()
         },
         "version": value.version,
     }
+
+
+def _unit_rates(rates: Mapping[str, Decimal], priced: Mapping[str, DimensionPrices]) -> Json:
+    """Each meter's rate as PUT /rate-card takes it: `dimension` and `prices` only for a meter priced by one."""
+    shown: Json = {}
+    for meter, rate in rates.items():
+        shown[meter] = {"creditsPerUnit": to_wire(rate)}
+        if meter in priced:
+            by = priced[meter]
+            shown[meter] |= {"dimension": by.dimension, "prices": {v: to_wire(p) for v, p in by.prices.items()}}
+    return shown
 
 
 def quote(priced: PricedQuote) -> Json:
@@ -211,6 +300,14 @@ def usage_series(view: UsageSeriesView) -> Json:
                 "meter": series.meter,
                 **_usage(series.total),
                 "buckets": [{"start": instant(at), **_usage(usage)} for at, usage in series.buckets],
+                "byDimension": [
+                    {
+                        "dimension": part.priced_by.dimension if part.priced_by else None,
+                        "value": part.priced_by.value if part.priced_by else None,
+                        **_usage(part.usage),
+                    }
+                    for part in series.by_dimension
+                ],
             }
             for series in view.meters
         ],
@@ -259,6 +356,15 @@ def forecast(view: ForecastView) -> Json:
             for e in result.expiring_unused
         ],
         "recommendedPurchase": _recommendation(view.recommendation),
+        # with cards scoped to some meters, each meter's own projection (else every card pays every meter: [])
+        "meters": [
+            {
+                "meter": m.meter,
+                "creditsPerDay": to_wire(m.burn.per_day),
+                "projectedDepletionAt": optional_instant(m.depletion_at),
+            }
+            for m in result.meters
+        ],
         "days": [
             {
                 "date": d.day.isoformat(),
@@ -283,6 +389,7 @@ def revenue_report(report: RevenueReport) -> Json:
                 "breakage": to_wire(r.breakage),
                 "voided": to_wire(r.voided),
                 "refunded": to_wire(r.refunded),
+                "rolledOver": to_wire(r.rolled_over),
                 "deferred": to_wire(r.deferred_at_end),
             }
             for r in report.currencies

@@ -1,4 +1,5 @@
-"""The routes that create or change cards, served by the purchase function."""
+"""The routes that create or change cards (purchases, voids, activations, adjustments, card changes), served by the
+purchase function."""
 
 from __future__ import annotations
 
@@ -12,8 +13,20 @@ from aws_lambda_powertools.metrics import MetricUnit
 from prepaid import assembly
 from prepaid.edge import wire
 from prepaid.edge.http import json_response
-from prepaid.edge.schemas import CardId, CustomerId, IdempotencyKey, PurchaseBody, PurchaseOut, VoidBody, VoidOut
-from prepaid.edge.translation import purchase_request, void_request
+from prepaid.edge.schemas import (
+    AdjustmentBody,
+    AdjustmentOut,
+    CardChangeBody,
+    CardId,
+    CustomerId,
+    IdempotencyKey,
+    PurchaseBody,
+    PurchaseOut,
+    VoidBody,
+    VoidOut,
+    error_responses,
+)
+from prepaid.edge.translation import adjustment_request, card_change, purchase_request, void_request
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves its __init__ unannotated
 metrics = Metrics()
@@ -44,3 +57,25 @@ def void_card(
 @router.post("/wallets/<customerId>/cards/<cardId>/activate", summary="Activate a pending card once it is paid")
 def activate_card(customerId: CustomerId, cardId: CardId) -> Response[PurchaseOut]:
     return json_response(wire.card_result(assembly.wallet_service().activate(customerId, cardId)))
+
+
+@router.post(
+    "/wallets/<customerId>/adjustments",
+    summary="Add credits by hand (a new card) or take them in card order, with a reason",
+    responses={201: {"description": "adjustment"}, **error_responses(400, 404, 409, 413, 422)},
+)
+def adjust(
+    customerId: CustomerId, body: AdjustmentBody, idempotency_key: IdempotencyKey = None
+) -> Response[AdjustmentOut]:
+    result = assembly.wallet_service().adjust(customerId, adjustment_request(body), idempotency_key)
+    replayed = {"Idempotent-Replayed": "true"} if result.replayed else None
+    return json_response(wire.adjustment(result), HTTPStatus.CREATED, replayed)
+
+
+@router.patch(
+    "/wallets/<customerId>/cards/<cardId>",
+    summary="Change a card's expiry or priority, with a reason",
+    responses=error_responses(400, 404, 409, 413, 422),
+)
+def change_card(customerId: CustomerId, cardId: CardId, body: CardChangeBody) -> Response[PurchaseOut]:
+    return json_response(wire.card_result(assembly.wallet_service().change_card(customerId, cardId, card_change(body))))

@@ -10,14 +10,19 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from prepaid import assembly
+from prepaid.application import listings
 from prepaid.application.forecasting import MAX_HORIZON_DAYS
 from prepaid.application.ledger import DEFAULT_PAGE, MAX_PAGE, LedgerQuery
 from prepaid.application.usage_series import Granularity, SeriesQuery
+from prepaid.domain.card import CardStatus
 from prepaid.domain.ledger import EntryType
 from prepaid.edge import wire
 from prepaid.edge.http import json_response
 from prepaid.edge.links import dashboard_url
 from prepaid.edge.schemas import (
+    AuthorizeBody,
+    AuthorizeOut,
+    CardListOut,
     CustomerId,
     DashboardLinkBody,
     DashboardLinkOut,
@@ -27,9 +32,11 @@ from prepaid.edge.schemas import (
     MeterName,
     SettingsBody,
     UsageSeriesOut,
+    WalletListOut,
     WalletOut,
+    error_responses,
 )
-from prepaid.edge.translation import wallet_settings
+from prepaid.edge.translation import authorize_request, wallet_settings
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves its __init__ unannotated
 
@@ -37,6 +44,40 @@ router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves its __in
 @router.get("/wallets/<customerId>", summary="Read a wallet")
 def read_wallet(customerId: CustomerId) -> Response[WalletOut]:
     return json_response(wire.wallet(assembly.wallet_service().wallet(customerId)))
+
+
+@router.post(
+    "/wallets/<customerId>/authorize",
+    summary="May this usage go ahead? Its cost and what it would leave, from the rate card and one wallet read",
+    responses=error_responses(400, 404, 413, 422),
+)
+def authorize(customerId: CustomerId, body: AuthorizeBody) -> Response[AuthorizeOut]:
+    return json_response(wire.authorization(assembly.wallet_service().authorize(customerId, authorize_request(body))))
+
+
+@router.get("/wallets", summary="List the wallets, in customer id order, a page at a time")
+def list_wallets(
+    limit: Annotated[int, Query(ge=1, le=listings.MAX_PAGE)] = listings.DEFAULT_PAGE,
+    cursor: Annotated[
+        str | None, Query(min_length=1, max_length=1024, description="nextCursor of the page before")
+    ] = None,
+) -> Response[WalletListOut]:
+    return json_response(wire.wallet_page(assembly.listings().wallets(limit, cursor)))
+
+
+@router.get(
+    "/wallets/<customerId>/cards",
+    summary="List every card of a wallet, retired ones included, newest first, a page at a time",
+)
+def list_cards(
+    customerId: CustomerId,
+    status: Annotated[CardStatus | None, Query(description="only cards the API shows with this status")] = None,
+    limit: Annotated[int, Query(ge=1, le=listings.MAX_PAGE)] = listings.DEFAULT_PAGE,
+    cursor: Annotated[
+        str | None, Query(min_length=1, max_length=1024, description="nextCursor of the page before")
+    ] = None,
+) -> Response[CardListOut]:
+    return json_response(wire.card_page(assembly.listings().cards(customerId, status, limit, cursor)))
 
 
 @router.put("/wallets/<customerId>/settings", summary="Replace a wallet's settings")
