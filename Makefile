@@ -81,7 +81,7 @@ unit: venv
 	$(BIN)/pytest -q tests/unit
 
 local: venv
-	PYTHONPATH=local $(BIN)/python -m prepaid_local $(ARGS)
+	PYTHONPATH=local:layers/prepaid $(BIN)/python -m prepaid_local $(ARGS)
 
 # Against the system `make local` runs in another shell; ARGS="--url ... --moto-url ... --events N" to change it.
 demo: venv

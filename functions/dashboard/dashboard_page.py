@@ -187,6 +187,30 @@ SCRIPT = r"""
     if (w.overage !== "0") { $("overage").classList.add("bad"); }
     text("next-expiry", when(w.nextExpiry));
     text("as-of", "As of " + when(w.asOf));
+    renderMeters(w.availableByMeter || {});
+  }
+
+  // With cards for some meters only, what each of those meters may use now, and what any other meter may
+  function renderMeters(byMeter) {
+    var box = $("meters");
+    while (box.firstChild) { box.removeChild(box.firstChild); }
+    var scoped = Object.keys(byMeter).filter(function (m) { return m !== "*"; });
+    box.hidden = scoped.length === 0;
+    scoped.concat(scoped.length ? ["*"] : []).forEach(function (m) {
+      var stat = document.createElement("div");
+      stat.className = "stat";
+      stat.setAttribute("data-meter", m);
+      var label = document.createElement("span");
+      label.className = "label";
+      label.textContent = m === "*" ? "Usable for other meters" : "Usable for " + m;
+      var value = document.createElement("span");
+      value.className = "value";
+      value.textContent = amount(byMeter[m]);
+      value.setAttribute("data-value", byMeter[m]);
+      stat.appendChild(label);
+      stat.appendChild(value);
+      box.appendChild(stat);
+    });
   }
 
   function renderCards(cards, expiring) {
@@ -199,7 +223,7 @@ SCRIPT = r"""
       row.setAttribute("data-card-id", c.cardId);
       row.setAttribute("data-status", c.status);
       row.setAttribute("data-remaining", c.remaining);
-      cell(row, c.source);
+      cell(row, c.source + (c.appliesTo ? " \u00b7 " + c.appliesTo.meters.join(", ") : ""));
       var status = cell(row, "");  // second: on a phone the table scrolls, and the status must show without it
       var badge = document.createElement("span");
       badge.className = "badge " + c.status + (soon[c.cardId] ? " expiring" : "");
@@ -230,7 +254,7 @@ SCRIPT = r"""
       badge.className = "badge " + c.status;
       badge.textContent = c.status;
       status.appendChild(badge);
-      cell(row, c.source);
+      cell(row, c.source + (c.appliesTo ? " \u00b7 " + c.appliesTo.meters.join(", ") : ""));
       cell(row, amount(c.credits), "num");
       cell(row, amount(c.remaining), "num");
       cell(row, money(c.price), "num");
@@ -522,6 +546,7 @@ BODY = """
       <div class="stat"><span class="label">Overage owed</span><span id="overage" class="value"></span></div>
       <div class="stat"><span class="label">Next expiry</span><span id="next-expiry" class="value"></span></div>
     </div>
+    <div id="meters" class="stats" hidden></div>
   </section>
   <section id="recommendation">
     <h2>Recommended purchase</h2>

@@ -204,6 +204,7 @@ def test_the_dashboard_renders_the_wallet_in_chromium(
     balance = dom.by_id("balance")
     assert balance.attrs["data-value"] == wallet["balance"] == "700"
     assert balance.text.replace(",", "") == wallet["balance"]
+    assert "hidden" in dom.by_id("meters").attrs  # no card is scoped to some meters: no per-meter figures
 
     # And there is one row per live card, with its expiry and status
     rows = [e for e in dom.by_id("cards").walk() if e.tag == "tr"][1:]
@@ -250,6 +251,29 @@ def test_the_dashboard_renders_the_wallet_in_chromium(
     # And nothing of the other customer is on the page
     text = "".join(e.text for e in dom.all("body")) + str([e.attrs for e in dom.root.walk()])
     assert OTHER not in text
+
+
+def test_the_dashboard_shows_what_each_meter_may_use_when_cards_are_scoped(chromium: str, server: LocalServer) -> None:
+    # Given a wallet with 100 credits for tokens only and 50 for any meter
+    for body in (
+        {"credits": "100", "price": {"amount": "1.00", "currency": "USD"}, "appliesTo": {"meters": ["tokens"]}},
+        {"credits": "50", "price": {"amount": "1.00", "currency": "USD"}},
+    ):
+        status, answer = call(server, "POST", "/wallets/scoped-browser/purchases", body)
+        assert status == 201, answer
+    status, link = call(server, "POST", "/wallets/scoped-browser/dashboard-links", {"ttlSeconds": 600})
+    assert status == 201, link
+    # When Chromium opens its dashboard
+    dom = Dom(browse(chromium, link["url"], "--dump-dom"))
+    # Then the page shows what tokens may use (both cards) and what any other meter may (the unscoped card)
+    assert dom.all("body")[0].attrs.get("data-state") == "ready", dom.by_id("error").text
+    meters = {e.attrs["data-meter"]: e for e in dom.by_id("meters").walk() if "data-meter" in e.attrs}
+    values = {m: [c.attrs["data-value"] for c in e.walk() if "data-value" in c.attrs] for m, e in meters.items()}
+    assert values == {"tokens": ["150"], "*": ["50"]}
+    assert "hidden" not in dom.by_id("meters").attrs
+    # And the scoped card's row names its meter
+    rows = [e for e in dom.by_id("cards").walk() if e.tag == "tr"][1:]
+    assert sorted("tokens" in "".join(c.text for c in r.walk()) for r in rows) == [False, True]
 
 
 def test_the_dashboard_screenshot_is_a_rendered_page(

@@ -110,7 +110,8 @@ def test_a_link_opens_its_wallets_page_and_data(stack: Stack) -> None:
     assert body["customerId"] == "acme"
     assert body["linkExpiresAt"] == created["expiresAt"]
     assert {k: v for k, v in body["wallet"].items() if k != "asOf"} == {
-        k: wallet[k] for k in ("customerId", "balance", "available", "overage", "cards", "nextExpiry", "totals")
+        k: wallet[k]
+        for k in ("customerId", "balance", "available", "availableByMeter", "overage", "cards", "nextExpiry", "totals")
     }
     assert "settings" not in body["wallet"]  # the SaaS's webhook URL and recharge policy are not the customer's
     usage = stack.api("GET", "/wallets/acme/usage", query="granularity=day").body

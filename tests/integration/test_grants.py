@@ -196,6 +196,8 @@ def test_the_openapi_document_gives_the_new_routes_and_their_error_bodies(stack:
         ("/wallets/{customerId}/adjustments", "post"): {"400", "404", "409", "413", "422"},
         ("/wallets/{customerId}/cards/{cardId}", "patch"): {"400", "404", "409", "413", "422"},
         ("/wallets/{customerId}/authorize", "post"): {"400", "404", "413", "422"},
+        ("/wallets/{customerId}/cards", "get"): {"400", "404", "422"},
+        ("/wallets", "get"): {"400", "422"},
     }
     for (path, method), errors in routes.items():
         responses = paths[path][method]["responses"]

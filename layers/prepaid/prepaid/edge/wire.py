@@ -155,7 +155,17 @@ def wallet(view: WalletView) -> Json:
 
 # What the customer sees of the wallet: not its settings (the SaaS's webhook URL, auto-recharge policy) nor its
 # internal version.
-CUSTOMER_WALLET_FIELDS = ("customerId", "balance", "available", "overage", "cards", "nextExpiry", "totals", "asOf")
+CUSTOMER_WALLET_FIELDS = (
+    "customerId",
+    "balance",
+    "available",
+    "availableByMeter",
+    "overage",
+    "cards",
+    "nextExpiry",
+    "totals",
+    "asOf",
+)
 
 
 def customer_wallet(view: WalletView) -> Json:

@@ -55,7 +55,11 @@ def authorize(customerId: CustomerId, body: AuthorizeBody) -> Response[Authorize
     return json_response(wire.authorization(assembly.wallet_service().authorize(customerId, authorize_request(body))))
 
 
-@router.get("/wallets", summary="List the wallets, in customer id order, a page at a time")
+@router.get(
+    "/wallets",
+    summary="List the wallets, in customer id order, a page at a time",
+    responses=error_responses(400, 422),
+)
 def list_wallets(
     limit: Annotated[int, Query(ge=1, le=listings.MAX_PAGE)] = listings.DEFAULT_PAGE,
     cursor: Annotated[
@@ -68,6 +72,7 @@ def list_wallets(
 @router.get(
     "/wallets/<customerId>/cards",
     summary="List every card of a wallet, retired ones included, newest first, a page at a time",
+    responses=error_responses(400, 404, 422),
 )
 def list_cards(
     customerId: CustomerId,
