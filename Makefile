@@ -23,7 +23,7 @@ help:
 	@echo "make bench   benchmarks with a baseline measured in the same run"
 	@echo "make deploy  sam build, then sam deploy --guided (ARGS=... for sam deploy's own options)"
 
-$(STAMP): requirements-dev.txt layers/prepaid/requirements.txt
+$(STAMP): requirements-dev.txt layers/prepaid/requirements.txt client/pyproject.toml
 	@$(PYTHON) -c 'import sys; v=sys.version_info; sys.exit(0 if v >= (3, 11) else "Python >= 3.11 is needed (3.12 preferred: the Lambda runtime)")'
 	@$(PYTHON) -c 'import sys; sys.version_info[:2] == (3, 12) or print("note: building .venv with Python %d.%d; the Lambda runtime is 3.12" % sys.version_info[:2])'
 	$(PYTHON) -m venv $(VENV)
@@ -56,7 +56,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 
 typecheck: venv
-	$(BIN)/mypy layers/prepaid/prepaid functions local demo tests $(wildcard bench/*.py)
+	$(BIN)/mypy layers/prepaid/prepaid functions local demo client tests $(wildcard bench/*.py)
 
 # checkov fails on any failed check; each check the template does not meet is skipped there with its reason.
 template: venv sam-venv checkov-venv

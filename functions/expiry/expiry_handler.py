@@ -37,7 +37,7 @@ class ScheduledStep(BaseModel):
 class CardBought(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, extra="allow")
     customer_id: Annotated[str, Field(pattern=CUSTOMER_ID_PATTERN)]
-    card: dict[str, Any]
+    card: dict[str, Any] | None = None  # a Credits Adjusted that took credits names no card: nothing to schedule
 
 
 class CardEvent(EventBridgeModel):
@@ -61,7 +61,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             logger.warning("refused: not an event this system committed", extra={"customerId": purchased.customer_id})
             metrics.add_metric(name="UncommittedEventsRefused", unit=MetricUnit.Count, value=1)
             return {"scheduled": [], "refused": "not_committed"}
-        logger.info("card lifecycle scheduled", extra={"cardId": purchased.card.get("cardId"), "done": done})
+        logger.info("card lifecycle scheduled", extra={"cardId": (purchased.card or {}).get("cardId"), "done": done})
         return {"scheduled": done}
     step = parse(event=event, model=ScheduledStep)
     logger.append_keys(customerId=step.customer_id, cardId=step.card_id)

@@ -106,13 +106,20 @@ def create_resources(clients: Any, template: dict[str, Any], stack_name: str = "
         resolver.attributes[(logical, "Id")] = arn
 
     for logical, resource in resources(template, "AWS::SNS::Topic").items():
-        # Its Ref is its ARN. Subscriptions are the deployer's business (tests subscribe queues themselves).
-        props = resolver.resolve(resource.get("Properties", {}))
-        name = props.get("TopicName", f"{stack_name}-{logical}")
+        # Its Ref is its ARN. Subscriptions are the deployer's business (tests subscribe queues themselves). Only
+        # its name is read: its KMS key, like the alarms that publish to it, is not modelled locally.
+        name = resolver.resolve(resource.get("Properties", {}).get("TopicName", f"{stack_name}-{logical}"))
         arn = clients("sns").create_topic(Name=name)["TopicArn"]
         resolver.physical[logical] = arn
         resolver.attributes[(logical, "TopicArn")] = arn
         resolver.attributes[(logical, "TopicName")] = name
+
+    for logical, resource in resources(template, "AWS::S3::Bucket").items():
+        # Its Ref is its name. Only its name is read: encryption, versioning and its policy are not modelled locally.
+        name = resolver.resolve(resource.get("Properties", {}).get("BucketName", f"{stack_name}-{logical}".lower()))
+        clients("s3").create_bucket(Bucket=name)
+        resolver.physical[logical] = name
+        resolver.attributes[(logical, "Arn")] = f"arn:aws:s3:::{name}"
 
     for logical in resources(template, "AWS::Serverless::LayerVersion"):
         resolver.physical[logical] = f"arn:aws:lambda:{region}:{account}:layer:{stack_name}-{logical}:1"

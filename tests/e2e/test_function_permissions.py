@@ -441,6 +441,19 @@ class _Unredirected(urllib.request.HTTPRedirectHandler):
 _NO_REDIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}), _Unredirected())
 
 
+def export_today(server: LocalServer) -> None:
+    """The daily export run for today so far, as an operator asks for a day: the revenue projection's notes of who
+    had entries, those ledgers (what the wallet carries, then the stored entries) and the revenue days, to S3."""
+    today = stack_now(server).date().isoformat()
+
+    def exported() -> bool:
+        """the export found today's ledger entries (once the revenue projection noted their customers)"""
+        entries: int = server.stack.invoke("ExportFunction", {"day": today})["entries"]
+        return entries > 0
+
+    eventually(exported)
+
+
 def revenue_batch_again(server: LocalServer, delivered: list[dict[str, Any]]) -> None:
     """A revenue batch Lambda delivers again (the function died after its transaction): it reads the guards it
     finds moved, and adds nothing."""
@@ -501,14 +514,15 @@ def test_every_aws_call_a_function_makes_is_allowed_by_its_role_and_needs_all_it
             # When the demo's story runs (usage by HTTP and SQS, alerts to webhooks, an auto-recharge, a promotion
             # that expires on its schedule), another customer voids a card, misses an alert, sends a late event and
             # gets a recurring grant, poison messages are dead-lettered, the dashboard and the API's reports are
-            # read, a purchase is charged through Stripe and a checkout paid on its page, and a revenue batch is
-            # delivered again
+            # read, a purchase is charged through Stripe and a checkout paid on its page, the day is exported for
+            # finance, and a revenue batch is delivered again
             play_the_demo(server)
             second_customer(server, recorder)
             poison(server, recorder)
             read_everything(server)
             grants_on_a_large_wallet(server)
             pay_with_stripe(server)
+            export_today(server)
             eventually(all_ran)
             eventually(lambda: quiet(recorder))  # what is still under way is recorded too
             revenue_batch_again(server, revenue_batches)

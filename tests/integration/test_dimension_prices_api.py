@@ -109,8 +109,8 @@ def test_bad_prices_by_dimension_are_refused_with_reasons(stack: Stack) -> None:
         "price as a number": (422, "validation_error"),
     }
     # And the details name the field
-    assert answers["no prices"][2]["field"] == "meters.tokens.prices"
-    assert answers["negative price"][2]["field"] == "meters.tokens.prices.gpt-4"
+    assert answers["no prices"][2][0]["field"] == "meters.tokens.prices"
+    assert answers["negative price"][2][0]["field"] == "meters.tokens.prices.gpt-4"
     assert "prices" in str(answers["bad value"][2])
     # And nothing was stored
     assert stack.api("GET", "/rate-card").status == 404

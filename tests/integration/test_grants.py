@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import boto3
+
 from prepaid_local.apigateway import Gateway
 from prepaid_local.stack import Stack
-from support.aws import BusTap
+from support.aws import REGION, BusTap
 from support.environments import Environment, moto_server, run_environments
 from support.usage import usage_event
 
@@ -117,6 +119,13 @@ def test_adjustments_add_a_card_or_take_credits_in_card_order_never_into_overage
     stack.pump_streams()
     adjusted = [e["detail"] for e in bus.drain() if e["detail-type"] == "Credits Adjusted"]
     assert sorted(d["credits"] for d in adjusted) == ["-40", "25"]
+    # And the expiry function took both (the added card's expiry scheduled, the taking has nothing to schedule):
+    # nothing went to its dead-letter queue
+    stack.pump()
+    attributes = boto3.client("sqs", region_name=REGION).get_queue_attributes(
+        QueueUrl=stack.name("LifecycleDeadLetterQueue"), AttributeNames=["ApproximateNumberOfMessages"]
+    )
+    assert attributes["Attributes"]["ApproximateNumberOfMessages"] == "0"
     # And revenue counts the taken credits' value as voided (30 at 10.00 for 30, 10 at 10.00 for 100), nothing
     # recognised; the added card cost nothing
     today = datetime.now(UTC).date()

@@ -99,7 +99,7 @@ def test_auto_recharge_needs_exactly_one_of_credits_and_a_target_above_the_thres
 ) -> None:
     answer = stack.api("PUT", "/wallets/acme/settings", {"autoRecharge": {**auto, "maxPerDay": 1}})
     assert answer.status == 422, answer.body
-    assert answer.body["error"]["details"]["field"] == field
+    assert answer.body["error"]["details"][0]["field"] == field
 
 
 @pytest.mark.parametrize("threshold", ["0%", "100.5%", "-5%", "25 %", "%", "25%%", "1e1%", 25])

@@ -183,7 +183,7 @@ def test_the_usage_queue_takes_the_named_producers_and_operators_only(template: 
         ("DrawdownDeadLetterQueue", {"IngestFunction", "DrawdownFunction"}),
         ("WebhookQueue", {"AlertingFunction"}),
         ("WebhookDeadLetterQueue", {"AlertingFunction"}),
-        ("LifecycleDeadLetterQueue", {"ExpiryFunction", "AutoRechargeFunction", "RecurringFunction"}),
+        ("LifecycleDeadLetterQueue", {"ExpiryFunction", "AutoRechargeFunction", "RecurringFunction", "ExportFunction"}),
         ("OutboxDeadLetterQueue", {"PublisherFunction", "RevenueFunction"}),
     ],
 )  # fmt: skip

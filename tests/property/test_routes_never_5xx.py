@@ -174,6 +174,16 @@ VALID_BODIES: dict[str, list[Json]] = {
         },
         {},
     ],
+    "PATCH /wallets/{customerId}/settings": [
+        {"thresholds": ["20", "25%"], "webhookUrl": None},
+        {
+            "autoRecharge": {"threshold": "10", "credits": "100", "price": PRICE, "maxPerDay": 2},
+            "recurring": {"credits": "100", "dayOfMonth": 1, "expiresIn": "P1M", "rollover": {"maxPercent": "50"}},
+            "overagePolicy": "block",
+        },
+        {"autoRecharge": None, "recurring": None, "webhookUrl": "https://example.com/hook"},
+        {},
+    ],
     "PUT /price-book": [PRICE_BOOK, {**PRICE_BOOK, "mode": "graduated"}],
     "PUT /rate-card": [RATE_CARD],
     "POST /usage": [
@@ -445,7 +455,22 @@ def contract_error_problem(text: str | None) -> str | None:
         return f"code not a snake_case string: {shorten(text)}"
     if not isinstance(error.get("message"), str) or not error["message"].strip():
         return f"message not a non-empty string: {shorten(text)}"
+    if "details" in error and not _one_detail_shape(error["details"]):
+        return f"details not a list of {{reason, field?, ...}} objects: {shorten(text)}"
     return None
+
+
+def _one_detail_shape(details: Any) -> bool:
+    """The one shape of `details`: a non-empty list of objects, each with a string `reason` (and `field`, if any,
+    a string)."""
+    return (
+        isinstance(details, list)
+        and bool(details)
+        and all(
+            isinstance(d, dict) and isinstance(d.get("reason"), str) and isinstance(d.get("field", ""), str)
+            for d in details
+        )
+    )
 
 
 @dataclass(frozen=True)

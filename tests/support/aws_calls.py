@@ -237,6 +237,10 @@ def accesses(
         return [Access(action, arns.bus(bus)) for bus in buses]
     if prefix == "secretsmanager":
         return [Access(action, arns.secret(params["SecretId"]) if "SecretId" in params else None)]
+    if prefix == "s3":  # an object's ARN (`arn:aws:s3:::<bucket>/<key>`), or the bucket's for bucket calls
+        bucket = params.get("Bucket")
+        path = f"{bucket}/{params['Key']}" if bucket and "Key" in params else bucket
+        return [Access(action, f"arn:aws:s3:::{path}" if path else None)]
     if prefix == "scheduler":
         found = [Access(action, arns.schedule(params.get("GroupName"), params["Name"]) if "Name" in params else None)]
         role = params.get("Target", {}).get("RoleArn")

@@ -22,6 +22,7 @@ from prepaid.domain.card import CardSource, Collect, Payment
 from prepaid.domain.errors import CardNotActivatable, CardNotChangeable, CardNotVoidable, InsufficientCredits
 from prepaid.domain.money import Money
 from prepaid.domain.settings import RecurringGrant, Rollover, WalletSettings
+from prepaid.domain.spans import after
 from prepaid.domain.wallet import RatedUsage
 from support.memory_store import MemoryCatalog, MemoryStore
 
@@ -247,7 +248,7 @@ class WalletMachine(RuleBasedStateMachine):
                     f"{card.card_id}-rollover",
                     rolled,
                     card.priority,
-                    card.expires + life if life else None,
+                    after(card.expires, life) if life else None,
                     card.cost,
                     card.expires,
                 )

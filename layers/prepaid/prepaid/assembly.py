@@ -18,6 +18,7 @@ from prepaid.adapters.alert_queue import AlertQueue, SqsAlertDeadLetters
 from prepaid.adapters.deliveries import DynamoDeliveryLog, WalletWebhooks
 from prepaid.adapters.dynamodb import DynamoCatalogStore, DynamoWalletStore
 from prepaid.adapters.eventbridge import EventBridgePublisher
+from prepaid.adapters.export_bucket import S3DayExport
 from prepaid.adapters.revenue import DynamoRevenueStore
 from prepaid.adapters.scheduler import OneTimeSchedules
 from prepaid.adapters.secrets import SecretValue
@@ -26,6 +27,7 @@ from prepaid.adapters.sqs import DeadLetters, DrawdownQueue
 from prepaid.adapters.webhook_http import HttpWebhookSender
 from prepaid.application.dashboard import Dashboard, DashboardLinks, dashboard_signer
 from prepaid.application.drawdown import DrawdownService
+from prepaid.application.export import FinanceExport
 from prepaid.application.forecasting import Forecasts
 from prepaid.application.ingest import RateCards, UsageIntake, wallet_required
 from prepaid.application.ledger import Ledger
@@ -39,6 +41,7 @@ from prepaid.application.webhooks import AlertingService
 from prepaid.config import (
     alerting_settings,
     bus_settings,
+    export_settings,
     lifecycle_settings,
     payments_settings,
     signing_settings,
@@ -177,6 +180,15 @@ def listings() -> Listings:
 @cache
 def revenue() -> Revenue:
     return Revenue(DynamoRevenueStore(client("dynamodb"), table_settings().table_name, now))
+
+
+@cache
+def finance_export() -> FinanceExport:
+    """The daily export: the revenue projection's notes of who had entries on a day, ledgers read as the ledger
+    route reads them, the day's revenue report, into the export bucket."""
+    revenue_store = DynamoRevenueStore(client("dynamodb"), table_settings().table_name, now)
+    bucket = S3DayExport(client("s3"), export_settings().bucket)
+    return FinanceExport(revenue_store, wallet_store(), Revenue(revenue_store), bucket)
 
 
 @cache

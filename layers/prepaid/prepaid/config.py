@@ -115,3 +115,13 @@ class PaymentsSettings(Settings):
 @cache
 def payments_settings() -> PaymentsSettings:
     return PaymentsSettings.model_validate(dict(os.environ))
+
+
+class ExportSettings(Settings):
+    # The bucket the daily export writes ledger entries and revenue days to (the template's ExportBucket).
+    bucket: str = Field(alias="EXPORT_BUCKET", min_length=3)
+
+
+@cache
+def export_settings() -> ExportSettings:
+    return ExportSettings.model_validate(dict(os.environ))

@@ -56,6 +56,7 @@ from prepaid.domain.price_book import PriceBook, PricingMode, Tier
 from prepaid.domain.rate_card import DimensionPrices, PricedBy, RateCard
 from prepaid.domain.recurrence import index_key
 from prepaid.domain.settings import AutoRecharge, Interval, OveragePolicy, RecurringGrant, Rollover, WalletSettings
+from prepaid.domain.spans import CalendarSpan, Span
 from prepaid.domain.text import instant
 from prepaid.domain.usage_hours import HourUsage, MeterUsage
 from prepaid.domain.wallet import EventDraw, Recharges, Retired, Wallet
@@ -241,7 +242,7 @@ def settings_item(settings: WalletSettings) -> Item:
             "credits": recurring.credits,
             "dayOfMonth": recurring.day_of_month,
             "price": _money_item(recurring.price) if recurring.price else None,
-            "expiresInSeconds": int(recurring.expires_in.total_seconds()) if recurring.expires_in else None,
+            **_span_item(recurring.expires_in),
             "payment": _payment_item(recurring.payment) if recurring.payment else None,
             "interval": recurring.interval.value,
             "dayOfWeek": recurring.day_of_week,
@@ -278,9 +279,7 @@ def settings_from_item(item: Item) -> WalletSettings:
             credits=recurring["credits"],
             day_of_month=_optional_int(recurring.get("dayOfMonth")),
             price=_money(recurring["price"]) if recurring.get("price") else None,
-            expires_in=timedelta(seconds=int(recurring["expiresInSeconds"]))
-            if recurring.get("expiresInSeconds") is not None
-            else None,
+            expires_in=_span(recurring),
             payment=_payment(recurring.get("payment")),
             interval=Interval(recurring.get("interval", Interval.MONTH)),
             day_of_week=_optional_int(recurring.get("dayOfWeek")),
@@ -329,17 +328,30 @@ def _rollover_item(rollover: Rollover) -> Item:
     return {
         "maxPercent": rollover.max_percent,
         "maxCredits": rollover.max_credits,
-        "expiresInSeconds": int(rollover.expires_in.total_seconds()) if rollover.expires_in else None,
+        **_span_item(rollover.expires_in),
     }
 
 
 def _rollover(item: Item) -> Rollover:
-    seconds = item.get("expiresInSeconds")
-    return Rollover(
-        max_percent=item.get("maxPercent"),
-        max_credits=item.get("maxCredits"),
-        expires_in=timedelta(seconds=int(seconds)) if seconds is not None else None,
-    )
+    return Rollover(max_percent=item.get("maxPercent"), max_credits=item.get("maxCredits"), expires_in=_span(item))
+
+
+def _span_item(span: Span | None) -> Item:
+    """An `expiresIn` as stored: its exact part in seconds, and its calendar months only when it has some (so an
+    exact one is stored as before calendar durations were read)."""
+    if span is None:
+        return {"expiresInSeconds": None}
+    if isinstance(span, CalendarSpan):
+        return {"expiresInSeconds": int(span.exact.total_seconds()), "expiresInMonths": span.months}
+    return {"expiresInSeconds": int(span.total_seconds())}
+
+
+def _span(item: Item) -> Span | None:
+    seconds, months = item.get("expiresInSeconds"), item.get("expiresInMonths")
+    if seconds is None:
+        return None
+    exact = timedelta(seconds=int(seconds))
+    return CalendarSpan(int(months), exact) if months else exact
 
 
 def retired_card_item(customer_id: str, card: Card) -> Item:

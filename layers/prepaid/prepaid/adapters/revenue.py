@@ -4,6 +4,9 @@ day sums  PK=REVENUE                 SK=<yyyy-mm-dd>#<currency>   purchased, rec
                                                                   refunded (ADD)
 guard     PK=R#<customerId>          SK=REVENUE                   `version`: the customer's newest wallet version
                                                                   added; TTL 3 days (> the stream's 24 h retention)
+day's customers PK=RC#<yyyy-mm-dd>   SK=<customerId>              `firstVersion`: the customer's oldest wallet version
+                                                                  with a ledger entry on that UTC day (the daily export
+                                                                  reads each of these customers' ledgers back to it)
 
 The stream delivers a wallet's versions in the order they were written (one item), so one guard per customer and
 batch suffices: the sums and the guards move in one transaction, each guard only if it is still below the first
@@ -31,8 +34,9 @@ if TYPE_CHECKING:
 
 REVENUE_PK = "REVENUE"
 GUARD_SK = "REVENUE"
+DAY_CUSTOMERS_PREFIX = "RC#"
 GUARD_RETENTION = timedelta(days=3)
-ITEMS_PER_TRANSACTION = 100  # DynamoDB's limit: the guards and the day sums of one transaction
+ITEMS_PER_TRANSACTION = 100  # DynamoDB's limit: the guards, day sums and day's customers of one transaction
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,14 @@ class _Customer:
     @property
     def last(self) -> int:
         return self.versions[-1].version
+
+    def first_versions(self) -> dict[date, int]:
+        """Each UTC day the customer's entries fall on, with the oldest of these versions holding one of them."""
+        first: dict[date, int] = {}
+        for v in self.versions:
+            for entry in v.entries:
+                first.setdefault(entry.at.date(), v.version)
+        return first
 
     def after(self, version: int) -> _Customer | None:
         newer = tuple(v for v in self.versions if v.version > version)
@@ -77,8 +89,13 @@ class DynamoRevenueStore:
             guards: list[dict[str, Any]] = [{"Update": self._guard_update(c, expires)} for c in chunk]
             entries = (e for c in chunk for v in c.versions for e in v.entries)
             sums: list[dict[str, Any]] = [{"Update": self._day_update(day)} for day in movements(entries)]
+            customers: list[dict[str, Any]] = [
+                {"Update": self._day_customer_update(c.customer_id, day, version)}
+                for c in chunk
+                for day, version in c.first_versions().items()
+            ]
             try:
-                self._client.transact_write_items(TransactItems=[*guards, *sums])  # type: ignore[list-item]
+                self._client.transact_write_items(TransactItems=[*guards, *sums, *customers])  # type: ignore[list-item]
                 return sum(len(c.versions) for c in chunk)
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
@@ -125,6 +142,27 @@ class DynamoRevenueStore:
             ),
         }
 
+    def _day_customer_update(self, customer_id: str, day: date, version: int) -> dict[str, Any]:
+        # Versions come oldest first, each once: the first one written for a day is the oldest.
+        return {
+            "TableName": self._table,
+            "Key": {"PK": {"S": f"{DAY_CUSTOMERS_PREFIX}{day.isoformat()}"}, "SK": {"S": customer_id}},
+            "UpdateExpression": "SET itemType = :t, firstVersion = if_not_exists(firstVersion, :v)",
+            "ExpressionAttributeValues": to_attributes({":t": "day customer", ":v": version}),
+        }
+
+    def customers_on(self, day: date) -> Iterator[tuple[str, str]]:
+        """Each customer with a ledger entry on `day` (projected so far), and the first entry id of its oldest
+        version holding one (entry ids begin with their version, `items.ledger_sk`)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "PK = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": f"{DAY_CUSTOMERS_PREFIX}{day.isoformat()}"}},
+            "ConsistentRead": True,
+        }
+        for item in query_pages(self._client, kwargs):
+            yield item["SK"]["S"], f"{int(item['firstVersion']['N']):012d}"
+
     def days_before(self, end: date) -> Iterator[DayRevenue]:
         kwargs: dict[str, Any] = {
             "TableName": self._table,
@@ -139,15 +177,19 @@ class DynamoRevenueStore:
 
 
 def _chunks(customers: list[_Customer]) -> Iterator[list[_Customer]]:
-    """Customers in transactions of at most 100 items: a guard each, and a day sum per day and currency moved."""
+    """Customers in transactions of at most 100 items: a guard each and one per day its entries fall on, and a day
+    sum per day and currency moved."""
     chunk: list[_Customer] = []
     days: set[tuple[date, str]] = set()
+    own = 0  # the chunk's guards and day customers
     for customer in customers:
         moved = {(d.day, d.currency) for d in movements(e for v in customer.versions for e in v.entries)}
-        if chunk and len(chunk) + 1 + len(days | moved) > ITEMS_PER_TRANSACTION:
+        needs = 1 + len(customer.first_versions())
+        if chunk and own + needs + len(days | moved) > ITEMS_PER_TRANSACTION:
             yield chunk
-            chunk, days = [], set()
+            chunk, days, own = [], set(), 0
         chunk.append(customer)
         days |= moved
+        own += needs
     if chunk:
         yield chunk

@@ -7,7 +7,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import TypeVar
 
@@ -42,6 +42,7 @@ from prepaid.domain.price_book import PriceBook, Quote
 from prepaid.domain.rate_card import RateCard
 from prepaid.domain.rules import CUSTOMER_ID
 from prepaid.domain.settings import OveragePolicy, WalletSettings
+from prepaid.domain.spans import Span, after
 from prepaid.domain.text import duration, instant, optional_instant
 from prepaid.domain.usage import Rejection, parse_usage, rate
 from prepaid.domain.wallet import Outcome, Wallet
@@ -65,7 +66,7 @@ class PurchaseRequest:
     credits: Decimal
     price: Money | None = None
     expires_at: datetime | None = None
-    expires_in: timedelta | None = None
+    expires_in: Span | None = None
     priority: int = DEFAULT_PRIORITY
     source: CardSource = CardSource.PURCHASE
     effective_at: datetime | None = None
@@ -135,7 +136,7 @@ class AdjustmentRequest:
     reference: str | None = None
     metadata: Metadata = EMPTY_METADATA
     expires_at: datetime | None = None
-    expires_in: timedelta | None = None
+    expires_in: Span | None = None
     priority: int | None = None
     applies_to: frozenset[str] | None = None
     meter: str | None = None
@@ -417,7 +418,7 @@ class WalletService:
         effective_at = request.effective_at or now
         expires_at = request.expires_at
         if request.expires_in is not None:
-            expires_at = effective_at + request.expires_in
+            expires_at = after(effective_at, request.expires_in)
         if expires_at is not None and expires_at <= now:
             raise InvalidRequest(field="expiresAt", reason="in_the_past")
         if expires_at is not None and expires_at <= effective_at:
@@ -525,12 +526,17 @@ class WalletService:
 
     def configure(self, customer_id: str, settings: WalletSettings) -> WalletView:
         """Replace the wallet's settings, creating the wallet if needed."""
+        return self.reconfigure(customer_id, lambda _current: settings)
+
+    def reconfigure(self, customer_id: str, decide: Callable[[WalletSettings], WalletSettings]) -> WalletView:
+        """Settings `decide`d from the wallet's current ones (a partial change), creating the wallet if needed.
+        Decided on each fresh read: two changes of different fields at once both land."""
         check_customer_id(customer_id)
 
         def attempt() -> WalletView:
             now = self._clock()
             wallet = self._store.load(customer_id) or Wallet(customer_id=customer_id, created_at=now)
-            return WalletView(self._commit(wallet, wallet.configure(settings), now), now)
+            return WalletView(self._commit(wallet, wallet.configure(decide(wallet.settings)), now), now)
 
         return self._retry.run(customer_id, attempt)
 

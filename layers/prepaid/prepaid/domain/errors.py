@@ -39,8 +39,11 @@ class InvalidRequest(DomainError):
 
 @dataclass(frozen=True)
 class UnsupportedCurrency(DomainError):
+    """A currency code that is not ISO 4217's (`not_iso_4217`), or one ISO gives no minor unit (`no_minor_unit`)."""
+
     code: ClassVar[str] = "unsupported_currency"
     currency: str
+    reason: str
 
 
 @dataclass(frozen=True)

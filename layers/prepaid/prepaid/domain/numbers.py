@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 
+from iso4217 import Currency
+
 from prepaid.domain.errors import InvalidAmount, UnsupportedCurrency
 
 CREDIT_DIGITS = 9
@@ -15,14 +17,11 @@ ZERO = Decimal(0)
 # DynamoDB numbers hold 38 significant digits; computing with the same precision keeps every stored value exact.
 DECIMAL_CONTEXT = Context(prec=38, rounding=ROUND_HALF_EVEN)
 
-# ISO 4217 minor units of the currencies a price may be in.
-MINOR_UNITS: dict[str, int] = {
-    "USD": 2, "EUR": 2, "GBP": 2, "CAD": 2, "AUD": 2, "NZD": 2, "CHF": 2, "SEK": 2, "NOK": 2, "DKK": 2,
-    "PLN": 2, "CZK": 2, "HUF": 2, "INR": 2, "CNY": 2, "HKD": 2, "SGD": 2, "MXN": 2, "BRL": 2, "ZAR": 2,
-    "ILS": 2, "TRY": 2, "AED": 2, "SAR": 2, "THB": 2, "MYR": 2, "PHP": 2, "IDR": 2, "TWD": 2,
-    "JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0,
-    "KWD": 3, "BHD": 3, "JOD": 3, "OMR": 3, "TND": 3,
-}  # fmt: skip
+# ISO 4217's minor unit of every currency it lists (the `iso4217` package holds the published table). The codes ISO
+# gives no minor unit (precious metals such as XAU, SDR XDR, bond units, XTS, XXX) are refused: a price must round to a
+# smallest unit, and a payment provider takes none of them.
+MINOR_UNITS: dict[str, int] = {c.code: c.exponent for c in Currency if c.exponent is not None}
+UNITLESS_CURRENCIES = frozenset(c.code for c in Currency if c.exponent is None)
 
 
 def finite(value: Decimal, field: str) -> Decimal:
@@ -50,11 +49,13 @@ def exact_credits(value: Decimal, field: str = "credits", *, allow_zero: bool = 
 
 
 def minor_units(currency: str) -> int:
-    """Number of fractional digits of a currency's minor unit."""
+    """Number of fractional digits of a currency's minor unit; a code that is not ISO 4217's, or one without a minor
+    unit, is refused."""
     try:
         return MINOR_UNITS[currency]
     except KeyError:
-        raise UnsupportedCurrency(currency=currency) from None
+        reason = "no_minor_unit" if currency in UNITLESS_CURRENCIES else "not_iso_4217"
+        raise UnsupportedCurrency(currency=currency, reason=reason) from None
 
 
 def round_money(amount: Decimal, currency: str) -> Decimal:

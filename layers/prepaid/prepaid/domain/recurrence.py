@@ -25,6 +25,7 @@ from prepaid.domain.card import EMPTY_METADATA, Card, CardSource
 from prepaid.domain.money import Money
 from prepaid.domain.numbers import CREDIT_QUANTUM, DECIMAL_CONTEXT, round_money
 from prepaid.domain.settings import Interval, RecurringGrant, Rollover
+from prepaid.domain.spans import after
 
 CATCH_UP_DAYS = 2  # a grant missed by up to this many daily runs is still made, in its own month (or week)
 WEEKDAY_INDEX = 100  # a weekly grant's index key is this plus its ISO weekday: apart from the days of a month
@@ -141,7 +142,7 @@ def rollover_card(card: Card, credits: Decimal, rollover: Rollover, at: datetime
         source=CardSource.ROLLOVER,
         priority=card.priority,
         effective_at=card.expires_at,
-        expires_at=card.expires_at + rollover.expires_in if rollover.expires_in else None,
+        expires_at=after(card.expires_at, rollover.expires_in) if rollover.expires_in else None,
         created_at=at,
         applies_to=card.applies_to,
         reference=card.reference,

@@ -10,6 +10,8 @@ import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
+from prepaid.domain.spans import CalendarSpan, Span
+
 # -- ids -------------------------------------------------------------------------------------------------------------
 CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
 METER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
@@ -83,7 +85,12 @@ def instant_in_range(at: datetime) -> bool:
     return EARLIEST_INSTANT <= at < LATEST_INSTANT
 
 
-def duration_in_range(span: timedelta) -> bool:
+def duration_in_range(span: Span) -> bool:
+    """Positive and at most a hundred years; a calendar one (`P1M`) from any start."""
+    if isinstance(span, CalendarSpan):
+        # each part bounded first (more would be past the bound anyway), so that `longest` cannot overflow
+        parts_bounded = 0 < span.months <= 100 * 12 and timedelta(0) <= span.exact <= LONGEST_DURATION
+        return parts_bounded and span.longest <= LONGEST_DURATION
     return timedelta(0) < span <= LONGEST_DURATION
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
 
@@ -11,6 +10,7 @@ from prepaid.domain.card import Payment
 from prepaid.domain.errors import InvalidRequest
 from prepaid.domain.money import Money
 from prepaid.domain.numbers import DECIMAL_CONTEXT, ZERO, round_credits, to_wire
+from prepaid.domain.spans import Span
 
 
 class OveragePolicy(StrEnum):
@@ -68,7 +68,7 @@ class Rollover:
 
     max_percent: Decimal | None = None  # of the expiring card's original credits, 0 to 100
     max_credits: Decimal | None = None
-    expires_in: timedelta | None = None  # the rollover card's life from the expiry it came from; None: no expiry
+    expires_in: Span | None = None  # the rollover card's life from the expiry it came from; None: no expiry
 
     def __post_init__(self) -> None:
         if self.max_percent is not None and not ZERO <= self.max_percent <= 100:
@@ -83,7 +83,7 @@ class RecurringGrant:
     credits: Decimal
     day_of_month: int | None
     price: Money | None = None
-    expires_in: timedelta | None = None
+    expires_in: Span | None = None
     payment: Payment | None = None  # who collects each grant's price; None: the SaaS has it
     interval: Interval = Interval.MONTH
     day_of_week: int | None = None  # ISO weekday: 1 is Monday, 7 Sunday

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from prepaid.domain.spans import CalendarSpan, Span
+
 
 def instant(value: datetime) -> str:
     """ISO 8601 in UTC with a `Z`, milliseconds kept only when present."""
@@ -20,8 +22,16 @@ def optional_instant(value: datetime | None) -> str | None:
     return instant(value) if value is not None else None
 
 
-def duration(value: timedelta) -> str:
-    """ISO 8601 duration in days, hours, minutes and seconds (`P30D`, `PT1H30M`)."""
+def duration(value: Span) -> str:
+    """ISO 8601 duration in years, months, days, hours, minutes and seconds (`P30D`, `PT1H30M`, `P1Y6M`)."""
+    if isinstance(value, CalendarSpan):
+        years, months = divmod(value.months, 12)
+        calendar = (f"{years}Y" if years else "") + (f"{months}M" if months else "")
+        return "P" + calendar + (duration(value.exact).removeprefix("P") if value.exact else "")
+    return _exact_duration(value)
+
+
+def _exact_duration(value: timedelta) -> str:
     seconds = int(value.total_seconds())
     days, seconds = divmod(seconds, 86400)
     hours, seconds = divmod(seconds, 3600)

@@ -1,9 +1,10 @@
 """The one HTTP edge of every HTTP function (API, purchase, dashboard): the resolver they share, the body check
 before routing, the contract's error body and which status each error is, and the headers of every answer.
 
-Errors: `{"error": {"code", "message", "details"?}}`; 400/422 bad input, 401/403 a refused dashboard token, 404
-unknown wallet or card, 409 a conflict, 413 too large, 415 not JSON, 503 AWS did not take the work, 500 never
-carries internals.
+Errors: `{"error": {"code", "message", "details"?}}`, `details` always a list of objects, each with a `reason`, the
+`field` at fault when there is one, and the error's other facts in camelCase (`detail_list`); 400/422 bad input,
+401/403 a refused dashboard token, 404 unknown wallet or card, 409 a conflict, 413 too large, 415 not JSON, 503 AWS
+did not take the work, 500 never carries internals.
 """
 
 from __future__ import annotations
@@ -44,10 +45,17 @@ COMMON_HEADERS = {
 }
 JSON_POLICY = "default-src 'none'; frame-ancestors 'none'"
 
+
+def _currency_refusal(error: domain.UnsupportedCurrency) -> str:
+    if error.reason == "no_minor_unit":
+        return f"currency {error.currency} has no minor unit in ISO 4217, so no price can be in it"
+    return f"currency {error.currency} is not an ISO 4217 currency code"
+
+
 _STATUS_AND_MESSAGE: dict[type[domain.DomainError], tuple[HTTPStatus, Callable[[Any], str]]] = {
     domain.InvalidAmount: (HTTPStatus.UNPROCESSABLE_ENTITY, lambda e: f"{e.field} is invalid: {e.reason}"),
     domain.InvalidRequest: (HTTPStatus.UNPROCESSABLE_ENTITY, lambda e: f"{e.field} is invalid: {e.reason}"),
-    domain.UnsupportedCurrency: (HTTPStatus.UNPROCESSABLE_ENTITY, lambda e: f"currency {e.currency} is not supported"),
+    domain.UnsupportedCurrency: (HTTPStatus.UNPROCESSABLE_ENTITY, _currency_refusal),
     domain.CurrencyMismatch: (
         HTTPStatus.UNPROCESSABLE_ENTITY,
         lambda e: f"currency {e.given} does not match the price book's {e.expected}",
@@ -113,6 +121,7 @@ _STATUS_AND_MESSAGE: dict[type[domain.DomainError], tuple[HTTPStatus, Callable[[
     domain.InvalidToken: (HTTPStatus.FORBIDDEN, lambda e: "the dashboard token is not valid"),
 }
 
+
 _NOT_JSON = (HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send the body as application/json")
 _UNREADABLE = {
     "not_json": (HTTPStatus.BAD_REQUEST, "malformed_json", "the request body is not valid JSON"),
@@ -161,8 +170,26 @@ def domain_error_response(error: domain.DomainError, *, public: bool = False) ->
                     else f', error="invalid_token", error_description="{error.code}"'
                 )
                 extra = {"WWW-Authenticate": f'Bearer realm="dashboard"{detail}'}
-            return error_response(status, error.code, message(error), None if public else error.details(), extra)
+            return error_response(status, error.code, message(error), None if public else detail_list(error), extra)
     return internal_error_response()
+
+
+def detail_list(error: domain.DomainError) -> list[dict[str, Any]] | None:
+    """A domain error's fields in the one shape of `details` (the shape validation errors have): one object with
+    its `reason` (its own, else its code), its `field` when it names one, and its other facts in camelCase; None
+    for an error with no fields."""
+    facts = error.details()
+    if not facts:
+        return None
+    detail: dict[str, Any] = {"reason": facts.pop("reason", error.code)}
+    if "field" in facts:
+        detail["field"] = facts.pop("field")
+    return [detail | {_camel(name): value for name, value in facts.items()}]
+
+
+def _camel(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(part.capitalize() for part in rest)
 
 
 def validation_error_response(errors: list[Any]) -> Response[Any]:

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
+import isodate  # type: ignore[import-untyped]  # no type information shipped
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path
 from pydantic import (
     AfterValidator,
@@ -14,6 +15,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     StrictBool,
     StrictInt,
     WithJsonSchema,
@@ -44,6 +46,7 @@ from prepaid.domain.rules import (
     instant_in_range,
     percent_from_text,
 )
+from prepaid.domain.spans import CalendarSpan, Span
 
 
 def _decimal_text(value: Any) -> Any:
@@ -72,10 +75,22 @@ def _instant_in_range(value: datetime) -> datetime:
     return value
 
 
-def _duration_in_range(value: timedelta) -> timedelta:
-    if not duration_in_range(value):
+def _duration(value: Any) -> Span:
+    """An ISO 8601 duration as isodate reads it: years and months are calendar ones (`P1M` from 31 January ends on
+    the last day of February), weeks, days, hours, minutes and seconds exact."""
+    try:
+        parsed = isodate.parse_duration(_text_only(value))
+    except (isodate.ISO8601Error, ArithmeticError, ValueError):
+        raise ValueError("must be an ISO 8601 duration such as P30D, PT12H, P1M or P1Y") from None
+    span: Span = parsed
+    if not isinstance(parsed, timedelta):
+        months = parsed.years * 12 + parsed.months
+        if months % 1:
+            raise ValueError("must count whole years and months")
+        span = CalendarSpan(int(months), parsed.tdelta) if months else parsed.tdelta
+    if not duration_in_range(span):
         raise ValueError("must be a positive duration of at most 100 years")
-    return value
+    return span
 
 
 DecimalText = Annotated[
@@ -90,10 +105,16 @@ Instant = Annotated[
     WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2026-12-31T23:59:59Z"]}),
 ]
 Duration = Annotated[
-    timedelta,
-    BeforeValidator(_text_only),
-    AfterValidator(_duration_in_range),
-    WithJsonSchema({"type": "string", "format": "duration", "examples": ["P30D", "PT12H"]}),
+    Span,
+    PlainValidator(_duration),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "duration",
+            "description": "ISO 8601; years and months are calendar ones (from 31 January, P1M ends on 28/29 February)",
+            "examples": ["P30D", "PT12H", "P1M", "P1Y"],
+        }
+    ),
 ]
 # A balance threshold: credits ("500") or a percentage of the balance right after the last funding ("25%")
 ThresholdText = Annotated[
@@ -117,6 +138,11 @@ StripeSignature = Annotated[str | None, Header(alias="Stripe-Signature", max_len
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def examples(*bodies: dict[str, Any]) -> ConfigDict:
+    """A request body's examples in the OpenAPI document (each one a body the API takes: a test checks them)."""
+    return ConfigDict(json_schema_extra={"examples": list(bodies)})
 
 
 class MoneyBody(Body):
@@ -171,6 +197,10 @@ class Noted(Body):
 
 
 class PurchaseBody(Noted):
+    model_config = examples(
+        {"credits": "5000", "price": {"amount": "50.00", "currency": "USD"}, "expiresIn": "P365D"},
+        {"credits": "1000", "payment": {"collect": "stripe", "stripeCustomer": "cus_NffrFeUfNV2Hib"}},
+    )
     credits: DecimalText
     price: MoneyBody | None = None
     expires_at: Instant | None = Field(default=None, alias="expiresAt")
@@ -191,6 +221,11 @@ SignedCredits = Annotated[str, Field(pattern=r"^[+-]?[0-9]+(\.[0-9]+)?$", max_le
 class AdjustmentBody(Noted):
     """`POST /wallets/{customerId}/adjustments`: credits added as a new card, or taken in card order."""
 
+    model_config = examples(
+        {"credits": "+500", "reason": "goodwill after an outage", "expiresIn": "P30D"},
+        {"credits": "-120.5", "reason": "double-billed", "meter": "api_calls", "reference": "INV-0042"},
+    )
+
     credits: SignedCredits
     reason: NoteText
     expires_at: Instant | None = Field(default=None, alias="expiresAt", description="added credits only")
@@ -204,6 +239,8 @@ class AdjustmentBody(Noted):
 
 class CardChangeBody(Body):
     """`PATCH /wallets/{customerId}/cards/{cardId}`: a new expiry (null: none) or priority, and why."""
+
+    model_config = examples({"expiresAt": "2027-06-30T23:59:59Z", "reason": "contract extended"})
 
     expires_at: Instant | None = Field(default=None, alias="expiresAt")
     priority: Annotated[StrictInt, Field(ge=0, le=100)] | None = None
@@ -219,6 +256,8 @@ DimensionMap = Annotated[
 class AuthorizeBody(Body):
     """`POST /wallets/{customerId}/authorize`: may this usage go ahead, and what would it cost?"""
 
+    model_config = examples({"meter": "api_calls", "quantity": "250", "dimensions": {"model": "large"}})
+
     meter: MeterName
     quantity: DecimalText
     dimensions: DimensionMap | None = None
@@ -229,6 +268,8 @@ VoidReason = Annotated[str, Field(pattern=REASON_PATTERN, examples=["payment_fai
 
 class VoidBody(Noted):
     """`POST .../void`; the body is optional: without it, what remains is voided."""
+
+    model_config = examples({"reason": "requested_by_customer"}, {"credits": "100", "refund": True})
 
     reason: VoidReason | None = None
     credits: DecimalText | None = Field(default=None, description="how many of the remaining credits; all by default")
@@ -298,6 +339,13 @@ class RecurringBody(Body):
 
 
 class SettingsBody(Body):
+    model_config = examples(
+        {
+            "thresholds": ["500", "25%"],
+            "autoRecharge": {"threshold": "100", "credits": "1000", "maxPerDay": 2},
+            "webhookUrl": "https://example.com/hooks/credits",
+        }
+    )
     thresholds: Annotated[list[ThresholdText], Field(max_length=20)] = Field(default_factory=list)
     auto_recharge: AutoRechargeBody | None = Field(default=None, alias="autoRecharge")
     recurring: RecurringBody | None = None
@@ -309,12 +357,39 @@ class SettingsBody(Body):
     )
 
 
+class SettingsPatchBody(Body):
+    """`PATCH /wallets/{customerId}/settings`: a JSON Merge Patch (RFC 7386) over the settings as `PUT` takes them.
+    An absent field keeps its value, null clears it, an object merges into the one there (so
+    `{"autoRecharge": {"maxPerDay": 3}}` changes only that); the result is validated as `PUT`'s body is."""
+
+    model_config = examples({"autoRecharge": {"maxPerDay": 3}}, {"webhookUrl": None, "thresholds": ["25%"]})
+
+    thresholds: Annotated[list[ThresholdText], Field(max_length=20)] | None = None
+    auto_recharge: dict[str, Any] | None = Field(
+        default=None, alias="autoRecharge", description="merged into the current autoRecharge (see PUT)"
+    )
+    recurring: dict[str, Any] | None = Field(default=None, description="merged into the current recurring (see PUT)")
+    webhook_url: Annotated[str, Field(max_length=2048)] | None = Field(default=None, alias="webhookUrl")
+    overage_policy: Literal["allow", "block"] | None = Field(default=None, alias="overagePolicy")
+
+    def merge_patch(self) -> dict[str, Any]:
+        """The patch as sent: the fields given, a null kept as null (it clears)."""
+        return self.model_dump(by_alias=True, exclude_unset=True, mode="json")
+
+
 class TierBody(Body):
     up_to: DecimalText | None = Field(alias="upTo")
     unit_price: DecimalText = Field(alias="unitPrice")
 
 
 class PriceBookBody(Body):
+    model_config = examples(
+        {
+            "currency": "USD",
+            "mode": "volume",
+            "tiers": [{"upTo": "9999", "unitPrice": "0.010"}, {"upTo": None, "unitPrice": "0.008"}],
+        }
+    )
     currency: Currency
     mode: Literal["volume", "graduated"] = "volume"
     tiers: Annotated[list[TierBody], Field(min_length=1, max_length=50)]
@@ -341,6 +416,12 @@ CustomerName = Annotated[str, Field(pattern=CUSTOMER_ID_PATTERN)]
 
 
 class RateCardBody(Body):
+    model_config = examples(
+        {
+            "meters": {"api_calls": {"creditsPerUnit": "0.001"}},
+            "overrides": {"acme": {"api_calls": {"creditsPerUnit": "0.0005"}}},
+        }
+    )
     meters: Annotated[dict[MeterName, UnitRateBody], Field(max_length=500)]
     overrides: Annotated[dict[CustomerName, dict[MeterName, UnitRateBody]], Field(max_length=10_000)] = Field(
         default_factory=dict
@@ -350,6 +431,8 @@ class RateCardBody(Body):
 class DashboardLinkBody(Body):
     """`POST /wallets/{customerId}/dashboard-links`; the body is optional."""
 
+    model_config = examples({"ttlSeconds": 900})
+
     ttl_seconds: Annotated[StrictInt, Field(ge=MIN_TTL_SECONDS, le=MAX_TTL_SECONDS)] = Field(
         default=DEFAULT_TTL_SECONDS, alias="ttlSeconds", description="how long the link stays valid (60 s to 24 h)"
     )
@@ -357,6 +440,20 @@ class DashboardLinkBody(Body):
 
 class UsageBody(Body):
     """Up to 1,000 events; each is checked on its own, so one bad event never refuses the others."""
+
+    model_config = examples(
+        {
+            "events": [
+                {
+                    "eventId": "req-1",
+                    "customerId": "acme",
+                    "meter": "api_calls",
+                    "quantity": "1",
+                    "timestamp": "2026-12-01T12:00:00Z",
+                }
+            ]
+        }
+    )
 
     events: list[Any]
 
@@ -648,27 +745,83 @@ class AuthorizeOut(BaseModel):
     at: InstantText
 
 
+class ErrorFactOut(BaseModel):
+    """One entry of an error's `details`: why, which field, and the error's other facts (camelCase)."""
+
+    model_config = ConfigDict(extra="allow")
+    reason: str = Field(examples=["too_many_fractional_digits", "missing", "signature_invalid"])
+    field: str | None = Field(
+        default=None, description="the field at fault, when there is one", examples=["body.credits"]
+    )
+    message: str | None = Field(default=None, description="validation errors: what the field must be")
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str
-    details: Any | None = None
+    details: list[ErrorFactOut] | None = None
 
 
 class ErrorOut(BaseModel):
     error: ErrorDetail
 
 
+# Every error status a route may answer, what it means, and one body of it as the API sends it (the contract's
+# `{"error": {"code", "message", "details"?}}`); 403 and 429 are API Gateway's own answers, in the same body.
 ERROR_MEANINGS = {
-    400: "not JSON, or a malformed query or header",
-    404: "no such wallet or card",
-    409: "a conflict: the key reused with another body, or the card's state forbids it",
+    400: "the body is not JSON (or repeats a key, or nests too deep), or a cursor this API did not hand out",
+    402: "the payment provider declined the charge: the card was voided, nothing was granted",
+    403: "API Gateway refused the caller: no execute-api:Invoke permission, or a bad or expired SigV4 signature",
+    404: "no such wallet or card (or no rate card yet)",
+    409: "a conflict: the idempotency key reused with another body, the card's state forbids it, or the wallet "
+    "kept changing",
     413: "the body is too large",
+    415: "the body is not declared as application/json",
     422: "a value the contract refuses (the details name the field)",
+    429: "throttled by API Gateway: retry after a second",
+    503: "a service behind the API did not answer: nothing was done that the same request again would do twice",
 }
+ERROR_EXAMPLES = {
+    400: {"code": "malformed_json", "message": "the request body is not valid JSON"},
+    402: {"code": "payment_declined", "message": "the payment was declined (card_declined): nothing was granted"},
+    403: {"code": "access_denied", "message": "User: arn:aws:iam::123456789012:user/ci is not authorized"},
+    404: {"code": "wallet_not_found", "message": "no wallet for customer acme"},
+    409: {
+        "code": "idempotency_key_reused",
+        "message": "idempotency key order-42 was already used with a different request",
+    },
+    413: {"code": "payload_too_large", "message": "the body exceeds 65536 bytes"},
+    415: {"code": "unsupported_media_type", "message": "send the body as application/json"},
+    422: {
+        "code": "validation_error",
+        "message": "invalid input: body.credits",
+        "details": [{"field": "body.credits", "reason": "value_error", "message": "must be a decimal string"}],
+    },
+    429: {"code": "throttled", "message": "too many requests; retry after a second"},
+    503: {
+        "code": "service_unavailable",
+        "message": "try again in a moment: nothing was done that a retry would do twice",
+    },
+}
+# API Gateway's own refusals: 403 a caller IAM refuses (signed routes only), 429 throttled (every route)
+IAM_REFUSED, THROTTLED = 403, 429
 
 
 def error_responses(*statuses: int) -> dict[int, Any]:
     """The error answers a route documents, each with the contract's body (`{"error": {"code", "message",
-    "details"?}}`), for the `responses` of a route's decorator."""
-    json_error = {"application/json": {"model": ErrorOut}}
-    return {status: {"description": ERROR_MEANINGS[status], "content": json_error} for status in statuses}
+    "details"?}}`) and an example, for the `responses` of a route's decorator."""
+    return {
+        status: {
+            "description": ERROR_MEANINGS[status],
+            "content": {"application/json": {"model": ErrorOut, "example": {"error": ERROR_EXAMPLES[status]}}},
+        }
+        for status in statuses
+    }
+
+
+def answers(success: int, description: str, *errors: int, signed: bool = True) -> dict[int, Any]:
+    """Every answer a route documents: its success (the body its return type names) and each error it can give,
+    API Gateway's own included, in the contract's body; they replace Powertools' default 422 (`{"detail"}`), which
+    this API never sends. `signed`: the route takes SigV4 (403 when IAM refuses the caller)."""
+    gateway = (IAM_REFUSED, THROTTLED) if signed else (THROTTLED,)
+    return {success: {"description": description}, **error_responses(*sorted({*errors, *gateway}))}

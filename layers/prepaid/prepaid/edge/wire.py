@@ -28,6 +28,7 @@ from prepaid.domain.money import Money
 from prepaid.domain.numbers import CREDIT_QUANTUM, ZERO, to_wire
 from prepaid.domain.price_book import PriceBook
 from prepaid.domain.rate_card import DimensionPrices, RateCard
+from prepaid.domain.revenue import CurrencyRevenue
 from prepaid.domain.settings import Rollover, WalletSettings, percent_text
 from prepaid.domain.text import duration, instant, optional_instant
 from prepaid.domain.usage_hours import MeterUsage
@@ -390,21 +391,28 @@ def revenue_report(report: RevenueReport) -> Json:
     return {
         "from": report.start.isoformat(),
         "to": report.end.isoformat(),
-        "currencies": [
-            {
-                "currency": r.currency,
-                "deferredAtStart": to_wire(r.deferred_at_start),
-                "purchased": to_wire(r.purchased),
-                "recognised": to_wire(r.recognised),
-                "breakage": to_wire(r.breakage),
-                "voided": to_wire(r.voided),
-                "refunded": to_wire(r.refunded),
-                "rolledOver": to_wire(r.rolled_over),
-                "deferred": to_wire(r.deferred_at_end),
-            }
-            for r in report.currencies
-        ],
+        "currencies": [currency_revenue(r) for r in report.currencies],
     }
+
+
+def currency_revenue(r: CurrencyRevenue) -> Json:
+    """One currency's figures as the revenue report shows them (and the daily export writes them)."""
+    return {
+        "currency": r.currency,
+        "deferredAtStart": to_wire(r.deferred_at_start),
+        "purchased": to_wire(r.purchased),
+        "recognised": to_wire(r.recognised),
+        "breakage": to_wire(r.breakage),
+        "voided": to_wire(r.voided),
+        "refunded": to_wire(r.refunded),
+        "rolledOver": to_wire(r.rolled_over),
+        "deferred": to_wire(r.deferred_at_end),
+    }
+
+
+def exported_entry(customer_id: str, entry_id: str, entry: LedgerEntry) -> Json:
+    """A ledger entry as the daily export writes it: as the ledger route shows it, with its customer."""
+    return {"customerId": customer_id, **ledger_entry(entry_id, entry)}
 
 
 def dashboard_link(link: DashboardLink, url: str) -> Json:

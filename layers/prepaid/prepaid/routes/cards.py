@@ -24,7 +24,7 @@ from prepaid.edge.schemas import (
     PurchaseOut,
     VoidBody,
     VoidOut,
-    error_responses,
+    answers,
 )
 from prepaid.edge.translation import adjustment_request, card_change, purchase_request, void_request
 
@@ -33,7 +33,10 @@ metrics = Metrics()
 
 
 @router.post(
-    "/wallets/<customerId>/purchases", summary="Buy or grant credits", responses={201: {"description": "card"}}
+    "/wallets/<customerId>/purchases",
+    summary="Buy or grant credits",
+    operation_id="purchase",
+    responses=answers(201, "the card and the new balance", 400, 402, 409, 413, 415, 422, 503),
 )
 def purchase(
     customerId: CustomerId, body: PurchaseBody, idempotency_key: IdempotencyKey = None
@@ -45,7 +48,12 @@ def purchase(
     return json_response(wire.card_result(result), HTTPStatus.CREATED, replayed)
 
 
-@router.post("/wallets/<customerId>/cards/<cardId>/void", summary="Void a card's remaining credits, or some")
+@router.post(
+    "/wallets/<customerId>/cards/<cardId>/void",
+    summary="Void a card's remaining credits, or some",
+    operation_id="void_card",
+    responses=answers(200, "the voided card and the new balance", 400, 404, 409, 413, 415, 422, 503),
+)
 def void_card(
     customerId: CustomerId, cardId: CardId, body: VoidBody | None = None, idempotency_key: IdempotencyKey = None
 ) -> Response[VoidOut]:
@@ -54,7 +62,12 @@ def void_card(
     return json_response(wire.card_result(result), extra=replayed)
 
 
-@router.post("/wallets/<customerId>/cards/<cardId>/activate", summary="Activate a pending card once it is paid")
+@router.post(
+    "/wallets/<customerId>/cards/<cardId>/activate",
+    summary="Activate a pending card once it is paid",
+    operation_id="activate_card",
+    responses=answers(200, "the active card and the new balance", 404, 409, 422),
+)
 def activate_card(customerId: CustomerId, cardId: CardId) -> Response[PurchaseOut]:
     return json_response(wire.card_result(assembly.wallet_service().activate(customerId, cardId)))
 
@@ -62,7 +75,8 @@ def activate_card(customerId: CustomerId, cardId: CardId) -> Response[PurchaseOu
 @router.post(
     "/wallets/<customerId>/adjustments",
     summary="Add credits by hand (a new card) or take them in card order, with a reason",
-    responses={201: {"description": "adjustment"}, **error_responses(400, 404, 409, 413, 422)},
+    operation_id="adjust",
+    responses=answers(201, "the adjustment, its card (an addition) and the new balance", 400, 404, 409, 413, 415, 422),
 )
 def adjust(
     customerId: CustomerId, body: AdjustmentBody, idempotency_key: IdempotencyKey = None
@@ -75,7 +89,8 @@ def adjust(
 @router.patch(
     "/wallets/<customerId>/cards/<cardId>",
     summary="Change a card's expiry or priority, with a reason",
-    responses=error_responses(400, 404, 409, 413, 422),
+    operation_id="change_card",
+    responses=answers(200, "the changed card and the balance", 400, 404, 409, 413, 415, 422),
 )
 def change_card(customerId: CustomerId, cardId: CardId, body: CardChangeBody) -> Response[PurchaseOut]:
     return json_response(wire.card_result(assembly.wallet_service().change_card(customerId, cardId, card_change(body))))

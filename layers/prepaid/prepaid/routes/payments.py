@@ -10,7 +10,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from prepaid import assembly
 from prepaid.application.payments import NoticeOutcome
 from prepaid.edge.http import STRIPE_WEBHOOK_RESOURCE, json_response
-from prepaid.edge.schemas import ReceivedOut, StripeSignature
+from prepaid.edge.schemas import ReceivedOut, StripeSignature, answers
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves its __init__ unannotated
 logger = Logger()
@@ -20,7 +20,10 @@ metrics = Metrics()
 @router.post(
     STRIPE_WEBHOOK_RESOURCE,
     summary="Stripe's events (no IAM: Stripe signs them)",
-    responses={200: {"description": "received"}},
+    operation_id="stripe_webhook",
+    responses=answers(200, "received", 400, 413, 415, 422, signed=False),
+    # no SigV4 here: Powertools leaves an empty `security` out, so it is written as an extension field would be
+    openapi_extensions={"security": []},
 )
 def stripe_webhook(stripe_signature: StripeSignature = None) -> Response[ReceivedOut]:
     payload = router.current_event.decoded_body or ""

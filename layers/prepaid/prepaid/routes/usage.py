@@ -17,13 +17,18 @@ from prepaid.domain.errors import NoEvents, TooManyEvents
 from prepaid.domain.rules import MAX_EVENTS_PER_REQUEST
 from prepaid.edge import wire
 from prepaid.edge.http import json_response
-from prepaid.edge.schemas import UsageBody, UsageOut
+from prepaid.edge.schemas import UsageBody, UsageOut, answers
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves its __init__ unannotated
 metrics = Metrics()
 
 
-@router.post("/usage", summary="Report usage events (up to 1,000)", responses={202: {"description": "queued"}})
+@router.post(
+    "/usage",
+    summary="Report usage events (up to 1,000)",
+    operation_id="post_usage",
+    responses=answers(202, "what became of each event", 400, 413, 415, 422, 503),
+)
 def post_usage(body: UsageBody) -> Response[UsageOut]:
     if not body.events:
         raise NoEvents()

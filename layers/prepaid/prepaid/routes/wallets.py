@@ -19,6 +19,7 @@ from prepaid.domain.ledger import EntryType
 from prepaid.edge import wire
 from prepaid.edge.http import json_response
 from prepaid.edge.links import dashboard_url
+from prepaid.edge.merge_patch import patched_settings
 from prepaid.edge.schemas import (
     AuthorizeBody,
     AuthorizeOut,
@@ -31,17 +32,23 @@ from prepaid.edge.schemas import (
     LedgerOut,
     MeterName,
     SettingsBody,
+    SettingsPatchBody,
     UsageSeriesOut,
     WalletListOut,
     WalletOut,
-    error_responses,
+    answers,
 )
 from prepaid.edge.translation import authorize_request, wallet_settings
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves its __init__ unannotated
 
 
-@router.get("/wallets/<customerId>", summary="Read a wallet")
+@router.get(
+    "/wallets/<customerId>",
+    summary="Read a wallet",
+    operation_id="read_wallet",
+    responses=answers(200, "the wallet", 404, 422),
+)
 def read_wallet(customerId: CustomerId) -> Response[WalletOut]:
     return json_response(wire.wallet(assembly.wallet_service().wallet(customerId)))
 
@@ -49,7 +56,8 @@ def read_wallet(customerId: CustomerId) -> Response[WalletOut]:
 @router.post(
     "/wallets/<customerId>/authorize",
     summary="May this usage go ahead? Its cost and what it would leave, from the rate card and one wallet read",
-    responses=error_responses(400, 404, 413, 422),
+    operation_id="authorize",
+    responses=answers(200, "whether it may, and what it costs", 400, 404, 413, 415, 422),
 )
 def authorize(customerId: CustomerId, body: AuthorizeBody) -> Response[AuthorizeOut]:
     return json_response(wire.authorization(assembly.wallet_service().authorize(customerId, authorize_request(body))))
@@ -58,7 +66,8 @@ def authorize(customerId: CustomerId, body: AuthorizeBody) -> Response[Authorize
 @router.get(
     "/wallets",
     summary="List the wallets, in customer id order, a page at a time",
-    responses=error_responses(400, 422),
+    operation_id="list_wallets",
+    responses=answers(200, "a page of wallets", 400, 422),
 )
 def list_wallets(
     limit: Annotated[int, Query(ge=1, le=listings.MAX_PAGE)] = listings.DEFAULT_PAGE,
@@ -72,7 +81,8 @@ def list_wallets(
 @router.get(
     "/wallets/<customerId>/cards",
     summary="List every card of a wallet, retired ones included, newest first, a page at a time",
-    responses=error_responses(400, 404, 422),
+    operation_id="list_cards",
+    responses=answers(200, "a page of cards", 400, 404, 422),
 )
 def list_cards(
     customerId: CustomerId,
@@ -85,12 +95,34 @@ def list_cards(
     return json_response(wire.card_page(assembly.listings().cards(customerId, status, limit, cursor)))
 
 
-@router.put("/wallets/<customerId>/settings", summary="Replace a wallet's settings")
+@router.put(
+    "/wallets/<customerId>/settings",
+    summary="Replace a wallet's settings",
+    operation_id="put_settings",
+    responses=answers(200, "the wallet with its new settings", 400, 409, 413, 415, 422),
+)
 def put_settings(customerId: CustomerId, body: SettingsBody) -> Response[WalletOut]:
     return json_response(wire.wallet(assembly.wallet_service().configure(customerId, wallet_settings(body))))
 
 
-@router.get("/wallets/<customerId>/ledger", summary="Read a wallet's ledger, newest first, a page at a time")
+@router.patch(
+    "/wallets/<customerId>/settings",
+    summary="Change some of a wallet's settings (a JSON merge patch: absent keeps, null clears)",
+    operation_id="patch_settings",
+    responses=answers(200, "the wallet with its changed settings", 400, 409, 413, 415, 422),
+)
+def patch_settings(customerId: CustomerId, body: SettingsPatchBody) -> Response[WalletOut]:
+    patch = body.merge_patch()
+    view = assembly.wallet_service().reconfigure(customerId, lambda current: patched_settings(current, patch))
+    return json_response(wire.wallet(view))
+
+
+@router.get(
+    "/wallets/<customerId>/ledger",
+    summary="Read a wallet's ledger, newest first, a page at a time",
+    operation_id="read_ledger",
+    responses=answers(200, "a page of ledger entries", 400, 404, 422),
+)
 def read_ledger(
     customerId: CustomerId,
     entry_type: Annotated[EntryType | None, Query(alias="type", description="only entries of this type")] = None,
@@ -105,7 +137,12 @@ def read_ledger(
     return json_response(wire.ledger_page(page))
 
 
-@router.get("/wallets/<customerId>/usage", summary="Usage and credits per meter, in hour or day buckets")
+@router.get(
+    "/wallets/<customerId>/usage",
+    summary="Usage and credits per meter, in hour or day buckets",
+    operation_id="read_usage",
+    responses=answers(200, "the usage series", 404, 422),
+)
 def read_usage(
     customerId: CustomerId,
     meter: Annotated[MeterName | None, Query(description="only this meter")] = None,
@@ -117,7 +154,12 @@ def read_usage(
     return json_response(wire.usage_series(series))
 
 
-@router.get("/wallets/<customerId>/forecast", summary="Burn rate, runway, expiring credits and what to buy")
+@router.get(
+    "/wallets/<customerId>/forecast",
+    summary="Burn rate, runway, expiring credits and what to buy",
+    operation_id="read_forecast",
+    responses=answers(200, "the forecast", 404, 422),
+)
 def read_forecast(
     customerId: CustomerId,
     horizon_days: Annotated[int, Query(alias="horizonDays", ge=1, le=MAX_HORIZON_DAYS)] = 30,
@@ -128,7 +170,8 @@ def read_forecast(
 @router.post(
     "/wallets/<customerId>/dashboard-links",
     summary="A short-lived signed link to the customer's own dashboard page",
-    responses={201: {"description": "link"}},
+    operation_id="create_dashboard_link",
+    responses=answers(201, "the link", 400, 404, 413, 415, 422),
 )
 def create_dashboard_link(customerId: CustomerId, body: DashboardLinkBody | None = None) -> Response[DashboardLinkOut]:
     link = assembly.dashboard_links().issue(customerId, (body or DashboardLinkBody()).ttl_seconds)
