@@ -226,6 +226,57 @@ def _revenue(client: PrepaidClient, args: argparse.Namespace, out: Console, err:
     return None
 
 
+def _webhooks_add(client: PrepaidClient, args: argparse.Namespace, out: Console, err: Console) -> None:
+    created = client.create_webhook_endpoint(args.target, args.type, args.description or "")
+    if args.json:
+        return _print_json(out, created)
+    out.print(f"endpoint {created.id}: {created.url} ({', '.join(created.event_types or ['every type'])})")
+    out.print(f"secret (verify its deliveries with it; also `prepaid webhooks secret {created.id}`): {created.secret}")
+    return None
+
+
+def _webhooks_list(client: PrepaidClient, args: argparse.Namespace, out: Console, err: Console) -> None:
+    endpoints = client.webhook_endpoints()
+    if args.json:
+        return _print_json(out, endpoints)
+    table = Table("id", "url", "event types", "disabled", "created", title="Webhook endpoints")
+    for e in endpoints:
+        table.add_row(e.id, e.url, ", ".join(e.event_types or ["every type"]), str(e.disabled), _when(e.created_at))
+    out.print(table)
+    return None
+
+
+def _webhooks_secret(client: PrepaidClient, args: argparse.Namespace, out: Console, err: Console) -> None:
+    if args.wallet:
+        secret = client.wallet_webhook_secret(args.endpoint)
+    else:
+        secret = client.webhook_endpoint_secret(args.endpoint)
+    out.print(secret)
+
+
+def _webhooks_deliveries(client: PrepaidClient, args: argparse.Namespace, out: Console, err: Console) -> None:
+    target = {"customer_id": args.endpoint} if args.wallet else {"endpoint_id": args.endpoint}
+    deliveries = list(islice(client.iter_deliveries(**target, page_size=args.page_size), args.max))
+    if args.json:
+        return _print_json(out, deliveries)
+    table = Table("event", "type", "customer", "happened", "state", "attempts", "last failure", title="Deliveries")
+    for d in deliveries:
+        table.add_row(
+            d.event_id, d.event_type, d.customer_id, _when(d.event_time), d.state, str(d.attempts), d.last_failure or ""
+        )
+    out.print(table)
+    return None
+
+
+def _webhooks_resend(client: PrepaidClient, args: argparse.Namespace, out: Console, err: Console) -> None:
+    target = {"customer_id": args.endpoint} if args.wallet else {"endpoint_id": args.endpoint}
+    queued = client.resend(args.event, **target)
+    if args.json:
+        return _print_json(out, queued)
+    out.print(f"event {queued.event_id} queued again ({queued.state})")
+    return None
+
+
 # -- output -------------------------------------------------------------------------------------------------------
 
 
@@ -411,6 +462,30 @@ def _parser() -> argparse.ArgumentParser:
     forecast = _command(commands, "forecast", _forecast, "burn rate, runway, credits expiring unused")
     forecast.add_argument("customer")
     forecast.add_argument("--horizon-days", type=int, help="1-366 (default 30)")
+
+    webhooks = commands.add_parser("webhooks", help="webhook endpoints, secrets, deliveries").add_subparsers(
+        dest="webhooks", required=True
+    )
+    add = _command(webhooks, "add", _webhooks_add, "add an endpoint; prints its secret")
+    # (its own dest: `url` is the API's base URL, the global --url)
+    add.add_argument("target", metavar="URL", help="https URL to a public host (make local: http://127.0.0.1:PORT/...)")
+    add.add_argument(
+        "--type", action="append", help='a detail type it gets, e.g. "Balance Low" (repeatable; default all)'
+    )
+    add.add_argument("--description")
+    _command(webhooks, "list", _webhooks_list, "every endpoint")
+    for name, run, help in (
+        ("secret", _webhooks_secret, "an endpoint's secret (whsec_...)"),
+        ("deliveries", _webhooks_deliveries, "an endpoint's deliveries, newest event first"),
+        ("resend", _webhooks_resend, "send one event to the endpoint again"),
+    ):
+        command = _command(webhooks, name, run, help)
+        command.add_argument("endpoint", help="an endpoint id (ep_...), or with --wallet a customer id")
+        command.add_argument("--wallet", action="store_true", help="the wallet's own webhook (its webhookUrl)")
+        if name == "resend":
+            command.add_argument("event", help="the event id (webhook-id)")
+        if name == "deliveries":
+            _page_options(command, 100)
 
     revenue = _command(commands, "revenue", _revenue, "deferred, recognised, breakage ... per currency")
     revenue.add_argument("--from", dest="start", required=True, help="first UTC day, YYYY-MM-DD")

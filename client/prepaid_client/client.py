@@ -17,6 +17,9 @@ from prepaid_client.models import (
     Adjustment,
     Card,
     CardPage,
+    CreatedWebhookEndpoint,
+    Delivery,
+    DeliveryPage,
     Forecast,
     LedgerEntry,
     LedgerPage,
@@ -27,6 +30,7 @@ from prepaid_client.models import (
     Wallet,
     WalletPage,
     WalletSummary,
+    WebhookEndpoint,
 )
 from prepaid_client.transport import Reply, Sender, Transport, default_credentials, region_for
 
@@ -288,6 +292,48 @@ class PrepaidClient:
         )
         return Revenue.model_validate(reply.body)
 
+    # -- webhooks ----------------------------------------------------------------------------------------------
+
+    def create_webhook_endpoint(
+        self, url: str, event_types: Sequence[str] | None = None, description: str = ""
+    ) -> CreatedWebhookEndpoint:
+        """An account-level endpoint for `event_types` (None: every type), with its secret (shown this once)."""
+        body = {"url": url, "eventTypes": list(event_types) if event_types is not None else None}
+        reply = self.transport.request("POST", "/webhook-endpoints", body=encode({**body, "description": description}))
+        return CreatedWebhookEndpoint.model_validate(reply.body)
+
+    def webhook_endpoints(self) -> list[WebhookEndpoint]:
+        reply = self._get("/webhook-endpoints")
+        return [WebhookEndpoint.model_validate(e) for e in reply.body["endpoints"]]
+
+    def webhook_endpoint_secret(self, endpoint_id: str) -> str:
+        secret: str = self._get(f"/webhook-endpoints/{_segment(endpoint_id)}/secret").body["secret"]
+        return secret
+
+    def wallet_webhook_secret(self, customer_id: str) -> str:
+        secret: str = self._get(f"/wallets/{_segment(customer_id)}/webhook/secret").body["secret"]
+        return secret
+
+    def delete_webhook_endpoint(self, endpoint_id: str) -> None:
+        self.transport.request("DELETE", f"/webhook-endpoints/{_segment(endpoint_id)}")
+
+    def iter_deliveries(
+        self, endpoint_id: str | None = None, *, customer_id: str | None = None, page_size: int | None = None
+    ) -> Iterator[Delivery]:
+        """An endpoint's deliveries (or, with `customer_id`, a wallet webhook's), newest event first."""
+        path = _deliveries_path(endpoint_id, customer_id)
+
+        def fetch(cursor: str | None) -> tuple[list[Delivery], str | None]:
+            page = DeliveryPage.model_validate(self._get(path, limit=page_size, cursor=cursor).body)
+            return page.deliveries, page.next_cursor
+
+        return _follow(fetch)
+
+    def resend(self, event_id: str, endpoint_id: str | None = None, *, customer_id: str | None = None) -> Delivery:
+        """Send one event to the endpoint (or the wallet's webhook) again, as a new round of attempts."""
+        path = f"{_deliveries_path(endpoint_id, customer_id)}/{_segment(event_id)}/resend"
+        return Delivery.model_validate(self.transport.request("POST", path).body)
+
     # -- plumbing ----------------------------------------------------------------------------------------------
 
     def _get(self, path: str, **query: str | int | None) -> Reply:
@@ -301,6 +347,14 @@ class PrepaidClient:
         parsed = answer.model_validate(reply.body)
         replayed = reply.headers.get("idempotent-replayed", "").lower() == "true"
         return parsed.model_copy(update={"idempotency_key": key, "replayed": replayed})
+
+
+def _deliveries_path(endpoint_id: str | None, customer_id: str | None) -> str:
+    if (endpoint_id is None) == (customer_id is None):
+        raise ValueError("name an endpoint or a wallet (customer_id), not both")
+    if endpoint_id is not None:
+        return f"/webhook-endpoints/{_segment(endpoint_id)}/deliveries"
+    return f"/wallets/{_segment(str(customer_id))}/webhook/deliveries"
 
 
 def _day_text(value: date | str) -> str:

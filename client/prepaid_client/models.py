@@ -214,3 +214,32 @@ class Revenue(Answer):
     start: date = Field(alias="from")
     end: date = Field(alias="to")
     currencies: list[CurrencyRevenue]
+
+
+class WebhookEndpoint(Answer):
+    id: str
+    url: str
+    event_types: list[str] | None  # None: every detail type
+    description: str
+    disabled: bool
+    created_at: datetime
+
+
+class CreatedWebhookEndpoint(WebhookEndpoint):
+    secret: str  # whsec_…: verify its deliveries with it (standardwebhooks)
+
+
+class Delivery(Answer):
+    event_id: str  # the webhook-id header
+    event_type: str
+    customer_id: str
+    event_time: datetime
+    state: str  # sending, failed, delivered, dead, queued
+    attempts: int
+    last_failure: str | None
+    next_attempt_at: datetime | None
+
+
+class DeliveryPage(Answer):
+    deliveries: list[Delivery]
+    next_cursor: str | None

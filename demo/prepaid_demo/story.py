@@ -1,15 +1,18 @@
 """`make demo`: a scripted story against the running local stack (`make local ARGS=--seed` in another shell).
 
 A fresh customer gets a quote, buys credits priced by the price book's volume tier, sets a low-balance threshold,
-an auto-recharge and a webhook URL (a receiver the demo starts on 127.0.0.1, which verifies each request's
-signature and dedupes on its id), then usage streams in — by HTTP (`POST /usage`) and straight onto the SQS usage
+an auto-recharge and a webhook URL (a receiver the demo starts on 127.0.0.1, which verifies each request with the
+`standardwebhooks` library and the wallet's own secret, and dedupes on `webhook-id`); an account-level webhook
+endpoint for purchases and expiries goes to a second receiver, verified with that endpoint's secret. Then usage
+streams in — by HTTP (`POST /usage`) and straight onto the SQS usage
 queue — while the wallet is polled and the events that went through the bus are shown as they appear
 (`Balance Low`, `Auto Recharge Purchased`, `Balance Depleted`, `Overage Recorded`). A top-up pays the overage off;
 a promotional card with a short expiry gets its expiring-soon notice, the local clock is moved past its expiry and
-it expires. The wallet, its ledger and the webhooks received are printed as tables.
+it expires. The wallet, its ledger, the webhooks received, the endpoint's deliveries (as the API lists them) and
+which secret verifies which delivery are printed as tables; the endpoint is removed at the end.
 
-Everything goes through the system's public edges only: the HTTP API, the SQS usage queue and the signing secret
-(boto3 against the embedded moto), and the local-only `GET /_local/events` and `GET/POST /_local/clock`. Amounts
+Everything goes through the system's public edges only: the HTTP API (webhook secrets included), the SQS usage
+queue (boto3 against the embedded moto), and the local-only `GET /_local/events` and `GET/POST /_local/clock`. Amounts
 are `Decimal` or decimal strings throughout.
 """
 
@@ -26,6 +29,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -55,6 +59,8 @@ ALERT_TYPES = (
     "Credits Expired",
     "Auto Recharge Purchased",
 )
+# What the demo's account-level endpoint subscribes to (any detail types may be chosen; these are not all alerts).
+ENDPOINT_TYPES = ("Credits Purchased", "Credits Expired")
 PROMO_EXPIRES_IN = "PT2H"  # the promotional card's lifetime (ISO 8601), short of the 7-day expiring-soon notice
 CLOCK_ADVANCE = "PT2H1M"  # how far the demo moves the local clock: just past the promotional card's expiry
 # Both servers are on loopback: no proxy, whatever the environment says.
@@ -116,6 +122,12 @@ class DemoResult:
     promo_card_id: str | None = None
     webhook_url: str = ""
     webhooks: list[Delivery] = field(default_factory=list)  # every request the receiver got, in arrival order
+    endpoint_id: str = ""  # the account-level endpoint (removed when the demo ends)
+    endpoint_url: str = ""
+    endpoint_webhooks: list[Delivery] = field(default_factory=list)  # every request its receiver got
+    endpoint_deliveries: list[dict[str, Any]] = field(default_factory=list)  # this customer's, as the API lists them
+    wallet_secret: str = field(default="", repr=False)  # GET /wallets/{customerId}/webhook/secret
+    endpoint_secret: str = field(default="", repr=False)  # POST /webhook-endpoints's answer
     problems: list[str] = field(default_factory=list)
 
     def of_type(self, detail_type: str) -> list[dict[str, Any]]:
@@ -126,17 +138,30 @@ class DemoResult:
         """The ids of this customer's alert events (the ones its webhook gets), oldest first."""
         return [str(e["detail"]["eventId"]) for e in self.events if e.get("detail-type") in ALERT_TYPES]
 
+    def endpoint_event_ids(self) -> list[str]:
+        """The ids of this customer's events the account-level endpoint subscribed to, oldest first."""
+        return [str(e["detail"]["eventId"]) for e in self.events if e.get("detail-type") in ENDPOINT_TYPES]
+
     def webhooks_kept(self) -> dict[str, Delivery]:
-        """What a receiver deduping on Prepaid-Webhook-Id keeps: the first verified request of each id."""
-        kept: dict[str, Delivery] = {}
-        for delivery in self.webhooks:
-            if delivery.signature_ok:
-                kept.setdefault(delivery.event_id, delivery)
-        return kept
+        """What the wallet's receiver, deduping on webhook-id, keeps: the first verified request of each id."""
+        return kept_once(self.webhooks)
+
+    def endpoint_kept(self) -> dict[str, Delivery]:
+        """What the endpoint's receiver keeps: the first verified request of each id (of any customer)."""
+        return kept_once(self.endpoint_webhooks)
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+def kept_once(requests: Sequence[Delivery]) -> dict[str, Delivery]:
+    """The first verified request of each webhook-id, in arrival order."""
+    kept: dict[str, Delivery] = {}
+    for delivery in requests:
+        if delivery.verified:
+            kept.setdefault(delivery.event_id, delivery)
+    return kept
 
 
 # -- HTTP ------------------------------------------------------------------------------------------------------------
@@ -219,20 +244,33 @@ def usage_queue(config: DemoConfig) -> tuple[Any, str]:
     return sqs, url
 
 
-def signing_secret(config: DemoConfig) -> str:
-    """The webhook signing key, as the SaaS reads it: the stack's `WebhookSigningSecret` from Secrets Manager.
+def wallet_webhook_secret(api: Api, customer: str) -> str:
+    """The wallet's own webhook secret (`whsec_…`), read as the SaaS reads it: `GET /wallets/{customerId}/webhook/
+    secret`. Each wallet has its own, so one customer's receiver cannot verify (or forge) another's webhooks."""
+    status, answer = api.call("GET", f"/wallets/{customer}/webhook/secret")
+    if status != 200 or not isinstance(answer, dict) or not str(answer.get("secret", "")).startswith("whsec_"):
+        raise DemoError(f"GET /wallets/{customer}/webhook/secret answered {status}: {json.dumps(answer)}")
+    return str(answer["secret"])
 
-    Deployed, its ARN is the stack's output `WebhookSigningSecretArn`; the local stack names the secret
-    `<stack>-WebhookSigningSecret`, as CloudFormation would without a `Name`.
-    """
-    name = f"{config.stack_name}-WebhookSigningSecret"
-    try:
-        return str(aws_client(config, "secretsmanager").get_secret_value(SecretId=name)["SecretString"])
-    except (BotoCoreError, ClientError) as error:
+
+@contextmanager
+def account_endpoint(api: Api, url: str, event_types: Sequence[str], description: str) -> Iterator[dict[str, Any]]:
+    """An account-level webhook endpoint (`POST /webhook-endpoints`), its answer holding its own secret; removed
+    (`DELETE`) on the way out, so runs of the demo do not pile up endpoints (a deployment holds at most 20)."""
+    body = {"url": url, "eventTypes": list(event_types), "description": description}
+    status, created = api.call("POST", "/webhook-endpoints", body)
+    if status == 409 and error_code(created) == "too_many_endpoints":
         raise DemoError(
-            f"No signing secret {name!r} at {config.moto_url} ({error}).\n"
-            f"Is the local stack running with that moto port? Start it with:  {START_HINT}"
-        ) from error
+            f"The stack already has the most webhook endpoints it may: {created['error']['message']}.\n"
+            "List them with GET /webhook-endpoints and remove one (DELETE /webhook-endpoints/{id}), or restart the "
+            "local stack."
+        )
+    if status != 201:
+        raise DemoError(f"POST /webhook-endpoints answered {status}: {json.dumps(created)}")
+    try:
+        yield dict(created)
+    finally:
+        api.call("DELETE", f"/webhook-endpoints/{created['id']}")
 
 
 # -- the local clock -------------------------------------------------------------------------------------------------
@@ -241,8 +279,8 @@ def signing_secret(config: DemoConfig) -> str:
 class StackClock:
     """The local stack's clock (`GET`/`POST /_local/clock`): real time, plus however far it was moved forward.
 
-    The demo stamps its usage with it, moves it past the promotional card's expiry, and its webhook receiver checks
-    signatures' timestamps against it (the sender signs with the stack's time, which may be hours ahead of this
+    The demo stamps its usage with it, moves it past the promotional card's expiry, and its webhook receivers judge
+    `webhook-timestamp` by it (the sender signs with the stack's time, which may be hours ahead of this
     process's own after a demo has run). Without the route (not the local stack), it is this process's clock.
     """
 
@@ -747,7 +785,7 @@ def expire_promotion(
     customer: str,
     credits: Decimal,
     currency: str,
-    alerts_delivered: Callable[[], bool],
+    webhooks_delivered: Callable[[], bool],
 ) -> str:
     """Grant a free promotional card expiring in 2 hours, see its expiring-soon notice, move the local clock past
     its expiry, and show it expired (the event, the card leaving the wallet, the ledger's expiry entry).
@@ -769,10 +807,10 @@ def expire_promotion(
         f"balance [bold]{bought['balance']}[/]"
     )
     watcher.wait_until(lambda: watcher.about_card("Credits Expiring Soon", card_id) is not None, seconds=10)
-    # An alert signed before the move and checked after it would look two hours old to the receiver, refused until
+    # A webhook signed before the move and checked after it would look two hours old to a receiver, refused until
     # the sender's retry 30 s later: the bus settles (a second without a new event) and what it raised arrives first.
-    if not watcher.wait_until(lambda: watcher.quiet_for(1.0) and alerts_delivered(), seconds=15):
-        console.print("[yellow]Alerts are still on their way to the receiver; moving the clock anyway.[/]")
+    if not watcher.wait_until(lambda: watcher.quiet_for(1.0) and webhooks_delivered(), seconds=15):
+        console.print("[yellow]Webhooks are still on their way to the receivers; moving the clock anyway.[/]")
     moved = clock.advance(CLOCK_ADVANCE)
     console.print(
         f'Moved the local clock forward by 2 h 1 min (POST /_local/clock {{"advance": "{CLOCK_ADVANCE}"}}): it '
@@ -819,37 +857,105 @@ def fetch_ledger_of_type(api: Api, customer: str, entry_type: str) -> list[dict[
 
 
 def show_webhooks(console: Console, result: DemoResult) -> None:
-    """What the receiver got: one row per alert kept (first verified request of its id), then refused requests."""
+    """What the wallet's receiver got: one row per alert kept (first verified request of its id), then refused
+    requests."""
     kept = result.webhooks_kept()
     table = Table(title=f"Webhooks received at {result.webhook_url}")
-    for column in ("#", "event type", "Prepaid-Webhook-Id", "attempt", "signature", "copies"):
+    for column in ("#", "event type", "webhook-id", "attempt", "verified", "copies"):
         table.add_column(column, justify="right" if column in {"#", "attempt", "copies"} else "left")
     for number, delivery in enumerate(kept.values(), start=1):
         table.add_row(
-            str(number),
-            delivery.event_type,
-            delivery.event_id,
-            delivery.attempt,
-            "[green]✓[/]",
-            str(sum(1 for d in result.webhooks if d.signature_ok and d.event_id == delivery.event_id) - 1),
+            str(number), delivery.event_type, delivery.event_id, delivery.attempt, "[green]✓[/]", str(delivery.copies)
         )
     for delivery in result.webhooks:
-        if not delivery.signature_ok:
+        if not delivery.verified:
             table.add_row("", delivery.event_type, delivery.event_id, delivery.attempt, "[red]✗ refused (401)[/]", "")
     console.print(table)
     wanted = result.alert_ids()
     missing = [i for i in wanted if i not in kept]
-    copies = sum(1 for d in result.webhooks if d.signature_ok) - len(kept)
-    refused = sum(1 for d in result.webhooks if not d.signature_ok)
+    copies = sum(1 for d in result.webhooks if d.verified) - len(kept)
+    refused = sum(1 for d in result.webhooks if not d.verified)
     console.print(
-        f"{len(result.webhooks)} requests: {len(kept)} alerts kept once each (deduped on Prepaid-Webhook-Id), "
-        f"{copies} copies answered 200 and dropped, {refused} refused (bad signature)"
+        f"{len(result.webhooks)} requests: {len(kept)} alerts kept once each (deduped on webhook-id), "
+        f"{copies} copies answered 200 and dropped, {refused} refused (did not verify)"
     )
     console.print(
-        f"[green]Every alert on the bus for {result.customer} ({len(wanted)}) arrived, signed ✓[/]"
+        f"[green]Every alert on the bus for {result.customer} ({len(wanted)}) arrived, verified ✓[/]"
         if not missing
         else f"[red]{len(missing)} of the {len(wanted)} alerts on the bus for {result.customer} did not arrive[/]"
     )
+
+
+def endpoint_deliveries(api: Api, result: DemoResult, seconds: float = 5.0) -> list[dict[str, Any]]:
+    """This customer's deliveries to the account-level endpoint, newest first, as `GET /webhook-endpoints/{id}/
+    deliveries` lists them, once each is recorded delivered (the record is written just after the receiver's 2xx)
+    or `seconds` pass."""
+    wanted = set(result.endpoint_event_ids())
+    deadline = time.monotonic() + seconds
+    while True:
+        page = api.expect("GET", f"/webhook-endpoints/{result.endpoint_id}/deliveries?limit=100", 200)
+        mine = [d for d in page["deliveries"] if d.get("customerId") == result.customer]
+        done = {d["eventId"] for d in mine if d.get("state") == "delivered"}
+        if wanted <= done or time.monotonic() >= deadline:
+            return mine
+        time.sleep(0.2)
+
+
+def show_endpoint_deliveries(console: Console, result: DemoResult) -> None:
+    """The endpoint's deliveries of this customer's events as the API lists them, beside what its receiver kept."""
+    kept = result.endpoint_kept()
+    table = Table(title=f"Deliveries to endpoint {result.endpoint_id} (GET /webhook-endpoints/{{id}}/deliveries)")
+    for column in ("event type", "webhook-id", "event time", "state", "attempts", "receiver"):
+        table.add_column(column, justify="right" if column == "attempts" else "left")
+    for delivery in result.endpoint_deliveries:
+        got = "[green]✓ verified[/]" if delivery["eventId"] in kept else "[red]✗ not kept[/]"
+        style = "green" if delivery.get("state") == "delivered" else "yellow"
+        table.add_row(
+            delivery["eventType"],
+            delivery["eventId"],
+            delivery["eventTime"],
+            f"[{style}]{delivery['state']}[/]",
+            str(delivery["attempts"]),
+            got,
+        )
+    console.print(table)
+    others = len(kept) - sum(1 for d in kept.values() if d.customer_id == result.customer)
+    console.print(
+        f"The endpoint's receiver kept {len(kept)} events of {', '.join(ENDPOINT_TYPES)}"
+        + (f" ({others} about other customers: the endpoint is account-wide)" if others else "")
+    )
+
+
+def show_secrets(console: Console, result: DemoResult) -> None:
+    """Each secret verifies its own deliveries only: the first delivery of each receiver checked with both secrets,
+    as a receiver would have on its arrival (nothing forged is sent)."""
+    secrets = {"the wallet's secret": result.wallet_secret, "the endpoint's secret": result.endpoint_secret}
+    table = Table(title="Which secret verifies which delivery (standardwebhooks, at its arrival)")
+    for column in ("delivery", "event type", "webhook-id", *secrets):
+        table.add_column(column)
+    samples = {"to the wallet's webhookUrl": result.webhooks_kept(), "to the endpoint": result.endpoint_kept()}
+    for name, kept in samples.items():
+        first = next(iter(kept.values()), None)
+        if first is not None:
+            marks = [
+                "[green]✓ verifies[/]" if first.verifies_with(s) else "[red]✗ does not[/]" for s in secrets.values()
+            ]
+            table.add_row(name, first.event_type, first.event_id, *marks)
+    console.print(table)
+    crossed = cross_verified(result)
+    console.print(
+        f"[green]The endpoint's secret verifies none of the wallet's {len(result.webhooks_kept())} deliveries, and the "
+        f"wallet's secret none of the endpoint's {len(result.endpoint_kept())} ✓[/]"
+        if not crossed
+        else f"[red]{len(crossed)} deliveries verify with the other receiver's secret: {crossed[:3]}[/]"
+    )
+
+
+def cross_verified(result: DemoResult) -> list[str]:
+    """The ids of kept deliveries that the other receiver's secret verifies too (none, when secrets are apart)."""
+    wallet_side = [d.event_id for d in result.webhooks_kept().values() if d.verifies_with(result.endpoint_secret)]
+    endpoint_side = [d.event_id for d in result.endpoint_kept().values() if d.verifies_with(result.wallet_secret)]
+    return wallet_side + endpoint_side
 
 
 # -- the whole story -------------------------------------------------------------------------------------------------
@@ -867,13 +973,22 @@ def run(config: DemoConfig, console: Console) -> DemoResult:
     if config.sqs_every > 0:
         usage_queue(config)  # fail now, not half-way, if the queue cannot be reached
     clock = StackClock(api)
-    secret = signing_secret(config)
-    with WebhookReceiver(secret, path=f"/webhooks/{customer}", now=clock.timestamp) as receiver:
+    with (
+        WebhookReceiver(path=f"/webhooks/{customer}", now=clock.timestamp) as receiver,
+        WebhookReceiver(path=f"/billing/{customer}", now=clock.timestamp) as billing,
+        account_endpoint(api, billing.url, ENDPOINT_TYPES, f"make demo: billing sync for {customer}") as endpoint,
+    ):
+        billing.secret = str(endpoint["secret"])  # shown once, in the answer (and at GET .../secret)
         console.print(
-            f"Webhook receiver started at {receiver.url}: it verifies Prepaid-Signature with the signing secret "
-            f"(Secrets Manager, {config.stack_name}-WebhookSigningSecret) and dedupes on Prepaid-Webhook-Id"
+            f"Webhook receiver started at {receiver.url}: it verifies each request with the standardwebhooks "
+            "library and the wallet's own secret (GET /wallets/{customerId}/webhook/secret), and dedupes on webhook-id"
         )
-        return tell(config, console, api, customer, price_book, rates, clock, receiver)
+        console.print(
+            f"Account-level webhook endpoint {endpoint['id']} (POST /webhook-endpoints) for "
+            f"{', '.join(endpoint['eventTypes'])}, to a second receiver at {billing.url}, verified with the "
+            "endpoint's own secret"
+        )
+        return tell(config, console, api, customer, price_book, rates, clock, receiver, (endpoint, billing))
 
 
 def tell(
@@ -885,24 +1000,32 @@ def tell(
     rates: dict[str, Decimal],
     clock: StackClock,
     receiver: WebhookReceiver,
+    account: tuple[dict[str, Any], WebhookReceiver],
 ) -> DemoResult:
-    """The story's acts, with the receiver running."""
+    """The story's acts, with the receivers running: the wallet's (`receiver`), and the account-level endpoint with
+    its own (`account`)."""
+    endpoint, billing = account
     currency = str(price_book.get("currency", "USD"))
     act = itertools.count(1)  # the acts' numbers (the expiry act is optional)
     console.rule(f"{next(act)}. Buy credits, set alerts and an auto-recharge")
     watcher = Watcher(api, customer, console.print)
 
-    def alerts_delivered() -> bool:
-        return watcher.ids_of(ALERT_TYPES) <= receiver.kept_ids()
+    def webhooks_delivered() -> bool:
+        """Every alert reached the wallet's receiver, every purchase and expiry the endpoint's (each verified)."""
+        return (
+            watcher.ids_of(ALERT_TYPES) <= receiver.kept_ids() and watcher.ids_of(ENDPOINT_TYPES) <= billing.kept_ids()
+        )
 
     show_quote(api, console, config.credits, price_book)
     buy(api, console, customer, config.credits, key=f"{customer}-first-purchase")
     watcher.wait_for(["Credits Purchased"], seconds=5)
+    receiver.secret = wallet_webhook_secret(api, customer)  # the wallet exists now: it has its own secret
     configure_wallet(api, console, config, customer, currency, receiver.url)
 
     events = plan_usage(customer, rates, config.events, config.usage_credits, config.seed, at=clock.now())
     result = expect(config, customer, events, rates)
-    result.webhook_url = receiver.url
+    result.webhook_url, result.wallet_secret = receiver.url, receiver.secret
+    result.endpoint_id, result.endpoint_url, result.endpoint_secret = endpoint["id"], billing.url, billing.secret
     expected = result.expected_rated
     rate_text = ", ".join(f"{m} {rates[m]}" for m in DEMO_METERS)
     channels = (
@@ -946,7 +1069,7 @@ def tell(
         console.rule(f"{next(act)}. A promotion that expires")
         try:
             result.promo_card_id = expire_promotion(
-                api, console, clock, watcher, customer, config.promo_credits, currency, alerts_delivered
+                api, console, clock, watcher, customer, config.promo_credits, currency, webhooks_delivered
             )
         except RouteMissing as missing:
             result.problems.append(f"the local clock cannot be moved ({missing})")
@@ -961,11 +1084,15 @@ def tell(
         console.print(f"[yellow]The ledger route is not served by this build yet[/] ({missing}).")
 
     console.rule(f"{next(act)}. Webhooks received")
-    watcher.wait_until(alerts_delivered, seconds=20)
+    watcher.wait_until(webhooks_delivered, seconds=20)
     result.events = list(watcher.seen.values())
     result.event_types = watcher.types()
     result.webhooks = list(receiver.requests)
+    result.endpoint_webhooks = list(billing.requests)
     show_webhooks(console, result)
+    result.endpoint_deliveries = endpoint_deliveries(api, result)
+    show_endpoint_deliveries(console, result)
+    show_secrets(console, result)
 
     check_end_state(result)
     verdict = "[bold green]as the rate card predicts" if result.ok else "[bold red]" + "; ".join(result.problems)
@@ -976,7 +1103,8 @@ def tell(
             f"overage {result.wallet.get('overage')} (expected {plain(result.expected_overage)}), "
             f"expired {expired} (expected {plain(result.expected_expired)})\n"
             f"auto-recharges {len(result.of_type('Auto Recharge Purchased'))} (expected {result.expected_recharges}), "
-            f"webhooks: {len(result.webhooks_kept())} alerts kept of {len(result.webhooks)} requests\n"
+            f"webhooks: {len(result.webhooks_kept())} alerts kept of {len(result.webhooks)} requests; "
+            f"endpoint: {len(result.endpoint_kept())} events kept of {len(result.endpoint_webhooks)} requests\n"
             f"events seen on the bus: {', '.join(result.event_types)}\n{verdict}",
             title=f"{customer}: end state",
         )
@@ -1016,8 +1144,8 @@ def check_end_state(result: DemoResult) -> None:
 
     The wallet's balance, overage and expired credits to the last digit; Balance Low seen; exactly the expected
     number of auto-recharges; the promotional card's expiring-soon notice and its expiry (event and ledger entry);
-    every alert event of this customer on the bus received by the webhook receiver, kept once, signature verified,
-    and no request refused.
+    every alert event of this customer on the bus received by the wallet's receiver, and every purchase and expiry by
+    the endpoint's, each kept once, verified, with no request refused and neither secret verifying the other's.
     """
     wallet = result.wallet
     if Decimal(wallet.get("balance", "-1")) != result.expected_balance:
@@ -1055,7 +1183,8 @@ def check_promotion(result: DemoResult, card_id: str) -> None:
 
 
 def check_webhooks(result: DemoResult) -> None:
-    """Every alert of this customer on the bus reached the receiver, kept once with a verified signature."""
+    """Every alert of this customer on the bus reached the wallet's receiver, and every purchase and expiry the
+    endpoint's, kept once and verified with its own secret; neither secret verifies the other's deliveries."""
     wanted = result.alert_ids()
     kept = result.webhooks_kept()
     if not wanted:
@@ -1063,12 +1192,23 @@ def check_webhooks(result: DemoResult) -> None:
     missing = [i for i in wanted if i not in kept]
     if missing:
         result.problems.append(f"{len(missing)} alerts not received by the webhook: {missing[:3]}")
-    refused = [d.event_id for d in result.webhooks if not d.signature_ok]
-    if refused:
-        result.problems.append(f"{len(refused)} webhook requests failed signature verification: {refused[:3]}")
     strangers = [d.event_id for d in kept.values() if d.customer_id != result.customer]
     if strangers:
         result.problems.append(f"webhooks about another customer: {strangers[:3]}")
+    for_endpoint = result.endpoint_event_ids()
+    missing = [i for i in for_endpoint if i not in result.endpoint_kept()]
+    if not for_endpoint or missing:
+        result.problems.append(f"{len(missing)} of {len(for_endpoint)} events not received by the endpoint")
+    refused = [d.event_id for d in (*result.webhooks, *result.endpoint_webhooks) if not d.verified]
+    if refused:
+        result.problems.append(f"{len(refused)} webhook requests did not verify: {refused[:3]}")
+    listed = {d["eventId"]: d.get("state") for d in result.endpoint_deliveries}
+    undelivered = [i for i in for_endpoint if listed.get(i) != "delivered"]
+    if undelivered:
+        result.problems.append(f"endpoint deliveries not listed as delivered: {undelivered[:3]}")
+    crossed = cross_verified(result)
+    if crossed:
+        result.problems.append(f"{len(crossed)} deliveries verify with the other receiver's secret: {crossed[:3]}")
 
 
 # -- command line ----------------------------------------------------------------------------------------------------

@@ -1,49 +1,60 @@
-"""The demo's webhook receiver: what a SaaS would run to get its customers' alerts (docs/webhooks.md).
+"""The demo's webhook receiver: what a SaaS would run to get its customers' events (docs/webhooks.md).
 
 A small `http.server` on 127.0.0.1 (a free port, its own thread) that, for each `POST`:
 
-- verifies the `Prepaid-Signature` header over the **raw** body exactly as the snippet in docs/webhooks.md does
-  (HMAC-SHA256 of `"<t>.<body>"` with the signing secret, timestamp within 5 minutes), and answers 401 when it does
-  not verify;
-- dedupes on `Prepaid-Webhook-Id`: the first verified request of an id is kept, a later one is answered 200 and
-  counted as a copy (a receiver that does the work once per id);
+- verifies it with the `standardwebhooks` library (Standard Webhooks: `webhook-id`, `webhook-timestamp`,
+  `webhook-signature` over the **raw** body, with the endpoint's `whsec_` secret, timestamp within 5 minutes), as
+  README.md's receiver does, and answers 401 when it does not verify;
+- dedupes on `webhook-id`: the first verified request of an id is kept, a later one is answered 200 and counted as
+  a copy (a receiver that does the work once per id);
 - answers fast (2xx within the sender's 5 s), and records what it got, for the demo to show.
-
-Standard library only, so it reads as what a receiver would copy.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook, WebhookVerificationError
 
-def verify_prepaid_webhook(
-    secret: str, body: bytes, signature: str, tolerance_seconds: int = 300, now: float | None = None
-) -> bool:
-    """True when `body` (the raw request body) was signed with `secret` less than `tolerance_seconds` ago.
 
-    `signature` is the Prepaid-Signature header: "t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.<body>'>".
-    The snippet of docs/webhooks.md, line for line, except that the time it compares against can be given (`now`, unix
-    seconds): the demo's receiver uses the local stack's clock, which the demo moves forward.
+class StackClockWebhook(Webhook):
+    """`standardwebhooks`' `Webhook`, judging `webhook-timestamp` by another clock than this machine's.
+
+    Only for the demo: the local stack signs with its own clock, which the demo moves forward (hours, days), while
+    the library compares with this machine's real time, so every delivery after a move would look too new. The
+    signature and the rule (within 5 minutes either way) stay the library's own; only "now" is the stack's. A real
+    receiver calls `Webhook(secret).verify(body, headers)` as README.md shows.
     """
+
+    def __init__(self, secret: str, now: Callable[[], float]) -> None:
+        super().__init__(secret)
+        self._now = now  # the clock to judge by, in unix seconds
+
+    def _Webhook__verify_timestamp(self, timestamp_header: str) -> datetime:  # noqa: N802 - the library's private check
+        try:
+            signed_at = float(timestamp_header)
+        except ValueError:
+            raise WebhookVerificationError("Invalid Signature Headers") from None
+        lead = self._now() - time.time()  # how far the stack's clock runs ahead of this machine's
+        # The library's own check, on the timestamp moved back by that lead: the same as judging it by the stack.
+        super()._Webhook__verify_timestamp(repr(signed_at - lead))  # type: ignore[misc]  # mangled, so unseen
+        return datetime.fromtimestamp(signed_at, tz=UTC)  # what was signed, unmoved: the signature covers it
+
+
+def verifies(secret: str, body: bytes, headers: dict[str, str], now: Callable[[], float] = time.time) -> bool:
+    """True when the library verifies the request with `secret`, its timestamp judged at `now()` (unix seconds)."""
     try:
-        fields = dict(part.strip().split("=", 1) for part in signature.split(","))
-        timestamp = int(fields["t"])
-    except (KeyError, ValueError):
+        StackClockWebhook(secret, now).verify(body, headers, json_parse=False)
+    except (WebhookVerificationError, EmptyWebhookSecretError, ValueError):  # ValueError: a secret not in base64
         return False
-    if abs((time.time() if now is None else now) - timestamp) > tolerance_seconds:
-        return False  # too old (a replay) or too far in the future
-    signed = str(timestamp).encode() + b"." + body
-    expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected.encode(), fields.get("v1", "").encode())
+    return True
 
 
 class PostServer:
@@ -91,21 +102,27 @@ class PostServer:
 
 @dataclass
 class Delivery:
-    """One request the receiver got: the raw body and headers, whether its signature verified, what it answered."""
+    """One request the receiver got: the raw body and headers, when it arrived (the stack's clock, unix seconds),
+    whether it verified, what it answered."""
 
     headers: dict[str, str]
     body: bytes
-    signature_ok: bool
+    received_at: float
+    verified: bool
     answered: int
-    copies: int = 0  # later requests with the same Prepaid-Webhook-Id (answered 200, not kept again)
+    copies: int = 0  # later requests with the same webhook-id (answered 200, not kept again)
+
+    def header(self, name: str) -> str:
+        """A header's value, whatever the case it came in (HTTP header names are case-insensitive)."""
+        return next((v for k, v in self.headers.items() if k.lower() == name.lower()), "")
 
     @property
     def event_id(self) -> str:
-        return self.headers.get("Prepaid-Webhook-Id", "")
+        return self.header("webhook-id")
 
     @property
     def attempt(self) -> str:
-        return self.headers.get("Prepaid-Webhook-Attempt", "")
+        return self.header("Prepaid-Webhook-Attempt")
 
     def payload(self) -> dict[str, Any]:
         try:
@@ -116,21 +133,26 @@ class Delivery:
 
     @property
     def event_type(self) -> str:
-        return str(self.payload().get("type") or self.headers.get("Prepaid-Event-Type", "?"))
+        return str(self.payload().get("type") or self.header("Prepaid-Event-Type") or "?")
 
     @property
     def customer_id(self) -> str:
         return str(self.payload().get("customerId", ""))
 
+    def verifies_with(self, secret: str) -> bool:
+        """Whether `secret` verifies this request, as a receiver holding it would have judged it on arrival."""
+        return verifies(secret, self.body, self.headers, now=lambda: self.received_at)
+
 
 @dataclass
 class WebhookReceiver:
-    """A verifying, deduping webhook receiver on 127.0.0.1; `start()` it, point a wallet's `webhookUrl` at `url`.
+    """A verifying, deduping webhook receiver on 127.0.0.1; `start()` it, point a webhook at `url`, and give it the
+    endpoint's secret (`secret`: until it has one, it refuses every request).
 
-    `now` gives the time (unix seconds) signatures are checked against: the real time by default.
+    `now` gives the time (unix seconds) timestamps are judged by: the real time by default.
     """
 
-    secret: str
+    secret: str = ""
     path: str = "/webhooks/prepaid"
     now: Callable[[], float] = time.time
     requests: list[Delivery] = field(default_factory=list, init=False)  # every request, in arrival order
@@ -159,23 +181,24 @@ class WebhookReceiver:
         self.stop()
 
     def receive(self, path: str, headers: dict[str, str], body: bytes) -> int:
-        """Handle one request; return the status to answer (200 kept or a copy, 401 bad signature, 404 wrong path)."""
+        """Handle one request; return the status to answer (200 kept or a copy, 401 not verified, 404 wrong path)."""
         if path != self.path:
             return 404
-        signature_ok = verify_prepaid_webhook(self.secret, body, headers.get("Prepaid-Signature", ""), now=self.now())
-        delivery = Delivery(headers, body, signature_ok, answered=200 if signature_ok else 401)
+        now = self.now()
+        ok = verifies(self.secret, body, headers, now=lambda: now)
+        delivery = Delivery(headers, body, received_at=now, verified=ok, answered=200 if ok else 401)
         with self._lock:
             self.requests.append(delivery)
-            if signature_ok:
+            if ok:
                 first = self.kept.setdefault(delivery.event_id, delivery)
                 if first is not delivery:
                     first.copies += 1  # a redelivery: already handled, answer 2xx and do nothing
         return delivery.answered
 
     def rejected(self) -> list[Delivery]:
-        """Requests whose signature did not verify."""
+        """Requests that did not verify."""
         with self._lock:
-            return [d for d in self.requests if not d.signature_ok]
+            return [d for d in self.requests if not d.verified]
 
     def kept_ids(self) -> set[str]:
         with self._lock:

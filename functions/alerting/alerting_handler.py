@@ -1,8 +1,10 @@
-"""Alerting: the alert queue (balance and expiry events from the bus) → the alert topic and each wallet's webhook.
+"""Alerting: the alert queue (every prepaid.credits event from the bus) → the alert topic and each wallet's webhook
+(alerts), and the account-level webhook endpoints that subscribed to the event's type.
 
-Each message is one EventBridge event. Delivered (or given up on, into the dead-letter queue): the message is
-deleted. A failed attempt: the message stays, invisible for its backoff (ChangeMessageVisibility), and is reported
-as a batch item failure so Lambda does not delete it.
+Each message is one EventBridge event (or a resend of one, for one channel: its `resendChannel` attribute).
+Delivered (or given up on, into the dead-letter queue): the message is deleted. A failed attempt: the message
+stays, invisible for its backoff (ChangeMessageVisibility), and is reported as a batch item failure so Lambda does
+not delete it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from aws_lambda_powertools.utilities.data_classes import SQSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from prepaid import assembly
+from prepaid.adapters.alert_queue import resend_channel
 from prepaid.config import alerting_settings
 
 logger = Logger()
@@ -46,14 +49,17 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
             continue
         lease = timedelta(milliseconds=context.get_remaining_time_in_millis()) + LEASE_MARGIN
         try:
-            outcome = assembly.alerting().handle(record.body, owner=message_id, lease=lease)
+            only = resend_channel(record.get("messageAttributes") or {})
+            outcome = assembly.alerting().handle(record.body, owner=message_id, lease=lease, only_channel=only)
         except Exception:
             logger.exception("alert not handled", extra={"messageId": message_id})
             failures.append({"itemIdentifier": message_id})
             continue
+        logger.set_correlation_id(outcome.correlation_id)  # the request's that made the change, when it names one
         logger.info("alert", extra={"messageId": message_id, "eventId": outcome.event_id, "results": outcome.results})
-        for channel, result in outcome.results.items():  # e.g. WebhookDelivered, WebhookFailed, TopicDeadLettered
-            name = "".join(w.title() for w in [channel, *result.split(":", 1)[0].split("_")])
+        for channel, result in outcome.results.items():  # e.g. WebhookDelivered, EndpointFailed, TopicDeadLettered
+            kind = channel.split(":", 1)[0]  # an endpoint's id is in the log line, not in the metric's name
+            name = "".join(w.title() for w in [kind, *result.split(":", 1)[0].split("_")])
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
         if outcome.retry_in is not None:
             _retry_later(record.receipt_handle, outcome.retry_in, message_id)

@@ -21,7 +21,7 @@ from dashboard_page import PAGE, PAGE_POLICY
 from prepaid import assembly
 from prepaid.config import payments_settings
 from prepaid.edge import wire
-from prepaid.edge.http import headers, json_response, resolver, serve
+from prepaid.edge.http import correlation_id_of, headers, json_response, resolver, serve
 from prepaid.edge.links import public_base_url
 from prepaid.edge.schemas import CheckoutBody, DecimalText
 
@@ -75,7 +75,8 @@ def checkout(body: CheckoutBody) -> Response[Any]:
     settings, page = payments_settings(), f"{public_base_url(app.current_event.raw_event)}/dashboard"
     success = settings.checkout_success_url or f"{page}#checkout=success"
     cancel = settings.checkout_cancel_url or f"{page}#checkout=cancel"
-    result, hosted = assembly.dashboard().checkout(_token(), body.credits, success, cancel)
+    followed = correlation_id_of(app.current_event.raw_event)
+    result, hosted = assembly.dashboard().checkout(_token(), body.credits, success, cancel, followed)
     logger.append_keys(card_id=result.card.card_id)
     return json_response(wire.checkout(result, hosted), HTTPStatus.CREATED)
 

@@ -9,6 +9,7 @@ and changes no wallet.
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -18,7 +19,7 @@ from aws_lambda_powertools.utilities.data_classes import SQSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from prepaid import assembly, parallel
-from prepaid.adapters.sqs import DeadLetters, MalformedRatedMessage, rated_from_wire, usage_of
+from prepaid.adapters.sqs import DeadLetters, MalformedRatedMessage, rated_correlation_ids, rated_from_wire, usage_of
 from prepaid.application.drawdown import DrawdownReport, DrawdownService
 from prepaid.domain.wallet import RatedUsage
 
@@ -37,16 +38,31 @@ def group(records: list[Any]) -> tuple[dict[str, tuple[list[str], list[RatedUsag
         except MalformedRatedMessage as bad:
             poison.append((record.message_id, record.body, bad.reason))
             continue
+        followed, unread = rated_correlation_ids(record.raw_event.get("messageAttributes"))
+        if unread is not None:  # only the trail is lost: the usage is drawn all the same
+            logger.warning("correlation ids not read", extra={"messageId": record.message_id, "reason": unread})
         ids, pending = groups.setdefault(message.customer_id, ([], []))
         ids.append(record.message_id)
-        pending.extend(message.usages)
+        pending.extend([replace(u, correlation_ids=followed) for u in message.usages] if followed else message.usages)
     return groups, poison
 
 
 def draw(
     service: DrawdownService, dead: DeadLetters, customer: tuple[str, tuple[list[str], list[RatedUsage]]]
 ) -> DrawdownReport | None:
-    """One customer's usage of the batch drawn, its refusals dead-lettered; None when that failed (logged)."""
+    """One customer's usage of the batch drawn, its refusals dead-lettered; None when that failed (logged). Its logs
+    name the first request it draws (in this customer's thread only: customers are drawn side by side)."""
+    _, (_, usages) = customer
+    logger.thread_safe_append_keys(correlation_id=next((i for u in usages for i in u.correlation_ids), None))
+    try:
+        return _draw(service, dead, customer)
+    finally:
+        logger.thread_safe_remove_keys(["correlation_id"])
+
+
+def _draw(
+    service: DrawdownService, dead: DeadLetters, customer: tuple[str, tuple[list[str], list[RatedUsage]]]
+) -> DrawdownReport | None:
     customer_id, (_, usages) = customer
     try:
         report = service.apply(customer_id, usages)

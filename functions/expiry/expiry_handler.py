@@ -19,6 +19,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from prepaid import assembly
+from prepaid.application.changes import correlation_ids_in
 from prepaid.application.lifecycle import EXPIRE, UncommittedEvent
 from prepaid.domain.rules import CARD_ID_PATTERN, CUSTOMER_ID_PATTERN
 
@@ -64,11 +65,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.info("card lifecycle scheduled", extra={"cardId": (purchased.card or {}).get("cardId"), "done": done})
         return {"scheduled": done}
     step = parse(event=event, model=ScheduledStep)
+    followed = correlation_ids_in(event)  # the purchase's request, when it had one (read as untrusted)
     logger.append_keys(customerId=step.customer_id, cardId=step.card_id)
+    logger.set_correlation_id(next(iter(followed), None))
     if step.action == EXPIRE:
-        expired = service.expire(step.customer_id, step.card_id, step.expires_at)
+        expired = service.expire(step.customer_id, step.card_id, step.expires_at, followed)
         metrics.add_metric(name="CardsExpired", unit=MetricUnit.Count, value=expired)
         return {"expired": expired}
-    warned = service.warn_expiring(step.customer_id, step.card_id, step.expires_at)
+    warned = service.warn_expiring(step.customer_id, step.card_id, step.expires_at, followed)
     metrics.add_metric(name="ExpiryWarnings", unit=MetricUnit.Count, value=int(warned))
     return {"warned": warned}

@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.data_classes import SQSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from prepaid import assembly
-from prepaid.adapters.sqs import MalformedUsageMessage, RatedMessage, usage_from_wire
+from prepaid.adapters.sqs import MalformedUsageMessage, RatedMessage, usage_correlation_id, usage_from_wire
 from prepaid.application.ingest import Delivery, UsageIntake
 
 logger = Logger()
@@ -33,7 +33,8 @@ def read(records: list[Any], intake: UsageIntake) -> tuple[Delivery, set[str]]:
             delivery.poison.append((record.message_id, record.body, bad.reason))
             continue
         try:
-            delivery.add(record.message_id, events, intake.screen(events))
+            followed = usage_correlation_id(record.raw_event.get("messageAttributes"), record.message_id)
+            delivery.add(record.message_id, events, intake.screen(events), followed)
         except Exception:
             logger.exception("message not screened", extra={"messageId": record.message_id})
             unread.add(record.message_id)

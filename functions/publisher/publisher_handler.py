@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from prepaid import assembly
 from prepaid.adapters.items import outbox_from_item
+from prepaid.application.changes import correlation_ids_in
 
 logger = Logger()
 metrics = Metrics()
@@ -28,6 +29,8 @@ def publish_record(record: DynamoDBRecord) -> None:
     if not image or image.get("itemType") != "outbox":
         return  # the event source filter sends only outbox inserts; anything else is not ours to publish
     event = outbox_from_item(image)
+    # this record's logs name the first request its change answered (none for a change no request made)
+    logger.set_correlation_id(next(iter(correlation_ids_in(event.detail)), None))
     assembly.publisher().publish(event)
     logger.info("published", extra={"eventId": event.event_id, "detailType": event.detail_type})
     metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=1)

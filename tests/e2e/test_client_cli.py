@@ -22,6 +22,7 @@ from prepaid_client.cli import main
 from prepaid_local.server import LocalServer
 from support.outside import call
 from support.waiting import PATIENCE_SECONDS, eventually
+from support.webhooks import Receiver, readme_verifier
 
 # A meter of this module's own: the screening functions cache rate cards, and other modules rate api_calls otherwise.
 METER = "cli_calls"
@@ -192,3 +193,36 @@ def test_the_console_script_runs_signed_with_the_environment_credentials(local: 
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["balance"] == "7"
     assert call(local, "GET", f"/wallets/{customer}")[1]["balance"] == "7"
+
+
+def test_a_webhook_endpoint_from_the_cli_gets_deliveries_that_verify_and_resends(local: LocalServer) -> None:
+    # Given a receiver, and an endpoint for purchases added from the CLI (its secret printed once)
+    receiver = Receiver().start()
+    added = prepaid_json(local, "webhooks", "add", receiver.url, "--type", "Credits Purchased")
+    endpoint = added["id"]
+    try:
+        assert prepaid(local, "webhooks", "secret", endpoint)[1].strip() == added["secret"]
+        # When a customer buys credits
+        customer = f"cli-hook-{uuid.uuid4().hex[:8]}"
+        prepaid_json(local, "buy", customer, "100", "--price", "1")
+        # Then the receiver gets the purchase, and the README's check verifies it with that secret
+        (request,) = eventually(lambda: [r for r in receiver.received if r.json()["customerId"] == customer] or None)
+        assert readme_verifier()(added["secret"], request.body, request.headers)["type"] == "Credits Purchased"
+
+        # And the CLI lists the delivery as delivered (the listing is eventually consistent, like its index)
+        # (the server is shared: other tests' purchases may reach the endpoint too)
+        def listed() -> list[tuple[str, str]] | None:
+            deliveries = prepaid_json(local, "webhooks", "deliveries", endpoint)
+            return [(d["eventId"], d["state"]) for d in deliveries if d["customerId"] == customer] or None
+
+        assert eventually(listed) == [(request.event_id, "delivered")]
+        # When it is resent from the CLI
+        assert prepaid_json(local, "webhooks", "resend", endpoint, request.event_id)["state"] == "queued"
+        # Then the receiver gets the same event again
+        eventually(lambda: [r.event_id for r in receiver.received].count(request.event_id) == 2 or None)
+        # And an unknown endpoint is a typed not-found
+        with pytest.raises(NotFound):
+            PrepaidClient(local.url, unsigned=True).webhook_endpoint_secret("ep_" + "0" * 32)
+    finally:
+        receiver.stop()
+        PrepaidClient(local.url, unsigned=True).delete_webhook_endpoint(endpoint)

@@ -6,22 +6,26 @@ the SQS usage queue and an EventBridge rule of their own on the product's bus �
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import base64
 import io
 import json
+import secrets
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any
+from typing import Any, Self
 
 import pytest
+import standardwebhooks.webhooks
 from rich.console import Console
+from standardwebhooks.webhooks import Webhook
 
 from prepaid_demo import story as demo
 from prepaid_demo.catalog import DEMO_PRICE_BOOK
@@ -223,34 +227,78 @@ def post_webhook(url: str, body: bytes, headers: dict[str, str]) -> int:
         return error.code
 
 
-def signed(secret: str, body: bytes, at: int) -> str:
-    """A Prepaid-Signature header as the alerting function writes it."""
-    digest = hmac.new(secret.encode(), str(at).encode() + b"." + body, hashlib.sha256).hexdigest()
-    return f"t={at},v1={digest}"
+def new_secret() -> str:
+    """A Standard Webhooks secret, as an endpoint gets one."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def test_the_demo_receiver_verifies_signatures_and_keeps_one_request_per_webhook_id() -> None:
-    # Given the demo's webhook receiver, with a signing secret
-    secret, now = "demo-secret", int(time.time())
+def signed(secret: str, event_id: str, body: bytes, at: datetime) -> dict[str, str]:
+    """The Standard Webhooks headers the alerting function sends, signed by the library at `at`."""
+    return {
+        "Content-Type": "application/json",
+        "webhook-id": event_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": Webhook(secret).sign(event_id, at, body),
+    }
+
+
+@contextmanager
+def library_clock_at(instant: float) -> Iterator[None]:
+    """The `standardwebhooks` library's clock stopped at `instant` (unix seconds): README's receiver, run as it
+    would have run when a request arrived at a stack whose clock the demo moved forward."""
+
+    class Stopped(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> Self:
+            return cls.fromtimestamp(instant, tz)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(standardwebhooks.webhooks, "datetime", Stopped)
+        yield
+
+
+def test_the_demo_receiver_verifies_with_the_library_and_keeps_one_request_per_webhook_id() -> None:
+    # Given the demo's webhook receiver holding an endpoint's secret, and another endpoint's secret
+    secret, other = new_secret(), new_secret()
+    now = datetime.now(UTC)
     body = json.dumps({"customerId": "c", "id": "e-1", "type": "Balance Low"}).encode()
+    minutes = timedelta(minutes=7)  # past the 5 minutes' tolerance, with room for a slow machine
     with WebhookReceiver(secret, path="/hooks/c") as receiver:
-        hook = {"Prepaid-Webhook-Id": "e-1", "Content-Type": "application/json"}
-        # When an alert arrives signed, then again (a redelivery), then tampered with, then signed too long ago
-        first = post_webhook(receiver.url, body, {**hook, "Prepaid-Signature": signed(secret, body, now)})
-        again = post_webhook(receiver.url, body, {**hook, "Prepaid-Signature": signed(secret, body, now + 1)})
-        tampered = post_webhook(receiver.url, body + b" ", {**hook, "Prepaid-Signature": signed(secret, body, now)})
-        stale = post_webhook(receiver.url, body, {**hook, "Prepaid-Signature": signed(secret, body, now - 301)})
-        elsewhere = post_webhook(receiver.url.replace("/hooks/c", "/hooks/d"), body, hook)
+        # When an event arrives signed, then again (a redelivery), then tampered with, signed too long ago or too
+        # far ahead, signed with the other endpoint's secret, and sent to another path
+        first = post_webhook(receiver.url, body, signed(secret, "e-1", body, now))
+        again = post_webhook(receiver.url, body, signed(secret, "e-1", body, now + timedelta(seconds=1)))
+        tampered = post_webhook(receiver.url, body + b" ", signed(secret, "e-1", body, now))
+        stale = post_webhook(receiver.url, body, signed(secret, "e-1", body, now - minutes))
+        early = post_webhook(receiver.url, body, signed(secret, "e-1", body, now + minutes))
+        foreign = post_webhook(receiver.url, body, signed(other, "e-1", body, now))
+        elsewhere = post_webhook(receiver.url.replace("/hooks/c", "/hooks/d"), body, signed(secret, "e-1", body, now))
     # Then the signed ones are answered 200 and kept once; the others are refused
-    assert (first, again, tampered, stale, elsewhere) == (200, 200, 401, 401, 404)
+    assert (first, again, tampered, stale, early, foreign, elsewhere) == (200, 200, 401, 401, 401, 401, 404)
     assert list(receiver.kept) == ["e-1"]
     assert receiver.kept["e-1"].copies == 1
     assert receiver.kept["e-1"].event_type == "Balance Low"
-    assert len(receiver.rejected()) == 2
-    # And it verifies exactly as the snippet of docs/webhooks.md does
+    assert len(receiver.rejected()) == 4
+    # And it judges each request as README's receiver (the standardwebhooks library) does
     verify = readme_verifier()
     for delivery in receiver.requests:
-        assert delivery.signature_ok is verify(secret, delivery.body, delivery.headers["Prepaid-Signature"])
+        assert delivery.verified is (verify(secret, delivery.body, delivery.headers) is not None)
+
+
+def test_the_demo_receiver_judges_timestamps_by_the_stacks_clock() -> None:
+    # Given the demo's receiver on a stack whose clock was moved three days forward
+    secret, ahead = new_secret(), timedelta(days=3)
+    body = json.dumps({"customerId": "c", "id": "e-2", "type": "Credits Expired"}).encode()
+    with WebhookReceiver(secret, path="/hooks/c", now=lambda: time.time() + ahead.total_seconds()) as receiver:
+        # When the stack signs an event at its own time, and someone sends one signed at this machine's time
+        on_stack_time = signed(secret, "e-2", body, datetime.now(UTC) + ahead)
+        by_stack = post_webhook(receiver.url, body, on_stack_time)
+        by_machine = post_webhook(receiver.url, body, signed(secret, "e-3", body, datetime.now(UTC)))
+    # Then the stack's is kept and the other is refused (three days old for the stack)
+    assert (by_stack, by_machine) == (200, 401)
+    # And the plain library, judging by this machine's clock, would refuse the stack's (why the demo's receiver
+    # moves the library's "now", and only that)
+    assert readme_verifier()(secret, body, on_stack_time) is None
 
 
 def test_the_demo_tells_its_story_and_ends_where_the_rate_card_says(story: Story) -> None:
@@ -328,19 +376,38 @@ def test_the_demo_tells_its_story_and_ends_where_the_rate_card_says(story: Story
     (expiry,) = [e for e in entries if e["type"] == "expiry"]
     assert (expiry["cardId"], expiry["credits"], expiry["value"]["amount"]) == (promo, "500", "0.00")
 
-    # And its webhook receiver got every alert event of the customer once, each signed: the snippet of docs/webhooks.md
-    # agrees (the time check aside: the clock has moved since the first ones were signed)
-    secret = aws(server, "secretsmanager").get_secret_value(SecretId="local-WebhookSigningSecret")["SecretString"]
+    # And its wallet receiver got every alert event of the customer once, and its endpoint receiver every purchase
+    # and expiry of the customer once, each request answered 200
+    wallet_secret = call(server, "GET", f"/wallets/{customer}/webhook/secret")[1]["secret"]
+    endpoint_secret = result.endpoint_secret  # the demo removed its endpoint at the end: the secret went with it
+    assert call(server, "GET", f"/webhook-endpoints/{result.endpoint_id}")[0] == 404
     alert_ids = [e["detail"]["eventId"] for e in bus if e["detail-type"] in demo.ALERT_TYPES]
     assert len(alert_ids) == len(set(alert_ids)) >= len(demo.ALERT_TYPES)
     kept = result.webhooks_kept()
     assert sorted(kept) == sorted(alert_ids)
     assert {d.event_type for d in kept.values()} == set(demo.ALERT_TYPES)
-    assert all(d.signature_ok and d.answered == 200 for d in result.webhooks)
+    endpoint_ids = [e["detail"]["eventId"] for e in bus if e["detail-type"] in demo.ENDPOINT_TYPES]
+    assert len(endpoint_ids) >= 4  # the first card, the top-up, the promotion, its expiry
+    endpoint_kept = {i: d for i, d in result.endpoint_kept().items() if d.customer_id == customer}
+    assert sorted(endpoint_kept) == sorted(endpoint_ids)
+    requests = [*result.webhooks, *result.endpoint_webhooks]
+    assert all(d.verified and d.answered == 200 for d in requests)
+    # And README's receiver (the standardwebhooks library) verifies every one of them with its own receiver's secret,
+    # as it would have when the request arrived on the stack's moved clock, and none with the other's secret
     verify = readme_verifier()
-    for delivery in result.webhooks:
-        signature = delivery.headers["Prepaid-Signature"]
-        assert verify(secret, delivery.body, signature, tolerance_seconds=10**9)
-        assert delivery.payload()["id"] == delivery.event_id
+    sides = [
+        (wallet_secret, endpoint_secret, result.webhooks),
+        (endpoint_secret, wallet_secret, result.endpoint_webhooks),
+    ]
+    for own, foreign, got in sides:
+        for delivery in got:
+            with library_clock_at(delivery.received_at):
+                assert verify(own, delivery.body, delivery.headers) == delivery.payload()
+                assert verify(foreign, delivery.body, delivery.headers) is None
+            assert delivery.payload()["id"] == delivery.event_id
+    # And the API lists the endpoint's deliveries of those events as delivered, and the demo printed all of it
+    assert {d["eventId"]: d["state"] for d in result.endpoint_deliveries} == dict.fromkeys(endpoint_ids, "delivered")
     assert f"{len(alert_ids)} alerts kept once each" in text
-    assert f"Every alert on the bus for {customer} ({len(alert_ids)}) arrived, signed ✓" in text
+    assert f"Every alert on the bus for {customer} ({len(alert_ids)}) arrived, verified ✓" in text
+    assert f"Deliveries to endpoint {result.endpoint_id}" in text
+    assert "The endpoint's secret verifies none of the wallet's" in text

@@ -51,6 +51,7 @@ from support.template_roles import (
     transformed,
 )
 from support.waiting import PATIENCE_SECONDS, eventually
+from support.webhooks import Receiver
 
 if TYPE_CHECKING:
     from types_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
@@ -59,6 +60,8 @@ if TYPE_CHECKING:
 RATE_CARD = {"meters": {"api_calls": {"creditsPerUnit": "0.5"}, "tokens": {"creditsPerUnit": "0.002"}}}
 DEMO_CUSTOMER = "perm-demo"
 SECOND_CUSTOMER = "perm-second"
+HOOKED_CUSTOMER = "perm-hooks"
+LARGE_CUSTOMER = "perm-large"
 # Functions of the template the scenario cannot reach, with the reason. None: every function runs.
 NOT_REACHED: dict[str, str] = {}
 
@@ -190,6 +193,9 @@ def forget_cached_reads() -> None:
     assembly._payments_secret.cache_clear()
     assembly.forget_rate_card()
     assembly.alerting.cache_clear()
+    assembly.webhook_endpoints.cache_clear()
+    assembly.endpoint_secrets.cache_clear()
+    assembly.wallet_store.cache_clear()  # the card pages it read or wrote: another function reads them again
 
 
 def failure_destinations(cfn: Template, function: str) -> set[str]:
@@ -372,7 +378,7 @@ def read_everything(server: LocalServer) -> None:
 def grants_on_a_large_wallet(server: LocalServer) -> None:
     """A wallet with more live cards than its item holds (the rest on card pages), some with metadata (kept beside
     the wallet): more purchases, an adjustment each way, a card change, an authorization, its read and dashboard."""
-    wallet = "/wallets/perm-large"
+    wallet = f"/wallets/{LARGE_CUSTOMER}"
     price = {"amount": "1.00", "currency": "USD"}
     for n in range(40):
         body = {"credits": "10", "price": price, "metadata": {"n": str(n)}, "appliesTo": {"meters": ["api_calls"]}}
@@ -393,6 +399,71 @@ def grants_on_a_large_wallet(server: LocalServer) -> None:
     for path in ("/dashboard/data", "/dashboard/cards"):
         status, data = call(server, "GET", path, Authorization=f"Bearer {link['token']}")
         assert status == 200, data
+
+
+def webhook_endpoints(server: LocalServer) -> None:
+    """An account-level webhook endpoint created, listed, read, changed and its secret read; events delivered to
+    it and to a wallet's own webhook by the alerting function (each signed with its own secret), both listings of
+    deliveries paged, one delivery of each resent and delivered again, wallets' webhook secrets read (the large
+    wallet's too: its card pages are read to load it); then the endpoint removed, with its secret."""
+    receiver = Receiver().start()
+    try:
+        body = {"url": receiver.url, "eventTypes": ["Credits Purchased", "Balance Low"], "description": "perm"}
+        status, created = call(server, "POST", "/webhook-endpoints", body)
+        assert status == 201, created
+        endpoint = f"/webhook-endpoints/{created['id']}"
+        status, listed_ = call(server, "GET", "/webhook-endpoints")
+        assert status == 200 and created["id"] in [e["id"] for e in listed_["endpoints"]], listed_
+        assert call(server, "GET", endpoint)[0] == 200
+        status, changed = call(server, "PATCH", endpoint, {"description": "perm, changed"})
+        assert (status, changed.get("description")) == (200, "perm, changed"), changed
+        assert call(server, "GET", f"{endpoint}/secret") == (200, {"secret": created["secret"]})
+        # a wallet whose webhook is the same receiver: two purchases (the endpoint's), then usage below its
+        # threshold (Balance Low: the wallet's webhook and the endpoint's)
+        wallet = f"/wallets/{HOOKED_CUSTOMER}"
+        assert call(server, "PUT", f"{wallet}/settings", {"thresholds": ["50"], "webhookUrl": receiver.url})[0] == 200
+        for _ in range(2):
+            assert call(server, "POST", f"{wallet}/purchases", {"credits": "100"})[0] == 201
+        usage = {"eventId": "perm-hooks-1", "customerId": HOOKED_CUSTOMER, "meter": "api_calls", "quantity": "320"}
+        usage["timestamp"] = stack_now(server).isoformat()
+        assert call(server, "POST", "/usage", {"events": [usage]})[0] == 202
+
+        def delivered() -> bool:
+            """the endpoint had both purchases and the alert, and the wallet's webhook the alert"""
+            types = [r.json()["type"] for r in receiver.accepted() if r.json()["customerId"] == HOOKED_CUSTOMER]
+            return types.count("Credits Purchased") == 2 and types.count("Balance Low") == 2
+
+        eventually(delivered)
+        # Each listing, a page at a time (its cursor signed and opened again)
+        status, first = call(server, "GET", f"{endpoint}/deliveries?limit=1")
+        assert status == 200 and first["nextCursor"], first
+        status, second = call(server, "GET", f"{endpoint}/deliveries?limit=1&cursor={first['nextCursor']}")
+        assert status == 200 and len(second["deliveries"]) == 1, second
+        status, own = call(server, "GET", f"{wallet}/webhook/deliveries")
+        alerts = [d["eventId"] for d in own["deliveries"] if d["eventType"] == "Balance Low"]
+        assert status == 200 and len(alerts) == 1, own
+        for customer in (HOOKED_CUSTOMER, LARGE_CUSTOMER):
+            status, secret = call(server, "GET", f"/wallets/{customer}/webhook/secret")
+            assert status == 200 and secret["secret"].startswith("whsec_"), secret
+        # One delivery of each resent: the alerting function delivers it again, on that channel only
+        before = len(receiver.accepted())
+        resent = first["deliveries"][0]["eventId"]
+        status, queued = call(server, "POST", f"{endpoint}/deliveries/{resent}/resend")
+        assert status == 202, queued
+        (alert,) = alerts
+        status, queued = call(server, "POST", f"{wallet}/webhook/deliveries/{alert}/resend")
+        assert status == 202, queued
+
+        def delivered_again() -> bool:
+            """both resends reached the receiver"""
+            again = [r.event_id for r in receiver.accepted()[before:]]
+            return resent in again and alert in again
+
+        eventually(delivered_again)
+        assert call(server, "DELETE", endpoint)[0] == 204
+        assert call(server, "GET", endpoint)[0] == 404
+    finally:
+        receiver.stop()
 
 
 def pay_with_stripe(server: LocalServer) -> None:
@@ -521,6 +592,7 @@ def test_every_aws_call_a_function_makes_is_allowed_by_its_role_and_needs_all_it
             poison(server, recorder)
             read_everything(server)
             grants_on_a_large_wallet(server)
+            webhook_endpoints(server)
             pay_with_stripe(server)
             export_today(server)
             eventually(all_ran)
@@ -792,4 +864,8 @@ def test_each_call_is_read_as_the_resources_and_keys_iam_authorizes() -> None:
     secret = arn("secretsmanager", "secret:s-AbCdEf")
     assert read("secretsmanager", "GetSecretValue", SecretId=secret) == [
         ("secretsmanager:GetSecretValue", secret, None)
+    ]
+    # And a secret being created is named by the name it is given (the ARN's random suffix is not known yet)
+    assert read("secretsmanager", "CreateSecret", Name="s/webhook-endpoints/ep_1", SecretString="x") == [
+        ("secretsmanager:CreateSecret", arn("secretsmanager", "secret:s/webhook-endpoints/ep_1"), None)
     ]

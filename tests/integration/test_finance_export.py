@@ -21,6 +21,7 @@ from prepaid.domain.ledger import EntryType, LedgerEntry
 from prepaid.domain.money import Money
 from prepaid_local.stack import Stack
 from support.aws import REGION
+from support.revenue import revenue_report
 from support.usage import RATE_CARD, Queues, usage_event
 
 DAYS = [date(2027, 5, 3), date(2027, 5, 4), date(2027, 5, 5)]
@@ -81,9 +82,8 @@ def download(stack: Stack, into: Path) -> dict[str, bytes]:
 
 
 def report(stack: Stack, start: date, end: date) -> dict[str, dict[str, Decimal]]:
-    answer = stack.api("GET", "/reports/revenue", query=f"from={start}&to={end}")
-    assert answer.status == 200, answer.body
-    return {c["currency"]: {f: Decimal(c[f]) for f in REPORTED} for c in answer.body["currencies"]}
+    currencies = revenue_report(stack, start, end)["currencies"]
+    return {c["currency"]: {f: Decimal(c[f]) for f in REPORTED} for c in currencies}
 
 
 def read_json(root: Path, prefix: str, columns: dict[str, str]) -> str:

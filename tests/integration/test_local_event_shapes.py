@@ -244,10 +244,16 @@ def test_the_ingest_sample_runs_through_its_handler_and_yields_the_drawdown_samp
     assert answer == {"batchItemFailures": []}
     sqs = boto3.client("sqs", region_name=REGION)
     got = sqs.receive_message(
-        QueueUrl=stack.name("DrawdownQueue"), MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
+        QueueUrl=stack.name("DrawdownQueue"),
+        MaxNumberOfMessages=10,
+        MessageSystemAttributeNames=["All"],
+        MessageAttributeNames=["All"],
     )["Messages"]
     (expected,) = load_event("drawdown_rated_usage")["Records"]
     assert [(m["Body"], m["Attributes"]["MessageGroupId"]) for m in got] == [(expected["body"], "acme-corp")]
+    # And its correlation ids are the sample's: the producer's on the first message, the second's message id
+    followed = expected["messageAttributes"]["correlationIds"]["stringValue"]
+    assert [m["MessageAttributes"]["correlationIds"]["StringValue"] for m in got] == [followed]
 
 
 def test_the_drawdown_sample_runs_through_its_handler(stack: Stack) -> None:

@@ -40,6 +40,18 @@ STABLE_IDS = {
     ("get", "/reports/revenue"): "revenue_report",
     ("post", "/usage"): "post_usage",
     ("post", "/payments/stripe/webhook"): "stripe_webhook",
+    ("patch", "/wallets/{customerId}/settings"): "patch_settings",
+    ("post", "/webhook-endpoints"): "create_webhook_endpoint",
+    ("get", "/webhook-endpoints"): "list_webhook_endpoints",
+    ("get", "/webhook-endpoints/{endpointId}"): "read_webhook_endpoint",
+    ("patch", "/webhook-endpoints/{endpointId}"): "update_webhook_endpoint",
+    ("delete", "/webhook-endpoints/{endpointId}"): "delete_webhook_endpoint",
+    ("get", "/webhook-endpoints/{endpointId}/secret"): "read_webhook_endpoint_secret",
+    ("get", "/webhook-endpoints/{endpointId}/deliveries"): "list_webhook_endpoint_deliveries",
+    ("post", "/webhook-endpoints/{endpointId}/deliveries/{eventId}/resend"): "resend_webhook_endpoint_delivery",
+    ("get", "/wallets/{customerId}/webhook/secret"): "read_wallet_webhook_secret",
+    ("get", "/wallets/{customerId}/webhook/deliveries"): "list_wallet_webhook_deliveries",
+    ("post", "/wallets/{customerId}/webhook/deliveries/{eventId}/resend"): "resend_wallet_webhook_delivery",
 }
 
 

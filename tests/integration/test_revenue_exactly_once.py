@@ -17,6 +17,7 @@ from prepaid.domain.ledger import EntryType, LedgerEntry
 from prepaid.domain.money import Money
 from prepaid_local.stack import Stack
 from support.aws import REGION
+from support.revenue import revenue_report
 
 PRICED = {"credits": "500", "price": {"amount": "5.00", "currency": "USD"}}
 DAY = datetime(2026, 11, 30, 12, tzinfo=UTC)
@@ -24,9 +25,7 @@ DAY = datetime(2026, 11, 30, 12, tzinfo=UTC)
 
 def _report(stack: Stack) -> dict[str, Any]:
     today = stack.clock.now().date()
-    query = f"from={today - timedelta(days=1)}&to={today + timedelta(days=1)}"
-    body: dict[str, Any] = stack.api("GET", "/reports/revenue", query=query).body
-    return body
+    return revenue_report(stack, today - timedelta(days=1), today + timedelta(days=1))
 
 
 def test_a_batch_the_stream_delivers_again_adds_nothing_twice(stack: Stack) -> None:

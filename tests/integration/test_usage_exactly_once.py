@@ -134,7 +134,9 @@ def snapshot(stack: Stack, bus: list[dict[str, Any]], customer: str) -> dict[str
     published = sorted(
         json.dumps(
             {"type": e["detail-type"]}
-            | {k: v for k, v in e["detail"].items() if k not in ("eventId", "customerId", "card")}
+            # correlation ids name the SQS messages (each customer's its own), so only their presence compares
+            | {k: v for k, v in e["detail"].items() if k not in ("eventId", "customerId", "card", "correlationIds")}
+            | {"followed": bool(e["detail"].get("correlationIds"))}
             | {"eventIds": [i.removeprefix(prefix) for i in e["detail"].get("eventIds", [])]},
             sort_keys=True,
         )

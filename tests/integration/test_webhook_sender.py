@@ -37,9 +37,10 @@ from prepaid.application.webhooks import SendResult, WebhookRequest
 
 HEADERS = {
     "Content-Type": "application/json",
-    "User-Agent": "prepaid-credits-webhooks/1",
-    "Prepaid-Webhook-Id": "ev-1",
-    "Prepaid-Signature": "t=1795500000,v1=abc",
+    "User-Agent": "prepaid-credits-webhooks/2",
+    "webhook-id": "ev-1",
+    "webhook-timestamp": "1795500000",
+    "webhook-signature": "v1,YWJj",
 }
 BODY = b'{"id":"ev-1","type":"Balance Low"}'
 # Generous: long enough for any loaded machine, where a test does not exercise the deadline itself.

@@ -87,13 +87,23 @@ class Deployment:
     def role_arn(self, function: str) -> str:
         return f"{function}Role.Arn"
 
-    def denied(self, policy_document: Mapping[str, Any], action: str, principal: str, **context: str) -> bool:
+    def denied(
+        self,
+        policy_document: Mapping[str, Any],
+        action: str,
+        principal: str,
+        resource: str | None = None,
+        **context: str,
+    ) -> bool:
         """Whether an explicit Deny of the document applies to `principal` doing `action` (what the resource policy
-        adds to whatever the principal's own IAM policies allow)."""
+        adds to whatever the principal's own IAM policies allow); on `resource` (`<LogicalId>.Arn`) when given, for
+        a policy shared by several queues."""
         for statement in listed(self.value(policy_document["Statement"])):
             if statement["Effect"] != "Deny":
                 continue
             if not any(fnmatchcase(action, a) for a in listed(statement["Action"])):
+                continue
+            if resource is not None and resource not in listed(statement.get("Resource", resource)):
                 continue
             if all(self._holds(op, tests, principal, context) for op, tests in statement.get("Condition", {}).items()):
                 return True
@@ -181,7 +191,7 @@ def test_the_usage_queue_takes_the_named_producers_and_operators_only(template: 
     [
         ("UsageDeadLetterQueue", {"IngestFunction", "DrawdownFunction"}),
         ("DrawdownDeadLetterQueue", {"IngestFunction", "DrawdownFunction"}),
-        ("WebhookQueue", {"AlertingFunction"}),
+        ("WebhookQueue", {"AlertingFunction", "WebhooksFunction"}),  # WebhooksFunction: resends
         ("WebhookDeadLetterQueue", {"AlertingFunction"}),
         ("LifecycleDeadLetterQueue", {"ExpiryFunction", "AutoRechargeFunction", "RecurringFunction", "ExportFunction"}),
         ("OutboxDeadLetterQueue", {"PublisherFunction", "RevenueFunction"}),
@@ -192,10 +202,11 @@ def test_every_other_queue_takes_only_the_functions_that_send_to_it(
 ) -> None:
     deployment = Deployment(template)
     policy = queue_policy(template, queue)
+    arn = f"{queue}.Arn"  # some policies hold several queues: each statement is read for this one's ARN
     for function in function_ids():
-        denied = deployment.denied(policy, "sqs:SendMessage", deployment.role_arn(function), **AS_A_PRINCIPAL)
+        denied = deployment.denied(policy, "sqs:SendMessage", deployment.role_arn(function), arn, **AS_A_PRINCIPAL)
         assert denied is (function not in senders), function
-    assert deployment.denied(policy, "sqs:SendMessage", SOMEONE, **AS_A_PRINCIPAL)
+    assert deployment.denied(policy, "sqs:SendMessage", SOMEONE, arn, **AS_A_PRINCIPAL)
     # (EventBridge delivering the alert rule's events is a service, not a principal of the account)
     assert not deployment.denied(policy, "sqs:SendMessage", "events.amazonaws.com", **AS_A_SERVICE)
 
@@ -265,7 +276,14 @@ def test_no_role_grants_what_no_handler_calls(cfn: Template) -> None:
     granted = {a for f in function_ids() for s in role_statements(cfn, f) for a in listed(s["Action"])}
     assert "dynamodb:ConditionCheckItem" not in granted
     assert not {a for a in granted if a.endswith(":*") or a == "*"}
-    assert not {a for a in granted if re.match(r"dynamodb:(Scan|DeleteItem|DeleteTable|UpdateTable)$", a)}
+    assert not {a for a in granted if re.match(r"dynamodb:(Scan|DeleteTable|UpdateTable)$", a)}
+    # Nothing deletes an item but a removed webhook endpoint (the webhooks function's, on that partition alone):
+    # the ledger, wallets, cards and events are never deleted by a handler.
+    for function in function_ids():
+        for statement in role_statements(cfn, function):
+            if "dynamodb:DeleteItem" in listed(statement["Action"]):
+                keys = statement.get("Condition", {}).get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys")
+                assert (function, keys) == ("WebhooksFunction", ["WH#ENDPOINTS"]), (function, statement)
     # BatchWriteItem also lets a caller delete, and IAM cannot tell its puts from its deletes. It is granted only
     # for writing what wallet changes owe, on keys the same role may already replace with PutItem (no new power
     # over them); no handler sends a DeleteRequest (the adapter builds PutRequests only).

@@ -15,12 +15,14 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import boto3
 import pytest
 from hypothesis import assume, event, example, given, settings
 from hypothesis import strategies as st
@@ -28,6 +30,7 @@ from hypothesis import strategies as st
 import api_handler
 import dashboard_handler
 import purchase_handler
+import webhooks_handler
 from prepaid_local.stack import Stack
 from prepaid_local.template import load
 from property.strategies import (
@@ -65,6 +68,7 @@ from property.strategies import (
     wire_strings,
     with_content_type,
 )
+from support.aws import REGION
 
 # Each route gets its edge requests first (`edge_requests`: every edge value in every place, some 2,100 in all),
 # then what hypothesis draws: a base, and more for each field its bodies have and each query parameter it reads
@@ -106,6 +110,7 @@ ROUTES = template_routes()
 # A multipart body declared without base64 is one of the hostile requests: Powertools warns, then refuses it (4xx).
 pytestmark = pytest.mark.filterwarnings("ignore:Received multipart/form-data without base64:UserWarning")
 HTML_PAGES = {"GET /dashboard"}  # answers HTML, so a refusal may be an HTML page
+ENDPOINT = "@ENDPOINT@"  # the seeded webhook endpoint's id
 
 # -- what valid requests look like (prepaid/edge/schemas.py, prepaid/routes) ---------------------------
 
@@ -195,6 +200,15 @@ VALID_BODIES: dict[str, list[Json]] = {
         {},
         {"reason": "ended", "reference": "CN-1", "metadata": {"a": "b"}},
     ],
+    "POST /webhook-endpoints": [
+        {"url": "https://example.com/hooks", "eventTypes": ["Balance Low", "Credits Purchased"], "description": "b"},
+        {"url": "https://example.com/every-event"},
+    ],
+    "PATCH /webhook-endpoints/{endpointId}": [
+        {"url": "https://example.com/other", "eventTypes": None, "description": "changed", "disabled": True},
+        {"eventTypes": ["Balance Low"]},
+        {},
+    ],
 }
 KNOWN_QUERIES: dict[str, dict[str, list[str]]] = {
     "GET /quotes": {"credits": ["100", "10000", "250000"]},
@@ -215,11 +229,15 @@ KNOWN_QUERIES: dict[str, dict[str, list[str]]] = {
     "GET /reports/revenue": {"from": ["2025-01-01"], "to": ["2026-01-01"]},
     "GET /dashboard": {"token": [TOKEN]},
     "GET /dashboard/data": {"token": [TOKEN]},
+    "GET /webhook-endpoints/{endpointId}/deliveries": {"limit": ["1", "100"], "cursor": [CURSOR]},
+    "GET /wallets/{customerId}/webhook/deliveries": {"limit": ["1", "100"], "cursor": [CURSOR]},
 }
 REQUIRED_QUERIES = {"GET /reports/revenue": frozenset({"from", "to"})}
 KNOWN_PATH_VALUES: dict[str, list[str]] = {
     "customerId": ["acme", "nobody", "A" * 128, "a.b:c@d-e"],
     "cardId": [CARD, "nope", "A" * 64],
+    "endpointId": [ENDPOINT, "ep_" + "0" * 32, "nope"],
+    "eventId": ["seed-1", "nope"],  # no delivery of either: a resend is refused
 }
 TOKEN_ROUTES = {"GET /dashboard", "GET /dashboard/data"}
 IDEMPOTENT_ROUTES = {"POST /wallets/{customerId}/purchases", "POST /wallets/{customerId}/adjustments"}
@@ -281,7 +299,7 @@ class Request:
 
 def _placeholders_shown(url: str) -> str:
     """A URL as reported, its placeholders as they are written (not percent-encoded)."""
-    for placeholder in (CARD, TOKEN, CURSOR):
+    for placeholder in (CARD, TOKEN, CURSOR, ENDPOINT):
         url = url.replace(encode(placeholder, fully=True), placeholder)
     return url
 
@@ -531,6 +549,15 @@ class Seeded:
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(repr(self))
 
+    def restore(self) -> None:
+        """The seeded state again: the table, and the seeded endpoint's secret if a DELETE scheduled its deletion
+        (the table alone would bring back an endpoint whose secret is going: a state no request can make)."""
+        self.table.restore(self.items)
+        secrets = boto3.client("secretsmanager", region_name=REGION)
+        name = os.environ["WEBHOOK_ENDPOINT_SECRET_PREFIX"] + self.known[ENDPOINT]
+        if secrets.describe_secret(SecretId=name).get("DeletedDate"):
+            secrets.restore_secret(SecretId=name)
+
     def send(self, request: Request) -> Answer:
         """The request through the gateway, the function bounded by its timeout (`InvocationDeadlines`)."""
         self.logged.errors.clear()
@@ -559,10 +586,15 @@ def seeded(stack: Stack) -> Iterator[Seeded]:
     assert page.status == 200 and page.body["nextCursor"], page.body
     link = stack.api("POST", "/wallets/acme/dashboard-links", {"ttlSeconds": 86_400})
     assert link.status == 201, link.body
+    # a webhook endpoint, made after the queues were pumped: nothing is ever sent to it
+    endpoint = stack.api("POST", "/webhook-endpoints", {"url": "https://example.com/hooks"})
+    assert endpoint.status == 201, endpoint.body
     known = {CARD: bought.body["card"]["cardId"], TOKEN: link.body["token"], CURSOR: page.body["nextCursor"]}
+    known[ENDPOINT] = endpoint.body["id"]
     table = TableState(stack)
     logged = LoggedErrors()
-    loggers = {logging.getLogger(handler.logger.name) for handler in (api_handler, purchase_handler, dashboard_handler)}
+    handlers = (api_handler, purchase_handler, dashboard_handler, webhooks_handler)
+    loggers = {logging.getLogger(handler.logger.name) for handler in handlers}
     for logger in loggers:
         logger.addHandler(logged)
     yield Seeded(stack, table, known, table.items(), logged)
@@ -578,7 +610,7 @@ def test_the_routes_come_from_the_template() -> None:
     names = {str(r) for r in ROUTES}
     # Then they are there, the purchase and the usage routes among them, with the functions that serve them
     assert len(ROUTES) >= 10
-    assert {"POST /wallets/{customerId}/purchases", "POST /usage", "GET /dashboard"} <= names
+    assert {"POST /wallets/{customerId}/purchases", "POST /usage", "GET /dashboard", "POST /webhook-endpoints"} <= names
     assert all(r.function for r in ROUTES)
     # And every route this file knows a valid body or query for is one of them (a renamed route shows here)
     assert set(VALID_BODIES) | set(KNOWN_QUERIES) <= names
@@ -609,7 +641,7 @@ def test_no_request_to_a_route_makes_a_5xx_and_a_refused_one_changes_nothing(see
                 changed = changed_keys(seeded.items, after)
                 assert not changed, f"{answer.status} refusal changed the table: {changed}"
         finally:
-            seeded.table.restore(seeded.items)
+            seeded.restore()
 
     # Given the seeded stack: a price book, a rate card, and `acme` with one card and some usage; and the edge
     # values in every place first, then what hypothesis draws

@@ -235,8 +235,9 @@ def accesses(
     if called == "events:PutEvents":
         buses = dict.fromkeys(entry.get("EventBusName", "default") for entry in params.get("Entries", []))
         return [Access(action, arns.bus(bus)) for bus in buses]
-    if prefix == "secretsmanager":
-        return [Access(action, arns.secret(params["SecretId"]) if "SecretId" in params else None)]
+    if prefix == "secretsmanager":  # a secret by its id, or (CreateSecret) by the name it is given
+        secret_id = params.get("SecretId", params.get("Name"))
+        return [Access(action, arns.secret(secret_id) if isinstance(secret_id, str) else None)]
     if prefix == "s3":  # an object's ARN (`arn:aws:s3:::<bucket>/<key>`), or the bucket's for bucket calls
         bucket = params.get("Bucket")
         path = f"{bucket}/{params['Key']}" if bucket and "Key" in params else bucket

@@ -15,6 +15,7 @@ from typing import Any
 
 import boto3
 
+from prepaid.domain.alerts import ALERT_DETAIL_TYPES
 from prepaid_demo.webhooks import PostServer
 from prepaid_local.queue_messages import take_all
 from prepaid_local.stack import Stack
@@ -34,7 +35,7 @@ class Received:
 
     @property
     def event_id(self) -> str:
-        return self.headers["Prepaid-Webhook-Id"]
+        return self.headers["webhook-id"]
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -94,7 +95,7 @@ class Receiver:
         return [r for r in self.received if r.answered is not None and 200 <= r.answered < 300]
 
     def accepted_once_per_id(self) -> dict[str, Received]:
-        """What a receiver that dedupes on `Prepaid-Webhook-Id` keeps: the first accepted request of each id."""
+        """What a receiver that dedupes on `webhook-id` keeps: the first accepted request of each id."""
         kept: dict[str, Received] = {}
         for request in self.accepted():
             kept.setdefault(request.event_id, request)
@@ -103,20 +104,18 @@ class Receiver:
 
 # -- the alerting side of the stack ------------------------------------------------------------------------------------
 
-WEBHOOK_DOCS = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
-SNIPPET_FUNCTION = "verify_prepaid_webhook"
+README = Path(__file__).resolve().parents[2] / "README.md"
+SNIPPET_FUNCTION = "prepaid_event"
 
 
-def readme_verifier() -> Callable[..., bool]:
-    """The verification snippet of docs/webhooks.md ("Verifying a webhook"), run as written: the test uses the very
-    code a receiver would copy, so the two cannot drift apart."""
-    text = WEBHOOK_DOCS.read_text()
-    section = text.split("## Verifying a webhook", 1)[1]
-    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+def readme_verifier() -> Callable[[str, bytes, dict[str, str]], Any]:
+    """The receiver's check of README.md, run as written (`prepaid_event(secret, body, headers)`: the event, or
+    None): the tests use the very code a receiver would copy, so the two cannot drift apart."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
     (snippet,) = [b for b in blocks if f"def {SNIPPET_FUNCTION}(" in b]
     namespace: dict[str, Any] = {}
-    exec(compile(snippet, "docs/webhooks.md", "exec"), namespace)
-    verify: Callable[..., bool] = namespace[SNIPPET_FUNCTION]
+    exec(compile(snippet, "README.md", "exec"), namespace)
+    verify: Callable[[str, bytes, dict[str, str]], Any] = namespace[SNIPPET_FUNCTION]
     return verify
 
 
@@ -141,10 +140,18 @@ class AlertSide:
         self._topic_queue: str | None = None
 
     def secret(self) -> str:
-        """The signing key, as the SaaS reads it (`aws secretsmanager get-secret-value --secret-id <arn>`)."""
+        """The deployment's webhook key (`aws secretsmanager get-secret-value --secret-id <arn>`): each wallet's
+        secret is derived from it."""
         client = boto3.client("secretsmanager", region_name=REGION)
         value: str = client.get_secret_value(SecretId=self.stack.name("WebhookSigningSecret"))["SecretString"]
         return value
+
+    def wallet_secret(self, customer_id: str) -> str:
+        """A wallet's own `whsec_` secret, as `GET /wallets/{customerId}/webhook/secret` answers it."""
+        answer = self.stack.api("GET", f"/wallets/{customer_id}/webhook/secret")
+        assert answer.status == 200, answer.body
+        secret: str = answer.body["secret"]
+        return secret
 
     def subscribe_topic(self) -> None:
         """An account team's subscription: a queue subscribed to the alert topic."""
@@ -163,8 +170,10 @@ class AlertSide:
         self.sqs.send_message(QueueUrl=self.queue, MessageBody=json.dumps(envelope))
 
     def take_queued(self) -> list[dict[str, Any]]:
-        """The envelopes waiting on the alert queue (read and deleted, so no function gets them)."""
-        return [json.loads(m["Body"]) for m in self._drain(self.queue)]
+        """The alerts waiting on the alert queue (read and deleted, so no function gets them). The queue also
+        carries every other event, for account-level endpoints: those are taken off and left out."""
+        envelopes = [json.loads(m["Body"]) for m in self._drain(self.queue)]
+        return [e for e in envelopes if e.get("detail-type") in ALERT_DETAIL_TYPES]
 
     def dead_letters(self) -> list[DeadLetter]:
         return [

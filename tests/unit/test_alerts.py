@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import time_machine
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from prepaid.application.webhooks import (
     TOPIC,
     WEBHOOK,
+    Addressed,
     AlertingService,
     DeadLetter,
     DeliveryConflict,
     SendResult,
     WebhookRequest,
-    signature,
+    endpoint_channel,
+    wallet_webhook_secret,
 )
 from prepaid.domain.alerts import (
     Alert,
@@ -31,7 +36,10 @@ from prepaid.domain.alerts import (
     alert_body,
     alert_from_envelope,
     claim,
+    in_progress,
+    queued,
 )
+from prepaid.domain.webhook_endpoints import WebhookEndpoint
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=60)
@@ -77,12 +85,14 @@ def test_an_alert_is_read_from_its_envelope_and_its_body_ignores_the_envelope_id
     [
         ([], "$", "not_an_object"),
         ({**envelope(), "source": "aws.events"}, "source", "not_prepaid_credits"),
-        (envelope(detail_type="Credits Purchased"), "detail-type", "not_an_alert"),
+        (envelope(detail_type="Credits Bought"), "detail-type", "unknown_detail_type"),
         ({**envelope(), "detail": "text"}, "detail", "not_an_object"),
         (envelope(event_id=""), "detail.eventId", "invalid"),
         (envelope(event_id="x" * 129), "detail.eventId", "invalid"),
         (envelope(customer="no spaces"), "detail.customerId", "invalid"),
         ({k: v for k, v in envelope().items() if k != "time"}, "time", "missing"),
+        ({**envelope(), "time": "yesterday"}, "time", "invalid"),
+        ({**envelope(), "time": "2026-11-24T12:00:00"}, "time", "invalid"),
     ],
 )
 def test_what_is_not_an_alert_is_refused_with_the_field_and_reason(broken: Any, field: str, reason: str) -> None:
@@ -151,10 +161,29 @@ def test_claim_decides_who_attempts(current: Delivery | None, owner: str, expect
 # -- signing and URLs ----------------------------------------------------------------------------------------------
 
 
-def test_the_signature_is_hmac_sha256_over_timestamp_dot_body() -> None:
-    body = b'{"id":"ev-1"}'
-    expected = hmac.new(SECRET, b"1795500000." + body, hashlib.sha256).hexdigest()
-    assert signature(SECRET, 1795500000, body) == f"t=1795500000,v1={expected}"
+def test_a_webhook_verifies_with_the_standardwebhooks_library_and_its_own_secret_only() -> None:
+    # Given a delivered alert, signed with the wallet's own secret
+    world = World()
+    world.service().handle(json.dumps(envelope()), owner="m-1", lease=LEASE)
+    request = world.sender.sent[0]
+    mine = wallet_webhook_secret(SECRET, "acme")
+    # When a receiver verifies it with the library (its timestamp check against this test's clock)
+    headers = request.headers
+    # Then it verifies with the wallet's secret, as Standard Webhooks says: v1,<base64 HMAC of "id.timestamp.body">
+    body = (headers["webhook-id"] + "." + headers["webhook-timestamp"] + ".").encode() + request.body
+    mac = base64.b64encode(hmac.new(base64.b64decode(mine.removeprefix("whsec_")), body, hashlib.sha256).digest())
+    assert headers["webhook-signature"] == "v1," + mac.decode()
+    assert headers["webhook-id"] == envelope()["detail"]["eventId"]
+    assert headers["webhook-timestamp"] == str(int(T0.timestamp()))
+    with time_machine.travel(T0, tick=False):
+        assert Webhook(mine).verify(request.body, headers)["id"] == headers["webhook-id"]
+        # And not with another wallet's secret, nor with the deployment's key itself
+        for other in (wallet_webhook_secret(SECRET, "acme2"), "whsec_" + base64.b64encode(SECRET).decode()):
+            with pytest.raises(WebhookVerificationError):
+                Webhook(other).verify(request.body, headers)
+        # And not once the body is changed
+        with pytest.raises(WebhookVerificationError):
+            Webhook(mine).verify(request.body + b" ", headers)
 
 
 # -- the use case over fakes ---------------------------------------------------------------------------------------
@@ -175,7 +204,7 @@ class MemoryLog:
     def get(self, event_id: str, channel: str) -> Delivery | None:
         return self.items.get((event_id, channel))
 
-    def save(self, delivery: Delivery, alert: Alert) -> None:
+    def save(self, delivery: Delivery, addressed: Addressed) -> None:
         key = (delivery.event_id, delivery.channel)
         stored = self.items.get(key)
         if (stored.version if stored else 0) != delivery.version - 1:
@@ -220,6 +249,25 @@ class Directory:
 
 
 @dataclass
+class Endpoints:
+    """Account-level endpoints and their secrets, as the alerting function reads them."""
+
+    listed: list[WebhookEndpoint] = field(default_factory=list)
+    secrets: dict[str, str] = field(default_factory=dict)
+
+    def add(self, endpoint_id: str, url: str, types: frozenset[str] | None, **changes: Any) -> str:
+        self.listed.append(WebhookEndpoint(endpoint_id, url, types, "", changes.pop("created_at", T0), **changes))
+        self.secrets[endpoint_id] = "whsec_" + base64.b64encode(endpoint_id.encode() * 2).decode()
+        return self.secrets[endpoint_id]
+
+    def endpoints(self) -> list[WebhookEndpoint]:
+        return list(self.listed)
+
+    def secret(self, endpoint_id: str) -> str:
+        return self.secrets[endpoint_id]
+
+
+@dataclass
 class World:
     clock: Clock = field(default_factory=Clock)
     log: MemoryLog = field(default_factory=MemoryLog)
@@ -228,6 +276,7 @@ class World:
     letters: Letters = field(default_factory=Letters)
     urls: dict[str, str] = field(default_factory=lambda: {"acme": URL})
     backoff: Backoff = field(default_factory=lambda: Backoff(max_attempts=3))
+    endpoints: Endpoints = field(default_factory=Endpoints)
 
     def service(self) -> AlertingService:
         return AlertingService(
@@ -239,6 +288,7 @@ class World:
             lambda: SECRET,
             self.clock,
             self.backoff,
+            endpoints=self.endpoints,
         )
 
 
@@ -344,3 +394,76 @@ def test_a_wallet_without_a_webhook_still_alerts_the_topic_and_records_no_webhoo
     assert outcome.done
     assert outcome.results == {TOPIC: "delivered", WEBHOOK: "no_webhook_url"}
     assert list(world.log.items) == [("ev-1", TOPIC)]
+
+
+# -- account-level endpoints ---------------------------------------------------------------------------------------
+
+EARLIER = T0 - timedelta(days=1)  # envelope() happened at T0
+
+
+def test_each_endpoint_gets_the_types_it_subscribed_to_signed_with_its_own_secret() -> None:
+    # Given endpoints for purchases, for low balances, for everything; one disabled, one created after the event
+    world = World()
+    purchases = world.endpoints.add(
+        "ep_a", "https://a.example.com/h", frozenset({"Credits Purchased"}), created_at=EARLIER
+    )
+    low = world.endpoints.add("ep_b", "https://b.example.com/h", frozenset({"Balance Low"}), created_at=EARLIER)
+    world.endpoints.add("ep_c", "https://c.example.com/h", None, created_at=EARLIER)
+    world.endpoints.add("ep_d", "https://d.example.com/h", None, created_at=EARLIER, disabled=True)
+    world.endpoints.add("ep_e", "https://e.example.com/h", None, created_at=T0 + timedelta(seconds=1))
+    # When a Credits Purchased event and a Balance Low event are handled
+    bought = world.service().handle(json.dumps(envelope("ev-p", "Credits Purchased")), owner="m-1", lease=LEASE)
+    alerted = world.service().handle(json.dumps(envelope("ev-l", "Balance Low")), owner="m-2", lease=LEASE)
+    # Then a purchase (no alert) goes to the endpoints that want it only: not to the topic or the wallet's webhook
+    assert bought.results == {endpoint_channel("ep_a"): "delivered", endpoint_channel("ep_c"): "delivered"}
+    # And an alert goes to the topic, the wallet's webhook and the endpoints that want it
+    assert set(alerted.results) == {TOPIC, WEBHOOK, endpoint_channel("ep_b"), endpoint_channel("ep_c")}
+    assert {r.url for r in world.sender.sent} == {URL, *(f"https://{h}.example.com/h" for h in "acbc")}
+    # And each endpoint's request verifies with its own secret only
+    by_url = {(r.url, r.headers["webhook-id"]): r for r in world.sender.sent}
+    with time_machine.travel(T0, tick=False):
+        a = by_url[("https://a.example.com/h", "ev-p")]
+        b = by_url[("https://b.example.com/h", "ev-l")]
+        assert Webhook(purchases).verify(a.body, a.headers)["type"] == "Credits Purchased"
+        assert Webhook(low).verify(b.body, b.headers)["type"] == "Balance Low"
+        for secret, request in ((low, a), (purchases, b)):
+            with pytest.raises(WebhookVerificationError):
+                Webhook(secret).verify(request.body, request.headers)
+
+
+def test_a_resend_message_goes_to_its_one_channel_only() -> None:
+    # Given an event delivered everywhere, and a dead delivery to another endpoint
+    world = World()
+    world.endpoints.add("ep_a", "https://a.example.com/h", None, created_at=EARLIER)
+    world.endpoints.add("ep_b", "https://b.example.com/h", None, created_at=EARLIER)
+    world.service().handle(MESSAGE, owner="m-1", lease=LEASE)
+    sent = len(world.sender.sent)
+    key = ("ev-1", endpoint_channel("ep_a"))
+    world.log.items[key] = queued(world.log.items[key], "resend-1", T0 + LEASE)
+    key_b = ("ev-1", endpoint_channel("ep_b"))
+    world.log.items[key_b] = replace(world.log.items[key_b], state=DeliveryState.DEAD, version=9)
+    # When the resend's message arrives, for endpoint a
+    outcome = world.service().handle(MESSAGE, owner="m-2", lease=LEASE, only_channel=endpoint_channel("ep_a"))
+    # Then only endpoint a gets it again, as the first attempt of a new round; b's dead delivery stays dead
+    assert outcome.results == {endpoint_channel("ep_a"): "delivered"}
+    (again,) = world.sender.sent[sent:]
+    assert (again.url, again.headers["Prepaid-Webhook-Attempt"]) == ("https://a.example.com/h", "1")
+    assert world.log.items[key_b].state is DeliveryState.DEAD
+
+
+def test_in_progress_and_queued_decide_whether_a_resend_may_start() -> None:
+    base = Delivery("ev-1", WEBHOOK, DeliveryState.DELIVERED, "m-1", 1, T0)
+    # a delivered or dead delivery may be sent again; a failed one waits for its own retries
+    assert not in_progress(base, T0)
+    assert not in_progress(replace(base, state=DeliveryState.DEAD), T0)
+    assert in_progress(replace(base, state=DeliveryState.FAILED, lease_until=T0 - LEASE), T0)
+    # an attempt in flight is in progress until its lease runs out
+    assert in_progress(replace(base, state=DeliveryState.SENDING, lease_until=T0 + LEASE), T0)
+    assert not in_progress(replace(base, state=DeliveryState.SENDING, lease_until=T0 - LEASE), T0)
+    # a resend not yet picked up is in progress until its lease runs out (its message may have been lost)
+    again = queued(base, "resend-1", T0 + LEASE)
+    assert (again.state, again.attempts, again.version) == (DeliveryState.QUEUED, 0, 2)
+    assert in_progress(again, T0) and not in_progress(again, T0 + LEASE)
+    # and the message it queued starts a new round at attempt 1
+    decision = claim(again, event_id="ev-1", channel=WEBHOOK, owner="m-9", now=T0, lease=LEASE)
+    assert attempt_of(decision) == ("m-9", 1, 3)

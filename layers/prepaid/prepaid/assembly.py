@@ -24,6 +24,7 @@ from prepaid.adapters.scheduler import OneTimeSchedules
 from prepaid.adapters.secrets import SecretValue
 from prepaid.adapters.sns import SnsAlertTopic
 from prepaid.adapters.sqs import DeadLetters, DrawdownQueue
+from prepaid.adapters.webhook_endpoints import DynamoEndpointStore, EndpointDirectory, SecretsManagerEndpointSecrets
 from prepaid.adapters.webhook_http import HttpWebhookSender
 from prepaid.application.dashboard import Dashboard, DashboardLinks, dashboard_signer
 from prepaid.application.drawdown import DrawdownService
@@ -37,6 +38,7 @@ from prepaid.application.revenue import Revenue
 from prepaid.application.signing import Signer
 from prepaid.application.usage_series import UsageSeries
 from prepaid.application.wallets import WalletService
+from prepaid.application.webhook_endpoints import WebhookEndpoints
 from prepaid.application.webhooks import AlertingService
 from prepaid.config import (
     alerting_settings,
@@ -47,6 +49,7 @@ from prepaid.config import (
     signing_settings,
     table_settings,
     usage_settings,
+    webhook_endpoint_settings,
     webhook_url_settings,
 )
 from prepaid.domain.alerts import Backoff
@@ -58,6 +61,7 @@ if TYPE_CHECKING:
 LEDGER_CURSOR = "ledger-cursor"  # the purpose a ledger cursor is signed for
 CARD_CURSOR = "card-cursor"  # the purpose a card listing's cursor is signed for
 WALLET_CURSOR = "wallet-cursor"  # the purpose a wallet listing's cursor is signed for
+DELIVERY_CURSOR = "delivery-cursor"  # the purpose a delivery listing's cursor is signed for
 
 
 def now() -> datetime:
@@ -306,8 +310,36 @@ def alerting() -> AlertingService:
             base=timedelta(seconds=settings.backoff_base_seconds),
             cap=timedelta(seconds=settings.backoff_max_seconds),
         ),
+        endpoints=EndpointDirectory(endpoint_store(), endpoint_secrets()),
         allow_local_http=settings.allow_local_http,
         committed=store,
+    )
+
+
+def endpoint_store() -> DynamoEndpointStore:
+    return DynamoEndpointStore(client("dynamodb"), table_settings().table_name)
+
+
+@cache
+def endpoint_secrets() -> SecretsManagerEndpointSecrets:
+    return SecretsManagerEndpointSecrets(client("secretsmanager"), webhook_endpoint_settings().secret_prefix)
+
+
+@cache
+def webhook_endpoints() -> WebhookEndpoints:
+    """Account-level endpoints, each wallet's webhook secret, deliveries and resends (the webhooks function)."""
+    settings = webhook_endpoint_settings()
+    return WebhookEndpoints(
+        store=endpoint_store(),
+        endpoint_secrets=endpoint_secrets(),
+        history=DynamoDeliveryLog(client("dynamodb"), table_settings().table_name),
+        queue=AlertQueue(client("sqs"), settings.webhook_queue_url),
+        wallets=wallet_store(),
+        wallet_key=SecretValue(settings.webhook_key_arn, max_age=300),
+        cursor_signer=lambda: Signer(signing_key(), DELIVERY_CURSOR),
+        clock=now,
+        new_id=new_id,
+        allow_local_http=webhook_url_settings().allow_local_http,
     )
 
 

@@ -95,6 +95,20 @@ class AlertingSettings(Settings):
     allow_local_http: bool = Field(alias="WEBHOOK_ALLOW_LOCAL_HTTP", default=False)  # as WebhookUrlSettings
 
 
+class WebhookEndpointSettings(Settings):
+    # Each account-level endpoint's secret is the Secrets Manager secret `<prefix><endpointId>`: the stack's own
+    # prefix, which the functions' policies are scoped to.
+    secret_prefix: str = Field(alias="WEBHOOK_ENDPOINT_SECRET_PREFIX", min_length=1, pattern=r"^[A-Za-z0-9/_+=.@-]+$")
+    # The deployment's webhook key, from which each wallet's secret is derived; and the queue a resend goes on.
+    webhook_key_arn: str = Field(alias="WEBHOOK_SECRET_ARN", min_length=1)
+    webhook_queue_url: str = Field(alias="WEBHOOK_QUEUE_URL", min_length=1)
+
+
+@cache
+def webhook_endpoint_settings() -> WebhookEndpointSettings:
+    return WebhookEndpointSettings.model_validate(dict(os.environ))
+
+
 @cache
 def alerting_settings() -> AlertingSettings:
     return AlertingSettings.model_validate(dict(os.environ))

@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     from types_boto3_sqs import SQSClient
 
 MAX_VISIBILITY = timedelta(hours=12)  # SQS's limit for ChangeMessageVisibility
+RESEND_CHANNEL = "resendChannel"
+MAX_CHANNEL = 64
 
 
 class AlertQueue:
@@ -25,6 +27,19 @@ class AlertQueue:
         self._client.change_message_visibility(
             QueueUrl=self.url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
         )
+
+    def resend(self, message: str, channel: str) -> None:
+        """An event's message again (a resend through the API), for one channel: its `resendChannel` attribute."""
+        self._client.send_message(
+            QueueUrl=self.url, MessageBody=message, MessageAttributes=message_attributes({RESEND_CHANNEL: channel})
+        )
+
+
+def resend_channel(attributes: dict[str, Any]) -> str | None:
+    """The channel a message on the alert queue is a resend for (None: every channel), from its attributes as a
+    Lambda SQS record gives them. Anything but a short string is no channel at all."""
+    value = (attributes.get(RESEND_CHANNEL) or {}).get("stringValue")
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_CHANNEL else None
 
 
 class SqsAlertDeadLetters:

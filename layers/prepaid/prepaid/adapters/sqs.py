@@ -19,7 +19,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from prepaid.application.ingest import EVENTS_PER_DRAWDOWN_MESSAGE
 from prepaid.application.ports import QueueUnavailable
 from prepaid.domain.numbers import to_wire
-from prepaid.domain.rules import CUSTOMER_ID, MAX_EVENTS_PER_REQUEST
+from prepaid.domain.rules import (
+    CUSTOMER_ID,
+    MAX_CORRELATION_IDS,
+    MAX_EVENTS_PER_REQUEST,
+    correlation_id,
+    correlation_ids,
+)
 from prepaid.domain.text import instant
 from prepaid.domain.usage import Rejection, parse_rated
 from prepaid.domain.wallet import RatedUsage
@@ -143,6 +149,42 @@ class MalformedUsageMessage(Exception):
         self.reason = reason
 
 
+# The producer's own id for a usage message (a message attribute), followed to the drawdown and its events.
+CORRELATION_ID_ATTRIBUTE = "correlationId"
+# A drawdown message's: the distinct ids its events came with, joined by commas (an id holds none), at most 10.
+CORRELATION_IDS_ATTRIBUTE = "correlationIds"
+MAX_CORRELATION_IDS_TEXT = MAX_CORRELATION_IDS * 129
+
+
+def _string_attribute(attributes: object, name: str) -> object:
+    """A String message attribute's value as Lambda passes it (`messageAttributes` of a record), else None."""
+    if not isinstance(attributes, Mapping):
+        return None
+    attribute = attributes.get(name)
+    if not isinstance(attribute, Mapping) or attribute.get("dataType") != "String":
+        return None
+    return attribute.get("stringValue")
+
+
+def usage_correlation_id(attributes: object, message_id: str) -> str:
+    """A usage message's correlation id: the producer's `correlationId` attribute when valid, else the message id."""
+    return correlation_id(_string_attribute(attributes, CORRELATION_ID_ATTRIBUTE)) or message_id
+
+
+def rated_correlation_ids(attributes: object) -> tuple[tuple[str, ...], str | None]:
+    """The correlation ids a drawdown message's attribute names, and why they are not read when it is not as
+    screening writes it (absent: none, and no reason). Only for logs and events: never a reason to refuse usage."""
+    if not isinstance(attributes, Mapping) or CORRELATION_IDS_ATTRIBUTE not in attributes:
+        return (), None
+    text = _string_attribute(attributes, CORRELATION_IDS_ATTRIBUTE)
+    if not isinstance(text, str) or len(text) > MAX_CORRELATION_IDS_TEXT:
+        return (), "correlation_ids_not_text"
+    named = text.split(",")
+    if len(named) > MAX_CORRELATION_IDS or any(correlation_id(i) is None for i in named):
+        return (), "correlation_ids_invalid"
+    return correlation_ids(named), None
+
+
 def usage_from_wire(body: str) -> list[Any]:
     """The events of a usage message as a producer sends it: one event object, or `{"events": [...]}` with 1 to
     1,000 of them. Each event is still to be screened on its own; this only refuses a message with none to screen."""
@@ -238,9 +280,12 @@ class DrawdownQueue(Queue):
         entries = []
         for message in messages:
             text = json.dumps(rated_to_wire(message.customer_id, message.usages), separators=(",", ":"), sort_keys=True)
+            followed = correlation_ids(i for u in message.usages for i in u.correlation_ids)
+            traced = {"MessageAttributes": message_attributes({CORRELATION_IDS_ATTRIBUTE: ",".join(followed)})}
             entries.append(
                 {
                     "MessageBody": text,
+                    **(traced if followed else {}),
                     "MessageGroupId": message.customer_id,
                     # The same message sent again (a retried ingest batch) is dropped by SQS within 5 minutes;
                     # after that, drawdown's event records still make the replay a no-op. The hash covers the

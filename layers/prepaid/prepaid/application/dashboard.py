@@ -131,11 +131,11 @@ class Dashboard:
         return self._wallets.priced_quote(credits)
 
     def checkout(
-        self, token: str | None, credits: Decimal, success_url: str, cancel_url: str
+        self, token: str | None, credits: Decimal, success_url: str, cancel_url: str, correlation_id: str | None = None
     ) -> tuple[CardResult, CheckoutPage]:
         """The token's customer buys `credits` on the payment provider's page: a pending card until paid."""
         link = self._links.open(token)
-        return self._payments().checkout(link.customer_id, credits, success_url, cancel_url)
+        return self._payments().checkout(link.customer_id, credits, success_url, cancel_url, correlation_id)
 
     def cards(self, token: str | None, cursor: str | None = None) -> CardPage:
         """Every card of the token's wallet, retired ones included, newest first, a page at a time (a cursor

@@ -150,7 +150,8 @@ class DrawdownService:
         outcome = wallet.draw_batch(usages, now)
         open_hour, hours = tally(wallet.open_hour, usages)
         outcome = dataclasses.replace(outcome, wallet=dataclasses.replace(outcome.wallet, open_hour=open_hour))
-        return change_of(wallet, outcome, now, self._new_id(), hours=hours)
+        followed = [i for u in usages for i in u.correlation_ids]
+        return change_of(wallet, outcome, now, self._new_id(), hours=hours, correlation_ids=followed)
 
 
 def _content(customer_id: str, usage: RatedUsage) -> EventContent:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -68,12 +69,17 @@ class Screening:
     refused: list[Refused] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
 
-    def by_customer(self) -> dict[str, list[RatedUsage]]:
-        """The rated events grouped by customer, in arrival order."""
+    def by_customer(self, correlation_id: str | None = None) -> dict[str, list[RatedUsage]]:
+        """The rated events grouped by customer, in arrival order (each with `correlation_id`, the request's)."""
         grouped: dict[str, list[RatedUsage]] = {}
         for event, rated in zip(self.accepted, self.rated, strict=True):
-            grouped.setdefault(event.customer_id, []).append(rated)
+            grouped.setdefault(event.customer_id, []).append(followed(rated, correlation_id))
         return grouped
+
+
+def followed(usage: RatedUsage, correlation_id: str | None) -> RatedUsage:
+    """`usage` as it came with the request or message `correlation_id`."""
+    return usage if correlation_id is None else dataclasses.replace(usage, correlation_ids=(correlation_id,))
 
 
 def wallet_required(store: WalletStore, unknown_customers: str) -> Callable[[str], bool] | None:
@@ -173,9 +179,11 @@ class Delivery:
     poison: list[tuple[str, str, str]] = field(default_factory=list)  # (message, body, reason)
     duplicates: int = 0  # the same event twice in a message: sent on once
 
-    def add(self, message_id: str, events: Sequence[Any], screening: Screening) -> None:
+    def add(
+        self, message_id: str, events: Sequence[Any], screening: Screening, correlation_id: str | None = None
+    ) -> None:
         for event, rated in zip(screening.accepted, screening.rated, strict=True):
-            self.rated.setdefault(event.customer_id, []).append((message_id, rated))
+            self.rated.setdefault(event.customer_id, []).append((message_id, followed(rated, correlation_id)))
         self.refused.extend((message_id, events[r.index], r.reason) for r in screening.refused)
         self.duplicates += len(screening.duplicates)
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from prepaid.application.changes import change_of
+from prepaid.application.changes import change_of, correlation_ids_in
 from prepaid.application.ports import (
     CardResult,
     Clock,
@@ -115,10 +115,12 @@ class CreditLifecycle:
         now = self._clock()
         moved = expires_at if detail.get("change") == EntryType.EXPIRY_CHANGE.value else None
         expire_name, warn_name = expiry_schedule_names(card_id, moved)
+        followed = correlation_ids_in(detail)  # the purchase's request: its card's expiry answers to it too
         payload = {"customerId": customer_id, "cardId": card_id, "expiresAt": card["expiresAt"]}
+        payload |= {"correlationIds": list(followed)} if followed else {}
         done = []
         if expires_at <= now:
-            self.expire(customer_id, card_id, expires_at)
+            self.expire(customer_id, card_id, expires_at, followed)
             done.append(EXPIRE)
         else:
             self._scheduler.once(expire_name, expires_at, {"action": EXPIRE, **payload})
@@ -128,13 +130,13 @@ class CreditLifecycle:
                 self._scheduler.once(warn_name, warn_at, {"action": WARN, **payload})
                 done.append(warn_name)
             else:
-                self.warn_expiring(customer_id, card_id)
+                self.warn_expiring(customer_id, card_id, correlation_ids=followed)
                 done.append(WARN)
         return done
 
-    def expire(self, customer_id: str, card_id: str, expires_at: datetime) -> int:
+    def expire(self, customer_id: str, card_id: str, expires_at: datetime, correlation_ids: Sequence[str] = ()) -> int:
         """Expire every card of the wallet that is due (the scheduled one among them); returns how many. Run
-        again, it finds nothing due and changes nothing."""
+        again, it finds nothing due and changes nothing. `correlation_ids`: the request that bought the card."""
         if self._clock() < expires_at:
             raise NotYetDue(customer_id, card_id, expires_at)
 
@@ -146,12 +148,18 @@ class CreditLifecycle:
             outcome = wallet.expire_due(now)
             if not outcome.ledger:
                 return 0
-            self._store.commit(change_of(wallet, outcome, now, self._new_id()))
+            self._store.commit(change_of(wallet, outcome, now, self._new_id(), correlation_ids=correlation_ids))
             return len(outcome.retired)
 
         return self._retry.run(customer_id, attempt)
 
-    def warn_expiring(self, customer_id: str, card_id: str, expires_at: datetime | None = None) -> bool:
+    def warn_expiring(
+        self,
+        customer_id: str,
+        card_id: str,
+        expires_at: datetime | None = None,
+        correlation_ids: Sequence[str] = (),
+    ) -> bool:
         """Publish `Credits Expiring Soon` for a card, once (an idempotency record per card rides along); given
         the expiry a schedule was made for, not when a card change has moved it since."""
         if self._store.idempotency_record(customer_id, EXPIRING_SOON_SCOPE, card_id) is not None:
@@ -169,7 +177,9 @@ class CreditLifecycle:
             if not outcome.events:
                 return False
             record = IdempotencyRecord(EXPIRING_SOON_SCOPE, card_id, card_id)
-            self._store.commit(change_of(wallet, outcome, now, self._new_id(), idempotency=record))
+            self._store.commit(
+                change_of(wallet, outcome, now, self._new_id(), idempotency=record, correlation_ids=correlation_ids)
+            )
             return True
 
         try:
@@ -203,18 +213,20 @@ class CreditLifecycle:
             payment=auto.payment,
         )
         crossed = threshold
+        followed = correlation_ids_in(detail)  # the requests whose usage crossed the threshold
         try:
             bought = self._wallets.buy(
                 customer_id,
                 request,
                 f"auto-recharge:{crossing_id}",
                 lambda current, card, now: current.auto_recharge(card, now, crossed, self._price_of),
+                followed,
             )
         except TooManyLiveCards:
             return None  # nothing to retry: the wallet is full until cards are used up or voided
         # a decline voids the card (Payment Failed, Auto Recharge Skipped) and raises, for the handler to say why
         # nothing was bought
-        return self._collect(customer_id, bought)
+        return self._collect(customer_id, bought, followed)
 
     def _price_of(self, credits: Decimal) -> Money:
         return self._wallets.quote(credits).price
@@ -256,7 +268,9 @@ class CreditLifecycle:
         except (PaymentDeclined, PaymentsUnavailable):
             return None  # voided (Payment Failed), nothing granted this period: a retry would not change that
 
-    def _collect(self, customer_id: str, bought: CardResult | None) -> CardResult | None:
+    def _collect(
+        self, customer_id: str, bought: CardResult | None, correlation_ids: Sequence[str] = ()
+    ) -> CardResult | None:
         """Charge a card bought for Stripe to collect, with the card's own key (a redelivery or a second run
         replays the purchase and gets Stripe's first answer); any other card is as bought."""
         if bought is None:
@@ -265,4 +279,4 @@ class CreditLifecycle:
             payment = bought.card.payment
             assert payment is None or not payment.charged_off_session, "Stripe's cards need the payments use case"
             return bought
-        return self._payments().collect(customer_id, bought)
+        return self._payments().collect(customer_id, bought, correlation_ids)

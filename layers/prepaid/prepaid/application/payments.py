@@ -3,7 +3,7 @@ voided by what the provider reports. The provider is a port; the Stripe adapter 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -131,36 +131,58 @@ class Payments:
         self._wallets = wallets
         self._gateway = gateway  # None when this deployment has no provider credentials
 
-    def purchase(self, customer_id: str, request: PurchaseRequest, idempotency_key: str | None = None) -> CardResult:
+    def purchase(
+        self,
+        customer_id: str,
+        request: PurchaseRequest,
+        idempotency_key: str | None = None,
+        correlation_id: str | None = None,
+    ) -> CardResult:
         """A purchase; one that Stripe collects makes a pending card, then charges it (a decline voids it)."""
         payment = request.payment
         if payment is None or payment.collect is Collect.MANUAL:
-            return self._wallets.purchase(customer_id, request, idempotency_key)
+            return self._wallets.purchase(customer_id, request, idempotency_key, correlation_id)
         self._provider(payment.collect)  # no pending card for a provider this deployment cannot reach
-        return self.collect(customer_id, self._wallets.purchase(customer_id, request, idempotency_key))
+        bought = self._wallets.purchase(customer_id, request, idempotency_key, correlation_id)
+        return self.collect(customer_id, bought, () if correlation_id is None else (correlation_id,))
 
-    def collect(self, customer_id: str, result: CardResult) -> CardResult:
+    def collect(self, customer_id: str, result: CardResult, correlation_ids: Sequence[str] = ()) -> CardResult:
         """Charge a pending card bought to be charged off-session (a purchase's, an auto-recharge's), with the
-        card's own idempotency key: paid, it is activated; declined, it is voided and `PaymentDeclined` raised."""
+        card's own idempotency key: paid, it is activated; declined, it is voided and `PaymentDeclined` raised.
+        `correlation_ids`: the request or event the purchase answered, named in the events of both."""
         card = result.card
         if card.payment is None or not card.payment.charged_off_session or card.status is not CardStatus.PENDING:
             return result  # a replay of a purchase whose card was settled since answers as first answered
         assert card.payment.stripe_customer is not None
         gateway = self._gateway()
         if gateway is None:  # payments turned off since: nothing will ever pay for the card
-            self._wallets.cancel_pending(customer_id, card.card_id, PAYMENT_FAILED_REASON)
+            self._wallets.cancel_pending(
+                customer_id, card.card_id, PAYMENT_FAILED_REASON, correlation_ids=correlation_ids
+            )
             raise PaymentsUnavailable(collect=card.payment.collect.value)
         charged = gateway.charge(
             Charge(customer_id, card.card_id, card.price, card.payment.stripe_customer, card.payment.payment_method)
         )
         if charged.status is ChargeStatus.SUCCEEDED:
-            return _as(result, self._wallets.activate(customer_id, card.card_id, charged.reference))
+            activated = self._wallets.activate(
+                customer_id, card.card_id, charged.reference, correlation_ids=correlation_ids
+            )
+            return _as(result, activated)
         if charged.status is ChargeStatus.DECLINED:
-            self._wallets.cancel_pending(customer_id, card.card_id, PAYMENT_FAILED_REASON)
+            self._wallets.cancel_pending(
+                customer_id, card.card_id, PAYMENT_FAILED_REASON, correlation_ids=correlation_ids
+            )
             raise PaymentDeclined(card_id=card.card_id, decline_code=charged.decline_code or "declined")
         return result
 
-    def void(self, customer_id: str, card_id: str, request: VoidRequest, idempotency_key: str | None) -> CardResult:
+    def void(
+        self,
+        customer_id: str,
+        card_id: str,
+        request: VoidRequest,
+        idempotency_key: str | None,
+        correlation_id: str | None = None,
+    ) -> CardResult:
         """A void; with `refund`, the voided credits' value goes back through the card's Stripe payment. A refund
         needs an idempotency key: the void is committed first, so the same request again must find it (and send
         the same refund, keyed by the card and its voided total, which Stripe then answers as the first time)."""
@@ -169,7 +191,7 @@ class Payments:
             if idempotency_key is None:
                 raise InvalidRequest(field="Idempotency-Key", reason="required_to_refund")
             gateway = self._provider(Collect.STRIPE)
-        result = self._wallets.void(customer_id, card_id, request, idempotency_key)
+        result = self._wallets.void(customer_id, card_id, request, idempotency_key, correlation_id)
         card = result.card
         if gateway is None or result.refund is None or result.refund.amount <= 0:
             return result
@@ -179,12 +201,18 @@ class Payments:
         return result
 
     def checkout(
-        self, customer_id: str, credits: Decimal, success_url: str, cancel_url: str
+        self,
+        customer_id: str,
+        credits: Decimal,
+        success_url: str,
+        cancel_url: str,
+        correlation_id: str | None = None,
     ) -> tuple[CardResult, CheckoutPage]:
         """The customer buys `credits` at the price book's price on the provider's page: a pending card now,
         active once paid, voided if the page expires unpaid."""
         gateway = self._provider(Collect.STRIPE)
-        result = self._wallets.purchase(customer_id, PurchaseRequest(credits, payment=Payment(Collect.STRIPE)))
+        asked = PurchaseRequest(credits, payment=Payment(Collect.STRIPE))
+        result = self._wallets.purchase(customer_id, asked, correlation_id=correlation_id)
         card = result.card
         try:
             page = gateway.checkout(
@@ -192,19 +220,19 @@ class Payments:
             )
         except (PaymentDeclined, PaymentProviderUnavailable):
             # no page, so no payment can ever come for the card: it must not wait forever
-            self._wallets.cancel_pending(customer_id, card.card_id, CHECKOUT_EXPIRED_REASON)
+            self._wallets.cancel_pending(customer_id, card.card_id, CHECKOUT_EXPIRED_REASON, correlation_id)
             raise
         return result, page
 
-    def apply(self, notice: PaymentNotice) -> NoticeOutcome:
+    def apply(self, notice: PaymentNotice, correlation_id: str | None = None) -> NoticeOutcome:
         """Apply a provider's notice to its card: paid activates it, failed or abandoned voids it if it is still
         pending. Applying it again changes nothing."""
         try:
             if notice.kind is NoticeKind.PAID:
-                self._wallets.activate(notice.customer_id, notice.card_id, notice.reference)
+                self._wallets.activate(notice.customer_id, notice.card_id, notice.reference, correlation_id)
             else:
                 reason = PAYMENT_FAILED_REASON if notice.kind is NoticeKind.FAILED else CHECKOUT_EXPIRED_REASON
-                self._wallets.cancel_pending(notice.customer_id, notice.card_id, reason)
+                self._wallets.cancel_pending(notice.customer_id, notice.card_id, reason, correlation_id)
         except (WalletNotFound, CardNotFound):
             return NoticeOutcome.UNKNOWN_CARD
         except CardNotActivatable:

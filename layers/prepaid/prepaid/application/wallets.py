@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -97,6 +97,10 @@ class PurchaseRequest:
         if self.payment is None:
             return None
         return [self.payment.collect.value, self.payment.stripe_customer, self.payment.payment_method]
+
+
+def _ids(correlation_id: str | None) -> tuple[str, ...]:
+    return () if correlation_id is None else (correlation_id,)
 
 
 def _as_is(card: Card) -> Card:
@@ -250,17 +254,29 @@ class WalletService:
 
     # -- purchases ---------------------------------------------------------------------------------------------
 
-    def purchase(self, customer_id: str, request: PurchaseRequest, idempotency_key: str | None = None) -> CardResult:
+    def purchase(
+        self,
+        customer_id: str,
+        request: PurchaseRequest,
+        idempotency_key: str | None = None,
+        correlation_id: str | None = None,
+    ) -> CardResult:
         """Add a card to the wallet (creating it on first use), priced from the price book unless priced."""
-        result = self.buy(customer_id, request, idempotency_key, add_card)
+        result = self.buy(customer_id, request, idempotency_key, add_card, _ids(correlation_id))
         assert result is not None, "a plain purchase always buys"
         return result
 
     def buy(
-        self, customer_id: str, request: PurchaseRequest, idempotency_key: str | None, decide: Decide
+        self,
+        customer_id: str,
+        request: PurchaseRequest,
+        idempotency_key: str | None,
+        decide: Decide,
+        correlation_ids: Sequence[str] = (),
     ) -> CardResult | None:
         """A purchase whose last word is `decide(wallet, card, now)`: the outcome to commit, or None to buy
-        nothing (decided on the fresh read of every attempt, so a concurrent change is always seen)."""
+        nothing (decided on the fresh read of every attempt, so a concurrent change is always seen).
+        `correlation_ids`: the request (or the event) it answers, named in its events."""
         check_customer_id(customer_id)
         exact_credits(request.credits)
         if not 0 <= request.priority <= 100:
@@ -289,13 +305,13 @@ class WalletService:
                     if idempotency_key is None
                     else IdempotencyRecord(PURCHASE_SCOPE, idempotency_key, fingerprint, None)
                 )
-                self._commit(wallet, outcome, now, skipped)
+                self._commit(wallet, outcome, now, skipped, correlation_ids)
                 return None
             result = CardResult(outcome.card(card_id), outcome.wallet.balance(now), now)
             record = None
             if idempotency_key is not None:
                 record = IdempotencyRecord(PURCHASE_SCOPE, idempotency_key, fingerprint, result)
-            self._commit(wallet, outcome, now, record)
+            self._commit(wallet, outcome, now, record, correlation_ids)
             return result
 
         keyed = (idempotency_key, fingerprint, PURCHASE_SCOPE)
@@ -339,7 +355,11 @@ class WalletService:
     # -- adjustments -------------------------------------------------------------------------------------------
 
     def adjust(
-        self, customer_id: str, request: AdjustmentRequest, idempotency_key: str | None = None
+        self,
+        customer_id: str,
+        request: AdjustmentRequest,
+        idempotency_key: str | None = None,
+        correlation_id: str | None = None,
     ) -> AdjustmentResult:
         """Add credits as a free card (source `adjustment`) or take them in card order (never into overage:
         `InsufficientCredits`), recorded as an `adjustment` entry with the request's reason. With a key, the same
@@ -370,7 +390,7 @@ class WalletService:
             record = None
             if idempotency_key is not None:
                 record = IdempotencyRecord(ADJUSTMENT_SCOPE, idempotency_key, fingerprint, adjustment=result)
-            self._commit(wallet, outcome, now, record)
+            self._commit(wallet, outcome, now, record, _ids(correlation_id))
             return result
 
         return self._run_keyed(customer_id, (idempotency_key, fingerprint, ADJUSTMENT_SCOPE), attempt, _adjusted_again)
@@ -399,7 +419,9 @@ class WalletService:
                 raise InvalidRequest(field=name, reason="added_credits_only")
         return None
 
-    def change_card(self, customer_id: str, card_id: str, change: CardChange) -> CardResult:
+    def change_card(
+        self, customer_id: str, card_id: str, change: CardChange, correlation_id: str | None = None
+    ) -> CardResult:
         """Change a live card's expiry or priority (an `expiry_change` entry with the reason). The same terms
         again change nothing and answer the same."""
 
@@ -410,7 +432,7 @@ class WalletService:
             terms = change.terms(wallet.card(card_id))
             return wallet.change_terms(card_id, terms, now, change.reason, change.metadata)
 
-        return self._change_card(customer_id, card_id, changed, ended)
+        return self._change_card(customer_id, card_id, changed, ended, correlation_ids=_ids(correlation_id))
 
     @staticmethod
     def _lifetime(request: PurchaseRequest, now: datetime) -> tuple[datetime, datetime | None]:
@@ -441,19 +463,36 @@ class WalletService:
 
     # -- other changes -----------------------------------------------------------------------------------------
 
-    def activate(self, customer_id: str, card_id: str, reference: str | None = None) -> CardResult:
+    def activate(
+        self,
+        customer_id: str,
+        card_id: str,
+        reference: str | None = None,
+        correlation_id: str | None = None,
+        *,
+        correlation_ids: Sequence[str] = (),
+    ) -> CardResult:
         """A pending card is paid (e.g. its invoice; `reference`: the payment at its provider): it joins the
-        balance. Activating it again answers the same and changes nothing."""
+        balance. Activating it again answers the same and changes nothing. `correlation_ids`: the event it
+        answers (an auto-recharge's Balance Low), when no request made it."""
 
         def ended(card: Card) -> Card:
             if card.status is CardStatus.VOIDED:  # a card that ended otherwise was active: the answer stands
                 raise CardNotActivatable(card_id=card_id, status=card.status.value)
             return card
 
-        return self._change_card(customer_id, card_id, lambda w, now: w.activate_card(card_id, now, reference), ended)
+        followed = (*_ids(correlation_id), *correlation_ids)
+        return self._change_card(
+            customer_id, card_id, lambda w, now: w.activate_card(card_id, now, reference), ended, None, followed
+        )
 
     def void(
-        self, customer_id: str, card_id: str, request: VoidRequest | None = None, idempotency_key: str | None = None
+        self,
+        customer_id: str,
+        card_id: str,
+        request: VoidRequest | None = None,
+        idempotency_key: str | None = None,
+        correlation_id: str | None = None,
     ) -> CardResult:
         """Void what `request` says of a card (all that remains by default); with `refund`, the answer says what
         goes back through the card's payment. Voiding a voided card again answers the same and changes nothing;
@@ -483,6 +522,7 @@ class WalletService:
                 ),
                 ended,
                 record,
+                _ids(correlation_id),
             )
         except IdempotencyRace:
             assert idempotency_key is not None
@@ -490,9 +530,21 @@ class WalletService:
             assert replay is not None, "an idempotency race leaves the winner's record behind"
             return replay
 
-    def cancel_pending(self, customer_id: str, card_id: str, reason: str) -> CardResult:
-        """Void a card whose payment failed or was abandoned, if it still waits for it; else change nothing."""
-        return self._change_card(customer_id, card_id, lambda w, now: w.cancel_pending(card_id, now, reason), _as_is)
+    def cancel_pending(
+        self,
+        customer_id: str,
+        card_id: str,
+        reason: str,
+        correlation_id: str | None = None,
+        *,
+        correlation_ids: Sequence[str] = (),
+    ) -> CardResult:
+        """Void a card whose payment failed or was abandoned, if it still waits for it; else change nothing.
+        `correlation_ids`: the event it answers (an auto-recharge's Balance Low), when no request made it."""
+        followed = (*_ids(correlation_id), *correlation_ids)
+        return self._change_card(
+            customer_id, card_id, lambda w, now: w.cancel_pending(card_id, now, reason), _as_is, None, followed
+        )
 
     def _change_card(
         self,
@@ -501,6 +553,7 @@ class WalletService:
         change: Callable[[Wallet, datetime], Outcome],
         ended: Callable[[Card], Card],
         record: tuple[str, str, str] | None = None,
+        correlation_ids: Sequence[str] = (),
     ) -> CardResult:
         """`change` one card of the wallet; a card no longer in it is answered by `ended(card)` (or not found).
         `record`: (scope, idempotency key, request hash) to commit the answer under."""
@@ -519,16 +572,21 @@ class WalletService:
             result = CardResult(outcome.card(card_id), outcome.wallet.balance(now), now, refund=refund)
             if outcome.changed:  # an activated card activated again changes nothing: no new version
                 kept = None if record is None else IdempotencyRecord(*record, result)
-                self._commit(wallet, outcome, now, kept)
+                self._commit(wallet, outcome, now, kept, correlation_ids)
             return result
 
         return self._retry.run(customer_id, attempt)
 
-    def configure(self, customer_id: str, settings: WalletSettings) -> WalletView:
+    def configure(self, customer_id: str, settings: WalletSettings, correlation_id: str | None = None) -> WalletView:
         """Replace the wallet's settings, creating the wallet if needed."""
-        return self.reconfigure(customer_id, lambda _current: settings)
+        return self.reconfigure(customer_id, lambda _current: settings, correlation_id)
 
-    def reconfigure(self, customer_id: str, decide: Callable[[WalletSettings], WalletSettings]) -> WalletView:
+    def reconfigure(
+        self,
+        customer_id: str,
+        decide: Callable[[WalletSettings], WalletSettings],
+        correlation_id: str | None = None,
+    ) -> WalletView:
         """Settings `decide`d from the wallet's current ones (a partial change), creating the wallet if needed.
         Decided on each fresh read: two changes of different fields at once both land."""
         check_customer_id(customer_id)
@@ -536,14 +594,20 @@ class WalletService:
         def attempt() -> WalletView:
             now = self._clock()
             wallet = self._store.load(customer_id) or Wallet(customer_id=customer_id, created_at=now)
-            return WalletView(self._commit(wallet, wallet.configure(decide(wallet.settings)), now), now)
+            outcome = wallet.configure(decide(wallet.settings))
+            return WalletView(self._commit(wallet, outcome, now, correlation_ids=_ids(correlation_id)), now)
 
         return self._retry.run(customer_id, attempt)
 
     def _commit(
-        self, before: Wallet, outcome: Outcome, now: datetime, record: IdempotencyRecord | None = None
+        self,
+        before: Wallet,
+        outcome: Outcome,
+        now: datetime,
+        record: IdempotencyRecord | None = None,
+        correlation_ids: Sequence[str] = (),
     ) -> Wallet:
-        change = change_of(before, outcome, now, self._new_id(), idempotency=record)
+        change = change_of(before, outcome, now, self._new_id(), idempotency=record, correlation_ids=correlation_ids)
         self._store.commit(change)
         return change.wallet
 

@@ -20,12 +20,14 @@ from prepaid.domain.events import (
     BALANCE_RECOVERED,
     CREDITS_EXPIRED,
     CREDITS_EXPIRING_SOON,
+    DETAIL_TYPES,
     OVERAGE_RECORDED,
     SOURCE,
 )
 from prepaid.domain.rules import CUSTOMER_ID
 
-# The detail types that raise an alert (the template's AlertRule matches the same list; a test checks both agree).
+# The detail types that raise an alert: those the alert topic and each wallet's webhook get. Account-level webhook
+# endpoints may subscribe to any detail type (the template's WebhookRule sends them all to the queue).
 ALERT_DETAIL_TYPES = (
     BALANCE_LOW,
     BALANCE_DEPLETED,
@@ -49,13 +51,23 @@ class MalformedAlert(DomainError):
 
 @dataclass(frozen=True)
 class Alert:
-    """One event worth alerting on. `event_id` is the outbox event's id: stable across every redelivery."""
+    """One event on its way to the alert topic and webhooks. `event_id` is the outbox event's id: stable across
+    every redelivery."""
 
     event_id: str
     detail_type: str
     customer_id: str
     time: str  # when the event happened, as the envelope says (ISO 8601, UTC)
     detail: dict[str, Any]
+
+    @property
+    def is_alert(self) -> bool:
+        """Whether the alert topic and the wallet's webhook get it (endpoints get what they subscribe to)."""
+        return self.detail_type in ALERT_DETAIL_TYPES
+
+    @property
+    def happened_at(self) -> datetime:
+        return datetime.fromisoformat(self.time)
 
 
 def alert_from_envelope(envelope: Any) -> Alert:
@@ -65,8 +77,8 @@ def alert_from_envelope(envelope: Any) -> Alert:
     if envelope.get("source") != SOURCE:
         raise MalformedAlert(field="source", reason="not_prepaid_credits")
     detail_type = envelope.get("detail-type")
-    if detail_type not in ALERT_DETAIL_TYPES:
-        raise MalformedAlert(field="detail-type", reason="not_an_alert")
+    if detail_type not in DETAIL_TYPES:
+        raise MalformedAlert(field="detail-type", reason="unknown_detail_type")
     detail = envelope.get("detail")
     if not isinstance(detail, dict):
         raise MalformedAlert(field="detail", reason="not_an_object")
@@ -79,6 +91,12 @@ def alert_from_envelope(envelope: Any) -> Alert:
     time = envelope.get("time")
     if not isinstance(time, str):
         raise MalformedAlert(field="time", reason="missing")
+    try:
+        happened_at = datetime.fromisoformat(time)
+    except ValueError:
+        raise MalformedAlert(field="time", reason="invalid") from None
+    if happened_at.tzinfo is None:
+        raise MalformedAlert(field="time", reason="invalid")
     return Alert(event_id=event_id, detail_type=detail_type, customer_id=customer_id, time=time, detail=detail)
 
 
@@ -134,6 +152,7 @@ class DeliveryState(StrEnum):
     FAILED = "failed"  # the last attempt failed; the owner retries at `lease_until`
     DELIVERED = "delivered"
     DEAD = "dead"  # the last attempt failed: the owner sent the alert to the dead-letter queue
+    QUEUED = "queued"  # resent (the API): a new round starts when the message it queued arrives
 
 
 @dataclass(frozen=True)
@@ -153,6 +172,7 @@ class Delivery:
     lease_until: datetime
     version: int = 1
     last_failure: str | None = None
+    since: datetime | None = None  # when the first round began (kept through every later write)
 
 
 class Skip(StrEnum):
@@ -174,15 +194,16 @@ def claim(
     - owned by this message (a retry, or a crash mid-attempt) → next attempt;
     - owned by another message whose lease still runs → skip: that message retries it;
     - owned by another message whose lease ran out (its message lost, or far behind) → take it over, same round;
-    - dead-lettered by another message (a redrive, or a duplicate arriving after the last try) → a new round;
-      by this message → skip (a crash after dead-lettering, before the message was deleted).
+    - dead-lettered by another message (a redrive, or a duplicate arriving after the last try), or queued again
+      (a resend) → a new round; dead-lettered by this message → skip (a crash after dead-lettering, before the
+      message was deleted).
     """
     until = now + lease
     if current is None:
-        return Delivery(event_id, channel, DeliveryState.SENDING, owner, 1, until)
+        return Delivery(event_id, channel, DeliveryState.SENDING, owner, 1, until, since=now)
     if current.state is DeliveryState.DELIVERED:
         return Skip.DELIVERED
-    if current.state is DeliveryState.DEAD:
+    if current.state in (DeliveryState.DEAD, DeliveryState.QUEUED):
         if current.owner == owner:
             return Skip.DEAD_LETTERED
         return replace(
@@ -213,6 +234,21 @@ def failed(delivery: Delivery, reason: str, retry_at: datetime) -> Delivery:
     return replace(
         delivery, state=DeliveryState.FAILED, lease_until=retry_at, last_failure=reason, version=delivery.version + 1
     )
+
+
+def queued(delivery: Delivery, owner: str, until: datetime) -> Delivery:
+    """A delivery sent again (a resend): a new round for the message `owner` names, expected before `until`."""
+    return replace(
+        delivery, state=DeliveryState.QUEUED, owner=owner, attempts=0, lease_until=until, version=delivery.version + 1
+    )
+
+
+def in_progress(delivery: Delivery, now: datetime) -> bool:
+    """Whether a round of attempts is under way: an attempt in flight, a retry to come, or a resend not yet
+    picked up (a resend whose message never came may be asked for again once its lease ran out)."""
+    if delivery.state is DeliveryState.FAILED:
+        return True
+    return delivery.state in (DeliveryState.SENDING, DeliveryState.QUEUED) and delivery.lease_until > now
 
 
 def dead(delivery: Delivery, reason: str, now: datetime) -> Delivery:

@@ -228,3 +228,40 @@ class InvalidToken(DashboardTokenRefused):
     """A dashboard token altered, forged, or signed for another purpose (such as a page cursor)."""
 
     code: ClassVar[str] = "invalid_token"
+
+
+# -- webhook endpoints ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EndpointNotFound(DomainError):
+    code: ClassVar[str] = "endpoint_not_found"
+    endpoint_id: str
+
+
+@dataclass(frozen=True)
+class EndpointBusy(DomainError):
+    """Changed by others on every try of an update."""
+
+    code: ClassVar[str] = "endpoint_busy"
+    endpoint_id: str
+
+
+@dataclass(frozen=True)
+class TooManyEndpoints(DomainError):
+    code: ClassVar[str] = "too_many_endpoints"
+    limit: int
+
+
+@dataclass(frozen=True)
+class DeliveryNotFound(DomainError):
+    code: ClassVar[str] = "delivery_not_found"
+    event_id: str
+
+
+@dataclass(frozen=True)
+class DeliveryInProgress(DomainError):
+    """A resend of a delivery still being tried: its own retries come first."""
+
+    code: ClassVar[str] = "delivery_in_progress"
+    event_id: str

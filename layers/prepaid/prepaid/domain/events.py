@@ -25,6 +25,24 @@ CREDITS_PENDING = "Credits Pending"
 PAYMENT_SUCCEEDED = "Payment Succeeded"
 PAYMENT_FAILED = "Payment Failed"
 CREDITS_ADJUSTED = "Credits Adjusted"
+# Every detail type, in the order docs/webhooks.md lists them: what a webhook endpoint may subscribe to.
+DETAIL_TYPES = (
+    CREDITS_PURCHASED,
+    CREDITS_VOIDED,
+    BALANCE_LOW,
+    BALANCE_RECOVERED,
+    BALANCE_DEPLETED,
+    OVERAGE_RECORDED,
+    CREDITS_EXPIRING_SOON,
+    CREDITS_EXPIRED,
+    AUTO_RECHARGE_PURCHASED,
+    CREDITS_PENDING,
+    PAYMENT_SUCCEEDED,
+    PAYMENT_FAILED,
+    CREDITS_REFUNDED,
+    AUTO_RECHARGE_SKIPPED,
+    CREDITS_ADJUSTED,
+)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ changed here changes everywhere. Pure: patterns and bounds, no I/O.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
@@ -33,12 +34,34 @@ MAX_METADATA_KEY = 40  # characters
 MAX_METADATA_VALUE = 500  # characters
 MAX_NOTE_TEXT = 500  # characters of an adjustment's or a card change's reason
 MAX_APPLIES_TO_METERS = 50  # meters one card may be scoped to
+# A correlation id: a caller's `X-Correlation-Id`, a producer's `correlationId` attribute, or AWS's own request or
+# message id. Joined with commas in a drawdown message's attribute, so it holds none.
+CORRELATION_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+MAX_CORRELATION_IDS = 10  # carried by one drawdown message, or in one event's detail
 CUSTOMER_ID = re.compile(CUSTOMER_ID_PATTERN)
 METER = re.compile(METER_PATTERN)
 DIMENSION = re.compile(DIMENSION_PATTERN)
 DIMENSION_VALUE = re.compile(DIMENSION_VALUE_PATTERN)
 EVENT_ID = re.compile(EVENT_ID_PATTERN)
 CARD_ID = re.compile(CARD_ID_PATTERN)
+CORRELATION_ID = re.compile(CORRELATION_ID_PATTERN)
+
+
+def correlation_id(value: object) -> str | None:
+    """`value` when it is a valid correlation id, else None."""
+    return value if isinstance(value, str) and CORRELATION_ID.fullmatch(value) else None
+
+
+def correlation_ids(ids: Iterable[str]) -> tuple[str, ...]:
+    """The distinct valid ids of `ids`, in order of first appearance, at most `MAX_CORRELATION_IDS`."""
+    kept: dict[str, None] = {}
+    for value in ids:
+        if len(kept) == MAX_CORRELATION_IDS:
+            break
+        if correlation_id(value) is not None:
+            kept[value] = None
+    return tuple(kept)
+
 
 # -- decimal text ----------------------------------------------------------------------------------------------------
 # Every decimal on the wire is a string of ASCII digits: no exponent, `_`, spaces, signs other than a leading `-`, or

@@ -157,6 +157,8 @@ class RatedUsage:
     credits: Decimal
     at: datetime
     priced_by: PricedBy | None = None  # the dimension value whose price rated it; None for the meter's base rate
+    # the requests it came with (for logs and events only: never part of what the event is, so not compared)
+    correlation_ids: tuple[str, ...] = field(default=(), compare=False)
 
 
 def _noted(reference: str | None, metadata: Metadata) -> dict[str, object]:

@@ -10,7 +10,7 @@ did not take the work, 500 never carries internals.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -23,7 +23,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 
 from prepaid.application.ports import QueueUnavailable
 from prepaid.domain import errors as domain
-from prepaid.domain.rules import MAX_JSON_DEPTH
+from prepaid.domain.rules import MAX_JSON_DEPTH, correlation_id
 from prepaid.edge.json_text import JsonRefused, read_json
 
 logger = Logger()
@@ -44,6 +44,9 @@ COMMON_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 JSON_POLICY = "default-src 'none'; frame-ancestors 'none'"
+# The id one request is followed by, through its drawdown, events and webhooks: the caller's, or API Gateway's.
+CORRELATION_HEADER = "X-Correlation-Id"
+_CORRELATION = CORRELATION_HEADER.lower()
 
 
 def _currency_refusal(error: domain.UnsupportedCurrency) -> str:
@@ -119,6 +122,20 @@ _STATUS_AND_MESSAGE: dict[type[domain.DomainError], tuple[HTTPStatus, Callable[[
     domain.TokenMissing: (HTTPStatus.UNAUTHORIZED, lambda e: "a dashboard token is needed (Authorization: Bearer)"),
     domain.TokenExpired: (HTTPStatus.UNAUTHORIZED, lambda e: f"the dashboard link expired at {e.expired_at}"),
     domain.InvalidToken: (HTTPStatus.FORBIDDEN, lambda e: "the dashboard token is not valid"),
+    domain.EndpointNotFound: (HTTPStatus.NOT_FOUND, lambda e: f"no webhook endpoint {e.endpoint_id}"),
+    domain.EndpointBusy: (
+        HTTPStatus.CONFLICT,
+        lambda e: f"webhook endpoint {e.endpoint_id} kept changing; retry the request",
+    ),
+    domain.TooManyEndpoints: (
+        HTTPStatus.CONFLICT,
+        lambda e: f"this deployment has {e.limit} webhook endpoints, the most it may; delete one first",
+    ),
+    domain.DeliveryNotFound: (HTTPStatus.NOT_FOUND, lambda e: f"no delivery of event {e.event_id} to this endpoint"),
+    domain.DeliveryInProgress: (
+        HTTPStatus.CONFLICT,
+        lambda e: f"the delivery of event {e.event_id} is still being tried; resend it once it is delivered or dead",
+    ),
 }
 
 
@@ -281,10 +298,28 @@ def unreadable_body(event: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+def correlation_id_of(event: Mapping[str, Any]) -> str | None:
+    """The request's correlation id: the caller's `X-Correlation-Id` when it is a valid one, else API Gateway's
+    request id (an invalid header is not an error: the request goes on under the request id)."""
+    given = next((v for k, v in (event.get("headers") or {}).items() if str(k).lower() == _CORRELATION), None)
+    context = event.get("requestContext")
+    request_id = context.get("requestId") if isinstance(context, Mapping) else None
+    return correlation_id(given) or correlation_id(request_id)
+
+
 def serve(app: APIGatewayRestResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Answer one proxy event: its body checked first, then routed."""
+    """Answer one proxy event: its body checked first, then routed. Its logs and its answer carry its correlation
+    id (`X-Correlation-Id`)."""
+    followed = correlation_id_of(event)
+    if followed is not None:
+        logger.set_correlation_id(followed)
     refused = unreadable_body(event)
-    return refused if refused is not None else app.resolve(_json_type_in_lower_case(event), context)
+    answer = refused if refused is not None else app.resolve(_json_type_in_lower_case(event), context)
+    if followed is not None and answer.get("multiValueHeaders"):  # Powertools' answers put their headers here
+        answer["multiValueHeaders"] = {**answer["multiValueHeaders"], CORRELATION_HEADER: [followed]}
+    elif followed is not None:
+        answer["headers"] = {**(answer.get("headers") or {}), CORRELATION_HEADER: followed}
+    return answer
 
 
 def _content_type(event: dict[str, Any]) -> str:

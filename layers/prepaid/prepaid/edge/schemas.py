@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import isodate  # type: ignore[import-untyped]  # no type information shipped
-from aws_lambda_powertools.event_handler.openapi.params import Header, Path
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from prepaid.application.dashboard import DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS, MIN_TTL_SECONDS
+from prepaid.domain.events import DETAIL_TYPES
 from prepaid.domain.ledger import EntryType
 from prepaid.domain.rules import (
     CARD_ID_PATTERN,
@@ -29,6 +30,7 @@ from prepaid.domain.rules import (
     DECIMAL_TEXT_PATTERN,
     DIMENSION_PATTERN,
     DIMENSION_VALUE_PATTERN,
+    EVENT_ID_PATTERN,
     IDEMPOTENCY_KEY_PATTERN,
     MAX_APPLIES_TO_METERS,
     MAX_METADATA_KEY,
@@ -47,6 +49,7 @@ from prepaid.domain.rules import (
     percent_from_text,
 )
 from prepaid.domain.spans import CalendarSpan, Span
+from prepaid.domain.webhook_endpoints import ENDPOINT_ID_PATTERN, MAX_DESCRIPTION
 
 
 def _decimal_text(value: Any) -> Any:
@@ -131,6 +134,8 @@ ThresholdText = Annotated[
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["USD"])]
 CustomerId = Annotated[str, Path(pattern=CUSTOMER_ID_PATTERN, description="The SaaS's customer id")]
 CardId = Annotated[str, Path(pattern=CARD_ID_PATTERN)]
+# A page cursor: the `nextCursor` of the page before, handed back as it came (signed: an altered one is refused)
+Cursor = Annotated[str | None, Query(min_length=1, max_length=1024, description="nextCursor of the page before")]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", pattern=IDEMPOTENCY_KEY_PATTERN)]
 # Stripe's `t=...,v1=...` header; the stripe library reads it (a few signatures during a secret's rotation)
 StripeSignature = Annotated[str | None, Header(alias="Stripe-Signature", max_length=2000)]
@@ -825,3 +830,74 @@ def answers(success: int, description: str, *errors: int, signed: bool = True) -
     this API never sends. `signed`: the route takes SigV4 (403 when IAM refuses the caller)."""
     gateway = (IAM_REFUSED, THROTTLED) if signed else (THROTTLED,)
     return {success: {"description": description}, **error_responses(*sorted({*errors, *gateway}))}
+
+
+# -- webhook endpoints --------------------------------------------------------------------------------------------
+
+EndpointId = Annotated[str, Path(pattern=ENDPOINT_ID_PATTERN, description="A webhook endpoint's id (ep_…)")]
+EventId = Annotated[str, Path(pattern=EVENT_ID_PATTERN, description="The event's id (detail.eventId, webhook-id)")]
+EventType = Literal[DETAIL_TYPES]  # type: ignore[valid-type]  # the tuple of every detail type, as a Literal
+EventTypes = Annotated[
+    list[EventType] | None,
+    Field(min_length=1, max_length=len(DETAIL_TYPES), description="the detail types it gets; null: every type"),
+]
+EndpointUrl = Annotated[str, Field(min_length=1, max_length=2048, examples=["https://example.com/hooks/credits"])]
+EndpointDescription = Annotated[str, Field(max_length=MAX_DESCRIPTION, pattern=r"^[^\x00-\x1f\x7f]*$")]
+
+
+class WebhookEndpointBody(Body):
+    model_config = examples(
+        {"url": "https://example.com/hooks/credits", "eventTypes": ["Credits Purchased", "Balance Low"]}
+    )
+    url: EndpointUrl
+    event_types: EventTypes = Field(default=None, alias="eventTypes")
+    description: EndpointDescription = ""
+
+
+class WebhookEndpointPatchBody(Body):
+    """A JSON merge patch: what is absent stays; `eventTypes` null means every type again."""
+
+    model_config = examples({"eventTypes": None}, {"disabled": True})
+    url: EndpointUrl | None = None
+    event_types: EventTypes = Field(default=None, alias="eventTypes")
+    description: EndpointDescription | None = None
+    disabled: StrictBool | None = None
+
+
+class WebhookEndpointOut(BaseModel):
+    id: str
+    url: str
+    eventTypes: list[str] | None = Field(description="the detail types it gets; null: every type")
+    description: str
+    disabled: bool
+    createdAt: InstantText
+
+
+class WebhookEndpointCreatedOut(WebhookEndpointOut):
+    secret: str = Field(description="its Standard Webhooks secret (whsec_…); also at GET …/secret")
+
+
+class WebhookEndpointListOut(BaseModel):
+    endpoints: list[WebhookEndpointOut]
+
+
+class WebhookSecretOut(BaseModel):
+    secret: str = Field(description="verify deliveries with it (Standard Webhooks, whsec_…)")
+
+
+class DeliveryOut(BaseModel):
+    eventId: str = Field(description="the event's id: the webhook-id header")
+    eventType: str
+    customerId: str
+    eventTime: InstantText
+    state: Literal["sending", "failed", "delivered", "dead", "queued"]
+    attempts: int = Field(description="attempts in the current round (a resend starts a new one)")
+    lastFailure: str | None
+    nextAttemptAt: InstantText | None = Field(description="a failed delivery's next try")
+
+
+class DeliveryListOut(BaseModel):
+    """Newest event first."""
+
+    deliveries: list[DeliveryOut]
+    nextCursor: str | None

@@ -21,6 +21,7 @@ from prepaid.application.ports import AdjustmentResult, CardResult
 from prepaid.application.revenue import RevenueReport
 from prepaid.application.usage_series import UsageSeriesView
 from prepaid.application.wallets import Authorization, PricedQuote, WalletView
+from prepaid.application.webhook_endpoints import DeliveryPage, DeliveryView
 from prepaid.domain.card import Card, Payment
 from prepaid.domain.forecast import days_in
 from prepaid.domain.ledger import CardTerms, LedgerEntry
@@ -33,6 +34,7 @@ from prepaid.domain.settings import Rollover, WalletSettings, percent_text
 from prepaid.domain.text import duration, instant, optional_instant
 from prepaid.domain.usage_hours import MeterUsage
 from prepaid.domain.wallet import Wallet
+from prepaid.domain.webhook_endpoints import WebhookEndpoint
 
 Json = dict[str, Any]
 
@@ -466,3 +468,31 @@ def _value(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _value(v) for k, v in value.items()}
     raise TypeError(f"an event cannot carry a {type(value).__name__}")
+
+
+def webhook_endpoint(endpoint: WebhookEndpoint) -> Json:
+    return {
+        "id": endpoint.endpoint_id,
+        "url": endpoint.url,
+        "eventTypes": sorted(endpoint.event_types) if endpoint.event_types is not None else None,
+        "description": endpoint.description,
+        "disabled": endpoint.disabled,
+        "createdAt": instant(endpoint.created_at),
+    }
+
+
+def delivery(view: DeliveryView) -> Json:
+    return {
+        "eventId": view.event_id,
+        "eventType": view.event_type,
+        "customerId": view.customer_id,
+        "eventTime": instant(view.event_time),
+        "state": view.state.value,
+        "attempts": view.attempts,
+        "lastFailure": view.last_failure,
+        "nextAttemptAt": optional_instant(view.next_attempt_at),
+    }
+
+
+def delivery_page(page: DeliveryPage) -> Json:
+    return {"deliveries": [delivery(d) for d in page.deliveries], "nextCursor": page.next_cursor}

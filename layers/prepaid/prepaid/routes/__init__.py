@@ -28,10 +28,10 @@ def openapi_document() -> str:
     """One OpenAPI document for the API function's routes and the purchase function's (built once, from the
     routers' own types)."""
     # imported here, not at the top: a function importing one router module must not pay for the others
-    from prepaid.routes import cards, catalog, payments, usage, wallets
+    from prepaid.routes import cards, catalog, payments, usage, wallets, webhooks
 
     documented = APIGatewayRestResolver(enable_validation=True)
-    for router in (cards.router, wallets.router, catalog.router, usage.router, payments.router):
+    for router in (cards.router, wallets.router, catalog.router, usage.router, payments.router, webhooks.router):
         documented.include_router(router)
     document = json.loads(
         documented.get_openapi_json_schema(

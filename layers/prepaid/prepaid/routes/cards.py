@@ -12,7 +12,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from prepaid import assembly
 from prepaid.edge import wire
-from prepaid.edge.http import json_response
+from prepaid.edge.http import correlation_id_of, json_response
 from prepaid.edge.schemas import (
     AdjustmentBody,
     AdjustmentOut,
@@ -41,7 +41,8 @@ metrics = Metrics()
 def purchase(
     customerId: CustomerId, body: PurchaseBody, idempotency_key: IdempotencyKey = None
 ) -> Response[PurchaseOut]:
-    result = assembly.payments().purchase(customerId, purchase_request(body), idempotency_key)
+    followed = correlation_id_of(router.current_event.raw_event)
+    result = assembly.payments().purchase(customerId, purchase_request(body), idempotency_key, followed)
     if not result.replayed:
         metrics.add_metric(name="CreditsPurchased", unit=MetricUnit.Count, value=1)
     replayed = {"Idempotent-Replayed": "true"} if result.replayed else None
@@ -57,7 +58,8 @@ def purchase(
 def void_card(
     customerId: CustomerId, cardId: CardId, body: VoidBody | None = None, idempotency_key: IdempotencyKey = None
 ) -> Response[VoidOut]:
-    result = assembly.payments().void(customerId, cardId, void_request(body), idempotency_key)
+    followed = correlation_id_of(router.current_event.raw_event)
+    result = assembly.payments().void(customerId, cardId, void_request(body), idempotency_key, followed)
     replayed = {"Idempotent-Replayed": "true"} if result.replayed else None
     return json_response(wire.card_result(result), extra=replayed)
 
@@ -69,7 +71,8 @@ def void_card(
     responses=answers(200, "the active card and the new balance", 404, 409, 422),
 )
 def activate_card(customerId: CustomerId, cardId: CardId) -> Response[PurchaseOut]:
-    return json_response(wire.card_result(assembly.wallet_service().activate(customerId, cardId)))
+    followed = correlation_id_of(router.current_event.raw_event)
+    return json_response(wire.card_result(assembly.wallet_service().activate(customerId, cardId, None, followed)))
 
 
 @router.post(
@@ -81,7 +84,8 @@ def activate_card(customerId: CustomerId, cardId: CardId) -> Response[PurchaseOu
 def adjust(
     customerId: CustomerId, body: AdjustmentBody, idempotency_key: IdempotencyKey = None
 ) -> Response[AdjustmentOut]:
-    result = assembly.wallet_service().adjust(customerId, adjustment_request(body), idempotency_key)
+    followed = correlation_id_of(router.current_event.raw_event)
+    result = assembly.wallet_service().adjust(customerId, adjustment_request(body), idempotency_key, followed)
     replayed = {"Idempotent-Replayed": "true"} if result.replayed else None
     return json_response(wire.adjustment(result), HTTPStatus.CREATED, replayed)
 
@@ -93,4 +97,6 @@ def adjust(
     responses=answers(200, "the changed card and the balance", 400, 404, 409, 413, 415, 422),
 )
 def change_card(customerId: CustomerId, cardId: CardId, body: CardChangeBody) -> Response[PurchaseOut]:
-    return json_response(wire.card_result(assembly.wallet_service().change_card(customerId, cardId, card_change(body))))
+    followed = correlation_id_of(router.current_event.raw_event)
+    changed = assembly.wallet_service().change_card(customerId, cardId, card_change(body), followed)
+    return json_response(wire.card_result(changed))

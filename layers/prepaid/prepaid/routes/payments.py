@@ -9,7 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from prepaid import assembly
 from prepaid.application.payments import NoticeOutcome
-from prepaid.edge.http import STRIPE_WEBHOOK_RESOURCE, json_response
+from prepaid.edge.http import STRIPE_WEBHOOK_RESOURCE, correlation_id_of, json_response
 from prepaid.edge.schemas import ReceivedOut, StripeSignature, answers
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves its __init__ unannotated
@@ -30,7 +30,7 @@ def stripe_webhook(stripe_signature: StripeSignature = None) -> Response[Receive
     notice = assembly.stripe_events().read(payload, stripe_signature)
     if notice is None:
         return json_response({"received": True, "applied": False})
-    outcome = assembly.payments().apply(notice)
+    outcome = assembly.payments().apply(notice, correlation_id_of(router.current_event.raw_event))
     if outcome is NoticeOutcome.REFUNDED_LATE_PAYMENT:
         # money taken for a card voided before it was paid: nothing granted, the payment refunded whole
         logger.warning(

@@ -16,7 +16,7 @@ from prepaid.application.ingest import drawdown_chunks
 from prepaid.domain.errors import NoEvents, TooManyEvents
 from prepaid.domain.rules import MAX_EVENTS_PER_REQUEST
 from prepaid.edge import wire
-from prepaid.edge.http import json_response
+from prepaid.edge.http import correlation_id_of, json_response
 from prepaid.edge.schemas import UsageBody, UsageOut, answers
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves its __init__ unannotated
@@ -35,7 +35,8 @@ def post_usage(body: UsageBody) -> Response[UsageOut]:
     if len(body.events) > MAX_EVENTS_PER_REQUEST:
         raise TooManyEvents(count=len(body.events), limit=MAX_EVENTS_PER_REQUEST)
     screening = assembly.usage_intake().screen(body.events)
-    messages = [RatedMessage(c, tuple(usages)) for c, usages in drawdown_chunks(screening.by_customer().items())]
+    grouped = screening.by_customer(correlation_id_of(router.current_event.raw_event))
+    messages = [RatedMessage(c, tuple(usages)) for c, usages in drawdown_chunks(grouped.items())]
     # a send that fails answers 503 and the sender posts again: what was drawn already is then a duplicate
     queue = assembly.drawdown_queue()
     queue.send_rated(messages).raise_if_failed(queue.url)

@@ -17,13 +17,14 @@ from prepaid.application.usage_series import Granularity, SeriesQuery
 from prepaid.domain.card import CardStatus
 from prepaid.domain.ledger import EntryType
 from prepaid.edge import wire
-from prepaid.edge.http import json_response
+from prepaid.edge.http import correlation_id_of, json_response
 from prepaid.edge.links import dashboard_url
 from prepaid.edge.merge_patch import patched_settings
 from prepaid.edge.schemas import (
     AuthorizeBody,
     AuthorizeOut,
     CardListOut,
+    Cursor,
     CustomerId,
     DashboardLinkBody,
     DashboardLinkOut,
@@ -71,9 +72,7 @@ def authorize(customerId: CustomerId, body: AuthorizeBody) -> Response[Authorize
 )
 def list_wallets(
     limit: Annotated[int, Query(ge=1, le=listings.MAX_PAGE)] = listings.DEFAULT_PAGE,
-    cursor: Annotated[
-        str | None, Query(min_length=1, max_length=1024, description="nextCursor of the page before")
-    ] = None,
+    cursor: Cursor = None,
 ) -> Response[WalletListOut]:
     return json_response(wire.wallet_page(assembly.listings().wallets(limit, cursor)))
 
@@ -88,9 +87,7 @@ def list_cards(
     customerId: CustomerId,
     status: Annotated[CardStatus | None, Query(description="only cards the API shows with this status")] = None,
     limit: Annotated[int, Query(ge=1, le=listings.MAX_PAGE)] = listings.DEFAULT_PAGE,
-    cursor: Annotated[
-        str | None, Query(min_length=1, max_length=1024, description="nextCursor of the page before")
-    ] = None,
+    cursor: Cursor = None,
 ) -> Response[CardListOut]:
     return json_response(wire.card_page(assembly.listings().cards(customerId, status, limit, cursor)))
 
@@ -102,7 +99,8 @@ def list_cards(
     responses=answers(200, "the wallet with its new settings", 400, 409, 413, 415, 422),
 )
 def put_settings(customerId: CustomerId, body: SettingsBody) -> Response[WalletOut]:
-    return json_response(wire.wallet(assembly.wallet_service().configure(customerId, wallet_settings(body))))
+    followed = correlation_id_of(router.current_event.raw_event)
+    return json_response(wire.wallet(assembly.wallet_service().configure(customerId, wallet_settings(body), followed)))
 
 
 @router.patch(
@@ -113,7 +111,8 @@ def put_settings(customerId: CustomerId, body: SettingsBody) -> Response[WalletO
 )
 def patch_settings(customerId: CustomerId, body: SettingsPatchBody) -> Response[WalletOut]:
     patch = body.merge_patch()
-    view = assembly.wallet_service().reconfigure(customerId, lambda current: patched_settings(current, patch))
+    followed = correlation_id_of(router.current_event.raw_event)
+    view = assembly.wallet_service().reconfigure(customerId, lambda current: patched_settings(current, patch), followed)
     return json_response(wire.wallet(view))
 
 
@@ -129,9 +128,7 @@ def read_ledger(
     start: Annotated[Instant | None, Query(alias="from", description="entries at or after this instant")] = None,
     end: Annotated[Instant | None, Query(alias="to", description="entries before this instant")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
-    cursor: Annotated[
-        str | None, Query(min_length=1, max_length=1024, description="nextCursor of the page before")
-    ] = None,
+    cursor: Cursor = None,
 ) -> Response[LedgerOut]:
     page = assembly.ledger().page(customerId, LedgerQuery(entry_type, start, end), limit, cursor)
     return json_response(wire.ledger_page(page))
