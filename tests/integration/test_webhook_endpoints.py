@@ -7,9 +7,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
 
+from prepaid.adapters.items import OUTBOX_SK, outbox_pk
 from prepaid_local.stack import Stack
+from support.aws import REGION
 from support.usage import PRICE, Table, usage_event
 from support.webhooks import AlertSide, Receiver, readme_verifier
 
@@ -250,3 +253,24 @@ def test_a_wallets_own_webhook_lists_and_resends_its_deliveries_only(
     assert stack.api("GET", "/wallets/nobody/webhook/deliveries").status == 404
     # And the table holds no secret of any endpoint or wallet
     assert "whsec_" not in str(Table(stack).scan())
+
+
+def test_an_event_whose_record_is_no_longer_kept_is_not_resent(
+    stack: Stack, receivers: tuple[Receiver, Receiver]
+) -> None:
+    # Given a purchase delivered to an endpoint, and its outbox record gone (DynamoDB's TTL, after 15 days)
+    receiver, _ = receivers
+    created = endpoint(stack, receiver.url, [PURCHASED])
+    buy(stack, "acme")
+    deliver(stack)
+    (request,) = receiver.received
+    key = {"PK": {"S": outbox_pk(request.event_id)}, "SK": {"S": OUTBOX_SK}}
+    boto3.client("dynamodb", region_name=REGION).delete_item(TableName=stack.name("WalletTable"), Key=key)
+    # When it is resent
+    path = f"/webhook-endpoints/{created['id']}/deliveries/{request.event_id}/resend"
+    answer = stack.api("POST", path)
+    # Then the API says it is too old, rather than queueing what alerting would dead-letter as not committed
+    assert (answer.status, answer.body["error"]["code"]) == (409, "event_no_longer_kept")
+    deliver(stack)
+    assert len(receiver.received) == 1
+    assert {d["state"] for d in deliveries(stack, f"/webhook-endpoints/{created['id']}/deliveries")} == {"delivered"}

@@ -339,6 +339,7 @@ def webhook_endpoints() -> WebhookEndpoints:
         cursor_signer=lambda: Signer(signing_key(), DELIVERY_CURSOR),
         clock=now,
         new_id=new_id,
+        committed=wallet_store(),
         allow_local_http=webhook_url_settings().allow_local_http,
     )
 

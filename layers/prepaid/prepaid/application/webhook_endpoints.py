@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from prepaid.application.ports import Clock, IdFactory, WalletStore
+from prepaid.application.provenance import CommittedEvents
 from prepaid.application.signing import Signer
 from prepaid.application.wallets import check_customer_id
 from prepaid.application.webhooks import (
@@ -32,6 +33,7 @@ from prepaid.domain.errors import (
     DeliveryNotFound,
     EndpointBusy,
     EndpointNotFound,
+    EventNoLongerKept,
     InvalidCursor,
     InvalidRequest,
     TooManyEndpoints,
@@ -139,10 +141,12 @@ class WebhookEndpoints:
         cursor_signer: Callable[[], Signer],
         clock: Clock,
         new_id: IdFactory,
+        committed: CommittedEvents,
         *,
         allow_local_http: bool = False,
     ) -> None:
         self._store = store
+        self._committed = committed
         self._secrets = endpoint_secrets
         self._history = history
         self._queue = queue
@@ -255,6 +259,8 @@ class WebhookEndpoints:
         now = self._clock()
         if in_progress(stored.delivery, now):
             raise DeliveryInProgress(event_id=event_id)
+        if self._committed.committed_event(event_id) is None:  # alerting would dead-letter it as not committed
+            raise EventNoLongerKept(event_id=event_id)
         again = queued(stored.delivery, f"resend-{self._new_id()}", now + RESEND_LEASE)
         try:
             self._history.save(again, stored.addressed)

@@ -265,3 +265,11 @@ class DeliveryInProgress(DomainError):
 
     code: ClassVar[str] = "delivery_in_progress"
     event_id: str
+
+
+@dataclass(frozen=True)
+class EventNoLongerKept(DomainError):
+    """A resend of an event older than its outbox record (which the alerting function checks every event against)."""
+
+    code: ClassVar[str] = "event_no_longer_kept"
+    event_id: str
