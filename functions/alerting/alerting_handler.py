@@ -40,7 +40,7 @@ def _retry_later(receipt_handle: str, wait: timedelta, message_id: str) -> None:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     failures: list[PartialItemFailures] = []
-    needed_ms = int((alerting_settings().timeout_seconds * 2 + 5) * 1000)  # a webhook and the topic, worst case
+    needed_ms = int((alerting_settings().timeout_seconds + 5) * 1000)  # one attempt, worst case
     for record in SQSEvent(event).records:
         message_id = record.message_id or uuid.uuid4().hex
         if context.get_remaining_time_in_millis() < needed_ms:  # out of time: back on the queue at once, untried
@@ -50,7 +50,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
         lease = timedelta(milliseconds=context.get_remaining_time_in_millis()) + LEASE_MARGIN
         try:
             only = resend_channel(record.get("messageAttributes") or {})
-            outcome = assembly.alerting().handle(record.body, owner=message_id, lease=lease, only_channel=only)
+            outcome = assembly.alerting().handle(
+                record.body,
+                owner=message_id,
+                lease=lease,
+                only_channel=only,
+                time_left=lambda: timedelta(milliseconds=context.get_remaining_time_in_millis()),
+            )
         except Exception:
             logger.exception("alert not handled", extra={"messageId": message_id})
             failures.append({"itemIdentifier": message_id})

@@ -384,6 +384,9 @@ def grants_on_a_large_wallet(server: LocalServer) -> None:
         body = {"credits": "10", "price": price, "metadata": {"n": str(n)}, "appliesTo": {"meters": ["api_calls"]}}
         status, bought = call(server, "POST", f"{wallet}/purchases", body)
         assert status == 201, bought
+    # a threshold the taking adjustment crosses (405 -> 398): the alerting function reads the paged wallet's webhook
+    status, settings = call(server, "PUT", f"{wallet}/settings", {"thresholds": ["400"]})
+    assert status == 200, settings
     for adjustment in ({"credits": "+5", "reason": "goodwill"}, {"credits": "-7", "reason": "correction"}):
         status, adjusted = call(server, "POST", f"{wallet}/adjustments", adjustment)
         assert status == 201, adjusted

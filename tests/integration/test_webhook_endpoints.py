@@ -274,3 +274,38 @@ def test_an_event_whose_record_is_no_longer_kept_is_not_resent(
     deliver(stack)
     assert len(receiver.received) == 1
     assert {d["state"] for d in deliveries(stack, f"/webhook-endpoints/{created['id']}/deliveries")} == {"delivered"}
+
+
+def test_a_resend_that_would_not_be_sent_is_refused_and_a_record_without_its_message_is_not_found(
+    stack: Stack, receivers: tuple[Receiver, Receiver]
+) -> None:
+    # Given a purchase delivered to an endpoint, and a Balance Low delivered to a wallet's webhook
+    receiver, _ = receivers
+    created = endpoint(stack, receiver.url, [PURCHASED, LOW])
+    assert stack.api("PUT", "/rate-card", {"meters": {"api_calls": {"creditsPerUnit": "1"}}}).status == 200
+    buy(stack, "acme")
+    settings = {"thresholds": ["50"], "webhookUrl": receiver.url}
+    assert stack.api("PUT", "/wallets/acme/settings", settings).status == 200
+    assert stack.api("POST", "/usage", {"events": [usage_event("u1", "acme", "60")]}).status == 202
+    deliver(stack)
+    purchase = next(r.event_id for r in receiver.received if r.json()["type"] == PURCHASED)
+    alert = next(d["eventId"] for d in deliveries(stack, "/wallets/acme/webhook/deliveries"))
+    path = f"/webhook-endpoints/{created['id']}"
+    # When the endpoint no longer gets purchases, is disabled, and the wallet's webhook URL is removed
+    assert stack.api("PATCH", path, {"eventTypes": [LOW]}).status == 200
+    not_subscribed = stack.api("POST", f"{path}/deliveries/{purchase}/resend")
+    assert stack.api("PATCH", path, {"disabled": True}).status == 200
+    disabled = stack.api("POST", f"{path}/deliveries/{purchase}/resend")
+    assert stack.api("PATCH", "/wallets/acme/settings", {"webhookUrl": None}).status == 200
+    no_url = stack.api("POST", f"/wallets/acme/webhook/deliveries/{alert}/resend")
+    # Then each resend is refused with why (a 202 means a round of attempts is under way), and nothing is queued
+    reasons = [(a.status, a.body["error"]["details"][0]["reason"]) for a in (not_subscribed, disabled, no_url)]
+    assert reasons == [(409, "not_subscribed"), (409, "endpoint_disabled"), (409, "no_webhook_url")]
+    assert {d["state"] for d in deliveries(stack, f"{path}/deliveries")} == {"delivered"}
+    # And a delivery record kept from before deliveries held their message is not found, never a 500
+    key = {"PK": {"S": f"D#{alert}"}, "SK": {"S": "WEBHOOK"}}
+    table = boto3.client("dynamodb", region_name=REGION)
+    table.update_item(TableName=stack.name("WalletTable"), Key=key, UpdateExpression="REMOVE message")
+    assert stack.api("PATCH", "/wallets/acme/settings", {"webhookUrl": receiver.url}).status == 200
+    answer = stack.api("POST", f"/wallets/acme/webhook/deliveries/{alert}/resend")
+    assert (answer.status, answer.body["error"]["code"]) == (404, "delivery_not_found")

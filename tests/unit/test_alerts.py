@@ -27,6 +27,7 @@ from prepaid.application.webhooks import (
     wallet_webhook_secret,
 )
 from prepaid.domain.alerts import (
+    RETRY_GRACE,
     Alert,
     Backoff,
     Delivery,
@@ -467,3 +468,27 @@ def test_in_progress_and_queued_decide_whether_a_resend_may_start() -> None:
     # and the message it queued starts a new round at attempt 1
     decision = claim(again, event_id="ev-1", channel=WEBHOOK, owner="m-9", now=T0, lease=LEASE)
     assert attempt_of(decision) == ("m-9", 1, 3)
+
+
+def test_a_channel_that_might_not_finish_in_time_is_deferred_and_the_message_comes_back_at_once() -> None:
+    # Given three endpoints, and time for one attempt only (the function's invocation is nearly over)
+    world = World()
+    for name in "abc":
+        world.endpoints.add(f"ep_{name}", f"https://{name}.example.com/h", None, created_at=EARLIER)
+    left = iter([timedelta(seconds=30), timedelta(seconds=9), timedelta(seconds=8)])
+    # When the message is handled
+    outcome = world.service().handle(MESSAGE, owner="m-1", lease=LEASE, time_left=lambda: next(left, timedelta(0)))
+    # Then the first channel (the topic) is tried, the others are deferred, and the message comes back at once
+    assert list(outcome.results.values()) == ["delivered", "deferred", "deferred", "deferred", "deferred"]
+    assert outcome.retry_in == timedelta(0)
+    # And the next pass, with time enough, sends what was deferred and nothing twice
+    again = world.service().handle(MESSAGE, owner="m-1", lease=LEASE, time_left=lambda: timedelta(seconds=40))
+    assert list(again.results.values()) == ["already_delivered", "delivered", "delivered", "delivered", "delivered"]
+    assert again.retry_in is None
+    assert len(world.sender.sent) == 4  # the wallet's webhook and three endpoints, once each
+
+
+def test_a_failed_delivery_whose_retry_never_came_may_be_resent_after_the_grace() -> None:
+    failed_once = Delivery("ev-1", WEBHOOK, DeliveryState.FAILED, "m-1", 1, T0)  # its retry was due at T0
+    assert in_progress(failed_once, T0 + RETRY_GRACE - timedelta(seconds=1))
+    assert not in_progress(failed_once, T0 + RETRY_GRACE)

@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 LEDGER_CURSOR = "ledger-cursor"  # the purpose a ledger cursor is signed for
 CARD_CURSOR = "card-cursor"  # the purpose a card listing's cursor is signed for
 WALLET_CURSOR = "wallet-cursor"  # the purpose a wallet listing's cursor is signed for
+ATTEMPT_MARGIN_SECONDS = 5  # beside a webhook's own deadline: its delivery record's writes, the secret's read
 DELIVERY_CURSOR = "delivery-cursor"  # the purpose a delivery listing's cursor is signed for
 
 
@@ -313,6 +314,7 @@ def alerting() -> AlertingService:
         endpoints=EndpointDirectory(endpoint_store(), endpoint_secrets()),
         allow_local_http=settings.allow_local_http,
         committed=store,
+        attempt_time=timedelta(seconds=settings.timeout_seconds + ATTEMPT_MARGIN_SECONDS),
     )
 
 

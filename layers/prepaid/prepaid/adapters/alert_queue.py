@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from prepaid.adapters.sqs import message_attributes
+from prepaid.application.ports import QueueUnavailable
 from prepaid.application.webhooks import DeadLetter
 
 if TYPE_CHECKING:
@@ -30,9 +33,12 @@ class AlertQueue:
 
     def resend(self, message: str, channel: str) -> None:
         """An event's message again (a resend through the API), for one channel: its `resendChannel` attribute."""
-        self._client.send_message(
-            QueueUrl=self.url, MessageBody=message, MessageAttributes=message_attributes({RESEND_CHANNEL: channel})
-        )
+        try:
+            self._client.send_message(
+                QueueUrl=self.url, MessageBody=message, MessageAttributes=message_attributes({RESEND_CHANNEL: channel})
+            )
+        except (BotoCoreError, ClientError) as error:
+            raise QueueUnavailable(self.url, 1) from error
 
 
 def resend_channel(attributes: dict[str, Any]) -> str | None:

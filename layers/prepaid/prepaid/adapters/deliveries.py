@@ -119,7 +119,7 @@ class DynamoDeliveryLog:
             Key={"PK": {"S": delivery_pk(event_id)}, "SK": {"S": channel.upper()}},
             ConsistentRead=True,
         ).get("Item")
-        if not found:
+        if not found or "message" not in found:  # (kept from before deliveries held their message: not resendable)
             return None
         item = from_attributes(found)
         return StoredDelivery(delivery_from_item(item), addressed_from(item["message"], item.get("deliveryEndpoint")))

@@ -5,6 +5,7 @@ first, and resending one delivery."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from prepaid.application.ports import Clock, IdFactory, WalletStore
+from prepaid.application.ports import Clock, IdFactory, QueueUnavailable, WalletStore
 from prepaid.application.provenance import CommittedEvents
 from prepaid.application.signing import Signer
 from prepaid.application.wallets import check_customer_id
@@ -27,7 +28,7 @@ from prepaid.application.webhooks import (
     wallet_endpoint,
     wallet_webhook_secret,
 )
-from prepaid.domain.alerts import Delivery, DeliveryState, alert_from_envelope, in_progress, queued
+from prepaid.domain.alerts import Alert, Delivery, DeliveryState, alert_from_envelope, in_progress, queued
 from prepaid.domain.errors import (
     DeliveryInProgress,
     DeliveryNotFound,
@@ -36,11 +37,13 @@ from prepaid.domain.errors import (
     EventNoLongerKept,
     InvalidCursor,
     InvalidRequest,
+    NotResendable,
     TooManyEndpoints,
     WalletNotFound,
 )
 from prepaid.domain.events import DETAIL_TYPES
 from prepaid.domain.rules import EVENT_ID
+from prepaid.domain.wallet import Wallet
 from prepaid.domain.webhook_endpoints import ENDPOINT_ID, MAX_DESCRIPTION, MAX_ENDPOINTS, WebhookEndpoint
 from prepaid.domain.webhook_urls import webhook_url_refusal
 
@@ -244,13 +247,23 @@ class WebhookEndpoints:
     def resend(self, endpoint_id: str, event_id: str) -> DeliveryView:
         """Send one event to the endpoint again, as a new round of attempts (a delivered one too)."""
         endpoint = self.endpoint(endpoint_id)
-        return self._resend(endpoint.endpoint_id, endpoint_channel(endpoint.endpoint_id), event_id)
+
+        def refusal(alert: Alert) -> str | None:  # what alerting would find, so a 202 is a round under way
+            if endpoint.disabled:
+                return "endpoint_disabled"
+            return None if endpoint.wants(alert.detail_type, alert.happened_at) else "not_subscribed"
+
+        return self._resend(endpoint.endpoint_id, endpoint_channel(endpoint.endpoint_id), event_id, refusal)
 
     def wallet_resend(self, customer_id: str, event_id: str) -> DeliveryView:
-        self._wallet_exists(customer_id)
-        return self._resend(wallet_endpoint(customer_id), WEBHOOK, event_id)
+        url = self._wallet(customer_id).settings.webhook_url
+        return self._resend(
+            wallet_endpoint(customer_id), WEBHOOK, event_id, lambda _: None if url else "no_webhook_url"
+        )
 
-    def _resend(self, endpoint: str, channel: str, event_id: str) -> DeliveryView:
+    def _resend(
+        self, endpoint: str, channel: str, event_id: str, refusal: Callable[[Alert], str | None]
+    ) -> DeliveryView:
         if not EVENT_ID.fullmatch(event_id):
             raise DeliveryNotFound(event_id=event_id)
         stored = self._history.stored(event_id, channel)
@@ -261,12 +274,20 @@ class WebhookEndpoints:
             raise DeliveryInProgress(event_id=event_id)
         if self._committed.committed_event(event_id) is None:  # alerting would dead-letter it as not committed
             raise EventNoLongerKept(event_id=event_id)
+        reason = refusal(stored.addressed.alert)
+        if reason is not None:
+            raise NotResendable(event_id=event_id, reason=reason)
         again = queued(stored.delivery, f"resend-{self._new_id()}", now + RESEND_LEASE)
         try:
             self._history.save(again, stored.addressed)
         except DeliveryConflict:  # a retry or another resend got there first
             raise DeliveryInProgress(event_id=event_id) from None
-        self._queue.resend(stored.addressed.message, channel)
+        try:
+            self._queue.resend(stored.addressed.message, channel)
+        except QueueUnavailable:  # not queued: the delivery is as it was, so the same request may be sent again
+            with contextlib.suppress(DeliveryConflict):
+                self._history.save(dataclasses.replace(stored.delivery, version=again.version + 1), stored.addressed)
+            raise
         return view_of(again, stored.addressed)
 
     def _page(self, endpoint: str, limit: int, cursor: str | None) -> DeliveryPage:
@@ -284,8 +305,13 @@ class WebhookEndpoints:
         return DeliveryPage(shown, next_cursor)
 
     def _wallet_exists(self, customer_id: str) -> None:
-        if self._wallets.load(check_customer_id(customer_id)) is None:
+        self._wallet(customer_id)
+
+    def _wallet(self, customer_id: str) -> Wallet:
+        found = self._wallets.load(check_customer_id(customer_id))
+        if found is None:
             raise WalletNotFound(customer_id=customer_id)
+        return found
 
     def _checked_url(self, url: str) -> str:
         refusal = webhook_url_refusal(url, allow_local_http=self._allow_local_http)

@@ -237,6 +237,7 @@ class AlertingService:
         endpoints: EndpointDirectory | None = None,
         allow_local_http: bool = False,
         committed: CommittedEvents | None = None,
+        attempt_time: timedelta = timedelta(seconds=10),
     ) -> None:
         self._directory = directory
         self._log = log
@@ -249,13 +250,24 @@ class AlertingService:
         self._endpoints = endpoints
         self._allow_local_http = allow_local_http  # plain http to this machine: the local stack and tests only
         self._committed = committed  # when given, only events found in the outbox are sent
+        self._attempt_time = attempt_time  # the most one channel's attempt takes (a webhook's deadline, and a margin)
 
-    def handle(self, message_body: str, *, owner: str, lease: timedelta, only_channel: str | None = None) -> Outcome:
+    def handle(
+        self,
+        message_body: str,
+        *,
+        owner: str,
+        lease: timedelta,
+        only_channel: str | None = None,
+        time_left: Callable[[], timedelta] | None = None,
+    ) -> Outcome:
         """Deliver the event one queue message carries, on every channel that has not had it yet (only on
         `only_channel` when given: a resend of one delivery).
 
         `owner` is the message's id; `lease` how long an attempt may take before another message may take over
-        (at least what is left of the invocation). A message that is not an event is dead-lettered at once.
+        (at least what is left of the invocation); `time_left` what is left of it: a channel is not started when
+        one attempt might not fit (it is `deferred`, and the message comes back at once for it). A message that is
+        not an event is dead-lettered at once.
         """
         try:
             alert = alert_from_envelope(json.loads(message_body))
@@ -273,6 +285,9 @@ class AlertingService:
         waits: list[timedelta] = []
         for channel in self._channels(alert, results):
             if only_channel is not None and channel.name != only_channel:
+                continue
+            if time_left is not None and time_left() < self._attempt_time:
+                results[channel.name], waits = "deferred", [*waits, timedelta(0)]
                 continue
             addressed = Addressed(alert, message_body, channel.endpoint)
             results[channel.name], wait = self._deliver(addressed, channel, owner, lease)

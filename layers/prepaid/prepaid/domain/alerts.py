@@ -38,6 +38,9 @@ ALERT_DETAIL_TYPES = (
     AUTO_RECHARGE_PURCHASED,
 )
 MAX_EVENT_ID = 128
+# How long past a failed delivery's retry time its message may still come (the queue's visibility timeout, 270 s,
+# and a busy queue): later, it is taken as lost and the delivery may be resent.
+RETRY_GRACE = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -245,9 +248,10 @@ def queued(delivery: Delivery, owner: str, until: datetime) -> Delivery:
 
 def in_progress(delivery: Delivery, now: datetime) -> bool:
     """Whether a round of attempts is under way: an attempt in flight, a retry to come, or a resend not yet
-    picked up (a resend whose message never came may be asked for again once its lease ran out)."""
-    if delivery.state is DeliveryState.FAILED:
-        return True
+    picked up. One whose message never came (lost after its receives ran out) may be resent once its lease, or its
+    retry's time and `RETRY_GRACE`, ran out."""
+    if delivery.state is DeliveryState.FAILED:  # its retry is due at lease_until; a retry lost for good is not
+        return delivery.lease_until + RETRY_GRACE > now
     return delivery.state in (DeliveryState.SENDING, DeliveryState.QUEUED) and delivery.lease_until > now
 
 

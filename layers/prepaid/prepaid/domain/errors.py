@@ -273,3 +273,13 @@ class EventNoLongerKept(DomainError):
 
     code: ClassVar[str] = "event_no_longer_kept"
     event_id: str
+
+
+@dataclass(frozen=True)
+class NotResendable(DomainError):
+    """A resend the alerting function would not send: the endpoint is disabled or no longer gets that type, or the
+    wallet has no webhook URL now."""
+
+    code: ClassVar[str] = "not_resendable"
+    event_id: str
+    reason: str

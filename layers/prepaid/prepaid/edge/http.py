@@ -132,6 +132,10 @@ _STATUS_AND_MESSAGE: dict[type[domain.DomainError], tuple[HTTPStatus, Callable[[
         lambda e: f"this deployment has {e.limit} webhook endpoints, the most it may; delete one first",
     ),
     domain.DeliveryNotFound: (HTTPStatus.NOT_FOUND, lambda e: f"no delivery of event {e.event_id} to this endpoint"),
+    domain.NotResendable: (
+        HTTPStatus.CONFLICT,
+        lambda e: f"event {e.event_id} would not be sent there now ({e.reason})",
+    ),
     domain.EventNoLongerKept: (
         HTTPStatus.CONFLICT,
         lambda e: f"event {e.event_id} is older than the 15 days its record is kept: it can no longer be resent",
