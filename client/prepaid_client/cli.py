@@ -255,8 +255,7 @@ def _webhooks_secret(client: PrepaidClient, args: argparse.Namespace, out: Conso
 
 
 def _webhooks_deliveries(client: PrepaidClient, args: argparse.Namespace, out: Console, err: Console) -> None:
-    target = {"customer_id": args.endpoint} if args.wallet else {"endpoint_id": args.endpoint}
-    deliveries = list(islice(client.iter_deliveries(**target, page_size=args.page_size), args.max))
+    deliveries = list(islice(client.iter_deliveries(**_target(args), page_size=args.page_size), args.max))
     if args.json:
         return _print_json(out, deliveries)
     table = Table("event", "type", "customer", "happened", "state", "attempts", "last failure", title="Deliveries")
@@ -268,9 +267,13 @@ def _webhooks_deliveries(client: PrepaidClient, args: argparse.Namespace, out: C
     return None
 
 
+def _target(args: argparse.Namespace) -> dict[str, str]:
+    """The endpoint a webhooks command names: an endpoint id, or with --wallet a customer's own webhook."""
+    return {"customer_id": args.endpoint} if args.wallet else {"endpoint_id": args.endpoint}
+
+
 def _webhooks_resend(client: PrepaidClient, args: argparse.Namespace, out: Console, err: Console) -> None:
-    target = {"customer_id": args.endpoint} if args.wallet else {"endpoint_id": args.endpoint}
-    queued = client.resend(args.event, **target)
+    queued = client.resend(args.event, **_target(args))
     if args.json:
         return _print_json(out, queued)
     out.print(f"event {queued.event_id} queued again ({queued.state})")

@@ -21,7 +21,7 @@ from prepaid.domain.ledger import EntryType, LedgerEntry
 from prepaid.domain.money import Money
 from prepaid_local.stack import Stack
 from support.aws import REGION
-from support.revenue import revenue_report
+from support.revenue import replayed_slices, revenue_report
 from support.usage import RATE_CARD, Queues, usage_event
 
 DAYS = [date(2027, 5, 3), date(2027, 5, 4), date(2027, 5, 5)]
@@ -220,13 +220,7 @@ def shards(draw: st.DrawFn) -> tuple[list[VersionEntries], list[tuple[int, int]]
         days = draw(st.lists(st.sampled_from([0, 1]), max_size=2))
         entries = tuple(_entry(FIRST_DAY + timedelta(days=d), 100) for d in days)
         stream.append(VersionEntries(customer, versions[customer], entries))
-    deliveries, done = [], 0
-    while done < len(stream):
-        start = draw(st.integers(0, done))
-        end = draw(st.integers(start + 1, len(stream)))
-        deliveries.append((start, end))
-        done = max(done, end)
-    return stream, deliveries
+    return stream, replayed_slices(draw, len(stream))
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

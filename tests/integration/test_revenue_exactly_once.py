@@ -17,7 +17,7 @@ from prepaid.domain.ledger import EntryType, LedgerEntry
 from prepaid.domain.money import Money
 from prepaid_local.stack import Stack
 from support.aws import REGION
-from support.revenue import revenue_report
+from support.revenue import replayed_slices, revenue_report
 
 PRICED = {"credits": "500", "price": {"amount": "5.00", "currency": "USD"}}
 DAY = datetime(2026, 11, 30, 12, tzinfo=UTC)
@@ -73,13 +73,7 @@ def streams_and_deliveries(draw: st.DrawFn) -> tuple[list[VersionEntries], list[
             for c in cents
         )
         stream.append(VersionEntries(customer, versions[customer], entries))
-    deliveries, done = [], 0
-    while done < len(stream):
-        start = draw(st.integers(0, done))
-        end = draw(st.integers(start + 1, len(stream)))
-        deliveries.append((start, end))
-        done = max(done, end)
-    return stream, deliveries
+    return stream, replayed_slices(draw, len(stream))
 
 
 def _purchased(store: DynamoRevenueStore) -> Decimal:

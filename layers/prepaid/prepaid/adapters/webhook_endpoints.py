@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from botocore.exceptions import ClientError
 
 from prepaid.adapters.items import from_attributes, to_attributes
+from prepaid.adapters.secrets import SecretValue
 from prepaid.application.webhook_endpoints import EndpointChanged
 from prepaid.domain.webhook_endpoints import WebhookEndpoint
 
@@ -118,10 +119,7 @@ class SecretsManagerEndpointSecrets:
         )
 
     def get(self, endpoint_id: str) -> str:
-        value = self._provider.get(self._prefix + endpoint_id, max_age=SECRET_CACHE_SECONDS)
-        if not isinstance(value, str):
-            raise TypeError("an endpoint secret must hold a string")  # never its value: it may be logged
-        return value
+        return SecretValue(self._prefix + endpoint_id, SECRET_CACHE_SECONDS, self._provider)().decode()
 
     def delete(self, endpoint_id: str) -> None:
         try:

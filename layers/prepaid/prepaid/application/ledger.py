@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from prepaid.application.cursors import after_text, query_key
 from prepaid.application.signing import Signer
-from prepaid.domain.errors import InvalidCursor, InvalidRequest, WalletNotFound
+from prepaid.domain.errors import InvalidRequest, WalletNotFound
 from prepaid.domain.ledger import EntryType, LedgerEntry
 from prepaid.domain.text import instant
 
@@ -37,8 +37,7 @@ class LedgerQuery:
 
     def fingerprint(self, customer_id: str) -> str:
         """Ties a cursor to the query it was handed out for."""
-        parts = [customer_id, self.type or "", *(instant(t) if t else "" for t in (self.start, self.end))]
-        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+        return query_key(customer_id, self.type or "", *(instant(t) if t else "" for t in (self.start, self.end)))
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ class Ledger:
         if query.start and query.end and query.start >= query.end:
             raise InvalidRequest(field="from", reason="before to")
         fingerprint = query.fingerprint(customer_id)
-        before = self._after(cursor, fingerprint) if cursor else None
+        before = after_text(self._signer(), cursor, fingerprint) if cursor else None
         found: list[tuple[str, LedgerEntry]] = []
         # Unfiltered, one more than the page tells whether there is a next page (and the store reads the cursor's
         # own entry first, to skip it); filtered, how many will match is unknown.
@@ -100,10 +99,3 @@ class Ledger:
             after = None
         next_cursor = self._signer().seal({"q": fingerprint, "after": after}) if after is not None else None
         return LedgerPage(shown, next_cursor)
-
-    def _after(self, cursor: str, fingerprint: str) -> str:
-        payload = self._signer().open(cursor)
-        if payload is None or payload.get("q") != fingerprint or not isinstance(payload.get("after"), str):
-            raise InvalidCursor()
-        after: str = payload["after"]
-        return after

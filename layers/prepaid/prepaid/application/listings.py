@@ -7,17 +7,16 @@ is signed and names the last item handed out, so items added later never shift a
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
+from prepaid.application.cursors import after_text, check_limit, opened, query_key
 from prepaid.application.ports import Clock, WalletStore
 from prepaid.application.signing import Signer
 from prepaid.application.wallets import check_customer_id
 from prepaid.domain.card import Card, CardStatus
-from prepaid.domain.errors import InvalidCursor, InvalidRequest, WalletNotFound
+from prepaid.domain.errors import InvalidCursor, WalletNotFound
 from prepaid.domain.wallet import Wallet
 
 MAX_PAGE = 200
@@ -48,16 +47,6 @@ class WalletPage:
     next_cursor: str | None
 
 
-def _check_limit(limit: int) -> None:
-    if isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE:
-        raise InvalidRequest(field="limit", reason=f"between 1 and {MAX_PAGE}")
-
-
-def _fingerprint(*parts: str) -> str:
-    """Ties a cursor to the query it was handed out for."""
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
-
-
 def _as_stored(customer_id: str, cards: list[Card]) -> list[Card]:
     return cards
 
@@ -85,9 +74,9 @@ class Listings:
         self, customer_id: str, status: CardStatus | None = None, limit: int = DEFAULT_PAGE, cursor: str | None = None
     ) -> CardPage:
         """A page of the wallet's cards, newest first; with `status`, only cards the API shows with it."""
-        _check_limit(limit)
+        check_limit(limit, MAX_PAGE)
         check_customer_id(customer_id)
-        query = _fingerprint(customer_id, status.value if status else "")
+        query = query_key(customer_id, status.value if status else "")
         after = self._card_after(cursor, query) if cursor else None
         every = self._store.every_card(customer_id)
         if every is None:
@@ -106,7 +95,7 @@ class Listings:
         return CardPage(self._completed(customer_id, shown), at, next_cursor)
 
     def _card_after(self, cursor: str, query: str) -> tuple[datetime, str]:
-        payload = self._opened(self._cards_signer(), cursor, query)
+        payload = opened(self._cards_signer(), cursor, query)
         after = payload.get("after")
         if not (isinstance(after, list) and len(after) == 2 and all(isinstance(part, str) for part in after)):
             raise InvalidCursor()
@@ -120,23 +109,14 @@ class Listings:
 
     def wallets(self, limit: int = DEFAULT_PAGE, cursor: str | None = None) -> WalletPage:
         """A page of the wallets, in customer id order."""
-        _check_limit(limit)
-        query = _fingerprint("wallets")
+        check_limit(limit, MAX_PAGE)
+        query = query_key("wallets")
         after = None
         if cursor:
-            after = self._opened(self._wallets_signer(), cursor, query).get("after")
-            if not isinstance(after, str):
-                raise InvalidCursor()
+            after = after_text(self._wallets_signer(), cursor, query)
         found = self._store.wallets_after(after, limit + 1)  # one more tells whether there is a next page
         shown = found[:limit]
         next_cursor = None
         if len(found) > limit:
             next_cursor = self._wallets_signer().seal({"q": query, "after": shown[-1].customer_id})
         return WalletPage(shown, self._clock(), next_cursor)
-
-    @staticmethod
-    def _opened(signer: Signer, cursor: str, query: str) -> dict[str, Any]:
-        payload = signer.open(cursor)
-        if payload is None or payload.get("q") != query:
-            raise InvalidCursor()
-        return payload

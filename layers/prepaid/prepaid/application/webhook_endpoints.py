@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
-import hashlib
 import json
 import secrets
 from collections.abc import Callable, Collection
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from prepaid.application.cursors import after_text, check_limit, query_key
 from prepaid.application.ports import Clock, IdFactory, QueueUnavailable, WalletStore
 from prepaid.application.provenance import CommittedEvents
 from prepaid.application.signing import Signer
@@ -35,7 +35,6 @@ from prepaid.domain.errors import (
     EndpointBusy,
     EndpointNotFound,
     EventNoLongerKept,
-    InvalidCursor,
     InvalidRequest,
     NotResendable,
     TooManyEndpoints,
@@ -291,15 +290,9 @@ class WebhookEndpoints:
         return view_of(again, stored.addressed)
 
     def _page(self, endpoint: str, limit: int, cursor: str | None) -> DeliveryPage:
-        if isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE:
-            raise InvalidRequest(field="limit", reason=f"between 1 and {MAX_PAGE}")
-        query = hashlib.sha256(f"deliveries\n{endpoint}".encode()).hexdigest()[:16]
-        after = None
-        if cursor:
-            payload = self._signer().open(cursor)
-            if payload is None or payload.get("q") != query or not isinstance(payload.get("after"), str):
-                raise InvalidCursor()
-            after = payload["after"]
+        check_limit(limit, MAX_PAGE)
+        query = query_key("deliveries", endpoint)
+        after = after_text(self._signer(), cursor, query) if cursor else None
         shown, last = self._history.page(endpoint, limit, after)
         next_cursor = self._signer().seal({"q": query, "after": last}) if last is not None else None
         return DeliveryPage(shown, next_cursor)
